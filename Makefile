@@ -1,0 +1,29 @@
+# The two README commands. Each sets up the virtual environment (.venv, exact pins from
+# requirements.lock) on first use, so both work on a fresh clone with only python3 present.
+PYTHON ?= python3
+VENV := .venv
+STAMP := $(VENV)/.rlx-installed
+
+.PHONY: quickstart test lint bench clean-venv
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --disable-pip-version-check -r requirements.lock
+	$(VENV)/bin/python -m pip install -q --disable-pip-version-check --no-deps -e .
+	@touch $(STAMP)
+
+quickstart: $(STAMP)
+	$(VENV)/bin/rlx train --algo ppo --env pendulum_swingup --seeds 8 --total-steps 300000 \
+		--out results/quickstart/pendulum_swingup --overwrite
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+bench: $(STAMP)
+	$(VENV)/bin/rlx bench --out results/bench
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,319 @@
+"""Proximal Policy Optimisation (Schulman et al. 2017) for continuous actions, whole-loop jittable.
+
+One `update` = collect ``unroll_length`` steps from ``num_envs`` auto-resetting envs with the
+current Gaussian policy, compute GAE advantages (bootstrapping on time-outs), then run
+``num_epochs`` passes of ``num_minibatches`` clipped-surrogate minibatch steps, and finally
+fold the rollout's observations into the running normaliser. The nesting of the scan bodies
+below *is* the algorithm: ``update -> _rollout(_env_step) -> gae -> _epoch -> _minibatch ->
+_loss``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import chex
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+from brax.envs.base import Env, State
+from rlx.envs import episode_length as default_episode_length
+from rlx.envs import observation_size, wrap_for_training
+
+from rlx import normalizer
+from rlx.config import hparam, static
+from rlx.distributions import gaussian_entropy, gaussian_log_prob, gaussian_sample
+from rlx.errors import RlxError
+from rlx.networks import GaussianPolicy, ValueNetwork
+from rlx.returns import gae
+
+DESCRIPTION = "PPO, continuous actions: clipped surrogate, GAE with time-out bootstrap, obs norm."
+
+
+@flax.struct.dataclass
+class Config:
+    """PPO settings. Static fields fix the program; hyperparameters are vmappable leaves."""
+
+    total_steps: int = static(300_000, "Env steps per run (all envs together).")
+    num_envs: int = static(100, "Parallel environments per run.")
+    unroll_length: int = static(30, "Steps collected per env per update.")
+    num_minibatches: int = static(6, "Minibatches per epoch (must divide num_envs*unroll_length).")
+    num_epochs: int = static(10, "Passes over each rollout batch.")
+    policy_hidden: tuple[int, ...] = static((64, 64), "Policy MLP hidden widths.")
+    value_hidden: tuple[int, ...] = static((64, 64), "Value MLP hidden widths.")
+    activation: str = static("tanh", "Hidden activation: tanh, relu, silu or elu.")
+    normalize_observations: bool = static(True, "Running mean/std observation normalisation.")
+    anneal_lr: bool = static(True, "Anneal the learning rate linearly to 0 over the budget.")
+    clip_value: bool = static(False, "Clip the value update to +-clip_eps around the old value.")
+    episode_length: int = static(0, "Episode time limit in steps (0: the environment's default).")
+    learning_rate: float = hparam(1e-3, "Adam step size (initial value when annealed).")
+    gamma: float = hparam(0.99, "Discount factor.")
+    gae_lambda: float = hparam(0.95, "GAE lambda.")
+    clip_eps: float = hparam(0.2, "Surrogate clip range epsilon.")
+    value_coef: float = hparam(0.5, "Value-loss weight.")
+    entropy_coef: float = hparam(0.0, "Entropy-bonus weight.")
+    max_grad_norm: float = hparam(0.5, "Global gradient-norm clip.")
+    reward_scaling: float = hparam(0.1, "Rewards are multiplied by this before GAE.")
+
+    @property
+    def steps_per_update(self) -> int:
+        """Env steps consumed by one update: num_envs * unroll_length."""
+        return self.num_envs * self.unroll_length
+
+    @property
+    def num_updates(self) -> int:
+        """Updates in the budget: total_steps / steps_per_update."""
+        return self.total_steps // self.steps_per_update
+
+    def validate(self) -> None:
+        """Raises RlxError naming the first bad value and what is allowed."""
+        for name in ("total_steps", "num_envs", "unroll_length", "num_minibatches", "num_epochs"):
+            if int(getattr(self, name)) <= 0:
+                raise RlxError(f"{name} must be a positive integer, got {getattr(self, name)}.")
+        if self.episode_length < 0:
+            raise RlxError(
+                f"episode_length must be >= 0 (0: env default), got {self.episode_length}."
+            )
+        if self.steps_per_update % self.num_minibatches:
+            raise RlxError(
+                f"num_minibatches={self.num_minibatches} must divide num_envs*unroll_length="
+                f"{self.steps_per_update}."
+            )
+        if self.total_steps % self.steps_per_update:
+            raise RlxError(
+                f"total_steps={self.total_steps} must be a multiple of num_envs*unroll_length="
+                f"{self.steps_per_update} (e.g. {max(1, round(self.total_steps / self.steps_per_update)) * self.steps_per_update})."
+            )
+        if self.activation not in ("tanh", "relu", "silu", "elu"):
+            raise RlxError(f"activation must be tanh, relu, silu or elu, got {self.activation!r}.")
+        if not all(w > 0 for w in (*self.policy_hidden, *self.value_hidden)):
+            raise RlxError("hidden layer widths must be positive integers.")
+        checks = {
+            "learning_rate": self.learning_rate > 0,
+            "gamma": 0 <= self.gamma <= 1,
+            "gae_lambda": 0 <= self.gae_lambda <= 1,
+            "clip_eps": self.clip_eps > 0,
+            "value_coef": self.value_coef >= 0,
+            "entropy_coef": self.entropy_coef >= 0,
+            "max_grad_norm": self.max_grad_norm > 0,
+            "reward_scaling": self.reward_scaling > 0,
+        }
+        allowed = {
+            "learning_rate": "> 0", "gamma": "in [0, 1]", "gae_lambda": "in [0, 1]",
+            "clip_eps": "> 0", "value_coef": ">= 0", "entropy_coef": ">= 0",
+            "max_grad_norm": "> 0", "reward_scaling": "> 0",
+        }  # fmt: skip
+        for name, ok in checks.items():
+            if not bool(jnp.all(jnp.asarray(ok))):
+                raise RlxError(f"{name} must be {allowed[name]}, got {getattr(self, name)}.")
+
+
+@flax.struct.dataclass
+class PPOState:
+    """Everything a run needs to continue: a plain pytree."""
+
+    config: Config
+    params: dict[str, Any]
+    opt_state: optax.OptState
+    obs_stats: normalizer.RunningStats
+    env_state: State
+    key: jax.Array
+    update_step: jax.Array
+
+
+class Transition(NamedTuple):
+    """One rollout step for every env ([T, N, ...] once stacked)."""
+
+    obs: jax.Array
+    action: jax.Array
+    log_prob: jax.Array
+    reward: jax.Array
+    termination: jax.Array
+    done: jax.Array
+    final_obs: jax.Array
+    episode_return: jax.Array
+
+
+class Batch(NamedTuple):
+    """Flattened, normalised training batch."""
+
+    obs: jax.Array
+    action: jax.Array
+    log_prob: jax.Array
+    value: jax.Array
+    advantage: jax.Array
+    target: jax.Array
+
+
+def _networks(env: Env, config: Config) -> tuple[GaussianPolicy, ValueNetwork]:
+    return (
+        GaussianPolicy(config.policy_hidden, env.action_size, config.activation),
+        ValueNetwork(config.value_hidden, config.activation),
+    )
+
+
+def _optimizer(config: Config) -> optax.GradientTransformation:
+    """Gradient clipping and Adam moments; the (annealed) step size is applied in `_minibatch`."""
+    return optax.chain(
+        optax.clip_by_global_norm(config.max_grad_norm), optax.scale_by_adam(eps=1e-5)
+    )
+
+
+def _training_env(env: Env, config: Config) -> Env:
+    length = config.episode_length or default_episode_length(env)
+    return wrap_for_training(env, length, resample=not hasattr(env, "sys"))
+
+
+def _normalize(state: PPOState, obs: jax.Array) -> jax.Array:
+    if state.config.normalize_observations:
+        return normalizer.normalize(state.obs_stats, obs)
+    return obs
+
+
+def init(key: jax.Array, env: Env, config: Config) -> PPOState:
+    """Initial parameters, optimiser state, normaliser and a batch of reset environments."""
+    policy_net, value_net = _networks(env, config)
+    k_policy, k_value, k_env, k_next = jax.random.split(key, 4)
+    obs_size = observation_size(env)
+    dummy = jnp.zeros((obs_size,), jnp.float32)
+    params = {"policy": policy_net.init(k_policy, dummy), "value": value_net.init(k_value, dummy)}
+    env_state = _training_env(env, config).reset(jax.random.split(k_env, config.num_envs))
+    return PPOState(
+        config=config,
+        params=params,
+        opt_state=_optimizer(config).init(params),
+        obs_stats=normalizer.init(obs_size),
+        env_state=env_state,
+        key=k_next,
+        update_step=jnp.zeros((), jnp.int32),
+    )
+
+
+def policy(state: PPOState, env: Env) -> Callable[..., jax.Array]:
+    """act(obs, key, deterministic=False) -> action in [-1, 1]: the Gaussian mean if deterministic."""
+    policy_net, _ = _networks(env, state.config)
+
+    def act(obs: jax.Array, key: jax.Array, deterministic: bool = False) -> jax.Array:
+        mean, log_std = policy_net.apply(state.params["policy"], _normalize(state, obs))
+        action = mean if deterministic else gaussian_sample(key, mean, log_std)
+        return jnp.clip(action, -1.0, 1.0)
+
+    return act
+
+
+def _rollout(env: Env, state: PPOState, key: jax.Array) -> tuple[State, Transition]:
+    """Runs the policy for unroll_length steps in every env; returns the new env state and [T, N] data."""
+    policy_net, _ = _networks(env, state.config)
+    tenv = _training_env(env, state.config)
+
+    def _env_step(env_state: State, step_key: jax.Array) -> tuple[State, Transition]:
+        mean, log_std = policy_net.apply(state.params["policy"], _normalize(state, env_state.obs))
+        action = gaussian_sample(step_key, mean, log_std)
+        nxt = tenv.step(env_state, jnp.clip(action, -1.0, 1.0))
+        truncation = nxt.info["truncation"]
+        return nxt, Transition(
+            obs=env_state.obs,
+            action=action,
+            log_prob=gaussian_log_prob(action, mean, log_std),
+            reward=nxt.reward,
+            termination=nxt.done * (1.0 - truncation),
+            done=nxt.done,
+            final_obs=nxt.info["final_obs"],
+            episode_return=nxt.info["episode_metrics"]["sum_reward"],
+        )
+
+    keys = jax.random.split(key, state.config.unroll_length)
+    return jax.lax.scan(_env_step, state.env_state, keys)
+
+
+def _loss(params: dict[str, Any], env: Env, config: Config, mb: Batch) -> tuple[jax.Array, dict]:
+    """L = -E[min(rho A, clip(rho, 1-eps, 1+eps) A)] + c_v L_V - c_H H, with rho = pi/pi_old."""
+    policy_net, value_net = _networks(env, config)
+    mean, log_std = policy_net.apply(params["policy"], mb.obs)
+    log_ratio = gaussian_log_prob(mb.action, mean, log_std) - mb.log_prob
+    ratio = jnp.exp(log_ratio)
+    adv = (mb.advantage - mb.advantage.mean()) / (mb.advantage.std() + 1e-8)
+    clipped = jnp.clip(ratio, 1.0 - config.clip_eps, 1.0 + config.clip_eps)
+    policy_loss = -jnp.mean(jnp.minimum(ratio * adv, clipped * adv))
+    value = value_net.apply(params["value"], mb.obs)
+    value_err = (value - mb.target) ** 2
+    if config.clip_value:
+        value_clipped = mb.value + jnp.clip(value - mb.value, -config.clip_eps, config.clip_eps)
+        value_err = jnp.maximum(value_err, (value_clipped - mb.target) ** 2)
+    value_loss = 0.5 * jnp.mean(value_err)
+    entropy = jnp.mean(gaussian_entropy(log_std))
+    total = policy_loss + config.value_coef * value_loss - config.entropy_coef * entropy
+    return total, {
+        "loss/policy": policy_loss,
+        "loss/value": value_loss,
+        "loss/entropy": entropy,
+        "loss/approx_kl": jnp.mean((ratio - 1.0) - log_ratio),
+        "loss/clip_frac": jnp.mean((jnp.abs(ratio - 1.0) > config.clip_eps).astype(jnp.float32)),
+    }
+
+
+def update(env: Env, state: PPOState) -> tuple[PPOState, dict[str, jax.Array]]:
+    """One PPO iteration: rollout, GAE, num_epochs x num_minibatches SGD steps, normaliser update."""
+    config = state.config
+    _, value_net = _networks(env, config)
+    key, k_roll, k_perm = jax.random.split(state.key, 3)
+    env_state, traj = _rollout(env, state, k_roll)
+    chex.assert_shape(traj.reward, (config.unroll_length, config.num_envs))
+
+    obs = _normalize(state, traj.obs)
+    values = value_net.apply(state.params["value"], obs)
+    next_values = value_net.apply(state.params["value"], _normalize(state, traj.final_obs))
+    advantages, targets = gae(
+        traj.reward * config.reward_scaling,
+        values,
+        next_values,
+        traj.termination,
+        traj.done,
+        config.gamma,
+        config.gae_lambda,
+    )
+    flat = Batch(obs, traj.action, traj.log_prob, values, advantages, targets)
+    flat = jax.tree.map(lambda x: x.reshape((-1, *x.shape[2:])), flat)
+
+    frac = 1.0 - state.update_step.astype(jnp.float32) / config.num_updates
+    lr = config.learning_rate * (frac if config.anneal_lr else 1.0)
+    tx = _optimizer(config)
+    grad_fn = jax.grad(lambda p, mb: _loss(p, env, config, mb), has_aux=True)
+
+    def _minibatch(carry, mb: Batch):
+        params, opt_state = carry
+        grads, info = grad_fn(params, mb)
+        steps, opt_state = tx.update(grads, opt_state, params)
+        params = jax.tree.map(lambda p, s: p - lr * s, params, steps)
+        return (params, opt_state), info
+
+    def _epoch(carry, epoch_key: jax.Array):
+        perm = jax.random.permutation(epoch_key, config.steps_per_update)
+        shuffled = jax.tree.map(
+            lambda x: x[perm].reshape((config.num_minibatches, -1, *x.shape[1:])), flat
+        )
+        return jax.lax.scan(_minibatch, carry, shuffled)
+
+    (params, opt_state), info = jax.lax.scan(
+        _epoch, (state.params, state.opt_state), jax.random.split(k_perm, config.num_epochs)
+    )
+    obs_stats = normalizer.update(state.obs_stats, traj.obs)
+
+    episodes = traj.done.sum()
+    metrics = {k: v.mean() for k, v in info.items()}
+    metrics["train/episodes"] = episodes
+    metrics["train/episode_return"] = (traj.done * traj.episode_return).sum() / jnp.maximum(
+        episodes, 1.0
+    )
+    metrics["train/learning_rate"] = jnp.asarray(lr, jnp.float32)
+    new_state = state.replace(
+        params=params,
+        opt_state=opt_state,
+        obs_stats=obs_stats,
+        env_state=env_state,
+        key=key,
+        update_step=state.update_step + 1,
+    )
+    return new_state, metrics

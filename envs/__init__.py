@@ -1,0 +1,146 @@
+"""Environments: every one a `brax.envs.base.Env`, resolved by name with `make`.
+
+Names: our pure-JAX environments (``pendulum_swingup``, ``cartpole_swingup``, ...) and Brax's,
+prefixed ``brax:`` (``brax:ant``; physics backend chosen with ``backend=``, default ``mjx``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib
+import io
+import warnings
+from collections.abc import Callable
+
+with contextlib.redirect_stdout(io.StringIO()):  # mujoco.mjx prints when optional `warp` is absent
+    from brax.envs.base import Env
+
+import jax
+from rlx.envs.wrappers import wrap_for_training
+
+from rlx.errors import RlxError, unknown
+
+BRAX_BACKENDS = ("mjx", "generalized", "positional", "spring")
+BRAX_EPISODE_LENGTH = 1000
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvSpec:
+    """A registered environment: how to build it and a one-line description."""
+
+    factory: Callable[..., Env]
+    description: str
+
+
+def _lazy(module: str, cls: str) -> Callable[..., Env]:
+    def build(**kwargs) -> Env:
+        return getattr(importlib.import_module(module), cls)(**kwargs)
+
+    return build
+
+
+_OWN: dict[str, EnvSpec] = {
+    "pendulum_swingup": EnvSpec(
+        _lazy("rlx.envs.pendulum", "PendulumSwingup"),
+        "Pendulum swing-up from hanging down, torque-limited (needs pumping); baseline controller.",
+    ),
+    "cartpole_swingup": EnvSpec(
+        _lazy("rlx.envs.cartpole", "CartpoleSwingup"),
+        "Cart-pole swing-up on a bounded track (leaving it terminates); baseline controller.",
+    ),
+}
+
+_BRAX: dict[str, str] = {
+    "ant": "Quadruped locomotion, 8-D action (Brax).",
+    "halfcheetah": "Planar cheetah running, 6-D action (Brax).",
+    "hopper": "Planar one-legged hopping, 3-D action (Brax).",
+    "humanoid": "3-D humanoid running, 17-D action (Brax).",
+    "humanoidstandup": "Humanoid getting up from the floor, 17-D action (Brax).",
+    "inverted_pendulum": "Cart-pole balance, 1-D action (Brax).",
+    "inverted_double_pendulum": "Double cart-pole balance, 1-D action (Brax).",
+    "pusher": "Arm pushing an object to a target, 7-D action (Brax).",
+    "reacher": "Two-link arm reaching a target, 2-D action (Brax).",
+    "walker2d": "Planar biped walking, 6-D action (Brax).",
+}
+
+# Brax environments that do not run on every backend; the first listed is the default. (Brax's
+# swimmer, generalized-only, is left out: brax 0.14.2's fluid model calls jnp.clip(a_min=...),
+# removed in jax 0.10.)
+_BRAX_BACKENDS_ONLY: dict[str, tuple[str, ...]] = {}
+
+
+def brax_backends(name: str) -> tuple[str, ...]:
+    """The physics backends a ``brax:*`` environment supports, its default first."""
+    return _BRAX_BACKENDS_ONLY.get(name.removeprefix("brax:"), BRAX_BACKENDS)
+
+
+def names() -> dict[str, str]:
+    """Every environment name with its one-line description."""
+    out = {name: spec.description for name, spec in _OWN.items()}
+    out.update({f"brax:{name}": desc for name, desc in _BRAX.items()})
+    return out
+
+
+def check_name(name: str) -> None:
+    """Raises RlxError naming the allowed environments if `name` is not one."""
+    if name not in names():
+        raise unknown("environment", name, names())
+
+
+def make(name: str, **kwargs) -> Env:
+    """Builds the environment `name` (unwrapped); keyword arguments go to its constructor.
+
+    For ``brax:*`` names, ``backend`` selects the physics (one of BRAX_BACKENDS).
+    """
+    check_name(name)
+    if name.startswith("brax:"):
+        from brax import envs as brax_envs
+
+        short = name.removeprefix("brax:")
+        allowed = brax_backends(name)
+        backend = kwargs.pop("backend", allowed[0])
+        if backend not in allowed:
+            raise unknown(f"backend for {name}", backend, allowed)
+        warnings.filterwarnings("ignore", message="Brax System, piplines")
+        try:
+            return brax_envs.get_environment(short, backend=backend, **kwargs)
+        except TypeError as err:
+            raise RlxError(f"bad keyword for environment {name!r}: {err}") from None
+    try:
+        return _OWN[name].factory(**kwargs)
+    except TypeError as err:
+        raise RlxError(f"bad keyword for environment {name!r}: {err}") from None
+
+
+def episode_length(env: Env) -> int:
+    """The env's default episode length (its `episode_length` attribute, else Brax's 1000)."""
+    return int(getattr(env, "episode_length", BRAX_EPISODE_LENGTH))
+
+
+def observation_size(env: Env) -> int:
+    """The observation width, found by abstract evaluation of `reset`.
+
+    Brax's own `observation_size` property runs a reset op by op (tens of seconds for MJX
+    physics on a CPU, even inside a jit trace); `jax.eval_shape` compiles and runs nothing.
+    """
+    return int(jax.eval_shape(env.reset, jax.random.PRNGKey(0)).obs.shape[-1])
+
+
+def is_brax(name: str) -> bool:
+    """True for Brax physics environments (whose resets are costly: no resampling)."""
+    return name.startswith("brax:")
+
+
+__all__ = [
+    "BRAX_BACKENDS",
+    "EnvSpec",
+    "brax_backends",
+    "check_name",
+    "episode_length",
+    "is_brax",
+    "make",
+    "names",
+    "observation_size",
+    "wrap_for_training",
+]

@@ -1,0 +1,1 @@
+"""Benchmarks: rlx's own algorithms against peer implementations (see :mod:`rlx.bench.peer`)."""

@@ -1,0 +1,181 @@
+"""The `rlx` command: list, train, bench.
+
+Every user error (bad name, value, budget) is one line on stderr, ``rlx: error: ...``, with exit
+code 2, no traceback, and nothing written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from rlx.errors import RlxError
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"rlx: error: {message}\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+def _setup_jax(args: argparse.Namespace) -> None:
+    """Persistent compilation cache, matmul precision and (optionally) the distributed runtime."""
+    import jax
+
+    cache = os.environ.get("RLX_COMPILATION_CACHE", str(Path.home() / ".cache" / "rlx" / "jax"))
+    if cache:
+        jax.config.update("jax_compilation_cache_dir", cache)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+    if getattr(args, "precision", None) and args.precision != "default":
+        jax.config.update("jax_default_matmul_precision", args.precision)
+    if getattr(args, "distributed", False):
+        # Reads the coordinator address, process count and id from the cluster environment
+        # (SLURM, Open MPI, Kubernetes, or JAX_COORDINATOR_ADDRESS/... set by hand).
+        jax.distributed.initialize()
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _env_kwargs(pairs: list[str], backend: str | None) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep:
+            raise RlxError(f"bad --env-set {pair!r}: expected name=value.")
+        try:
+            out[name] = float(text) if any(c in text for c in ".eE") else int(text)
+        except ValueError:
+            out[name] = text
+    if backend is not None:
+        out["backend"] = backend
+    return out
+
+
+def cmd_list(_: argparse.Namespace) -> int:
+    """Prints every environment and algorithm with a one-line description."""
+    from rlx import algorithm, envs
+
+    print("Environments:")
+    for name, desc in envs.names().items():
+        print(f"  {name:28s} {desc}")
+    print("Algorithms:")
+    for name, desc in algorithm.names().items():
+        print(f"  {name:28s} {desc}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Trains seeds x grid runs and writes the run record to --out."""
+    from rlx import algorithm, envs, record, runner
+    from rlx import config as cfg
+
+    module = algorithm.get(args.algo)
+    envs.check_name(args.env)
+    if args.backend is not None and not envs.is_brax(args.env):
+        raise RlxError(f"--backend applies to brax:* environments only, not {args.env!r}.")
+    out = Path(args.out)
+    record.check_out_dir(out, args.overwrite)
+    rp = runner.plan(
+        args.algo,
+        args.env,
+        seeds=args.seeds,
+        total_steps=args.total_steps,
+        overrides=cfg.parse_assignments(module.Config, args.set),
+        grid=cfg.parse_grid(module.Config, args.grid),
+        num_evals=args.num_evals,
+        eval_episodes=args.eval_episodes,
+        env_kwargs=_env_kwargs(args.env_set, args.backend),
+    )
+    _setup_jax(args)
+    rec = runner.run(rp, runs_per_slice=args.runs_per_slice, progress=not args.quiet)
+    record.write_run(out, rec, overwrite=args.overwrite)
+    print(record.console_summary(rec, out))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Runs the throughput benchmark and writes results/bench."""
+    from rlx.bench import throughput
+
+    _setup_jax(args)
+    throughput.main(args)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = _Parser(prog="rlx", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    sub.add_parser("list", help="list environments and algorithms").set_defaults(func=cmd_list)
+
+    train = sub.add_parser("train", help="train seeds x grid runs in one compiled program")
+    train.add_argument("--algo", required=True, help="algorithm name (see rlx list)")
+    train.add_argument("--env", required=True, help="environment name (see rlx list)")
+    train.add_argument("--seeds", type=_positive_int, default=8, help="number of seeds 0..N-1")
+    train.add_argument("--total-steps", type=_positive_int, default=None, help="env steps per run")
+    train.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                       help="override a config field (repeatable)")  # fmt: skip
+    train.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2",
+                       help="hyperparameter grid, vmapped in the same program (repeatable)")  # fmt: skip
+    train.add_argument("--env-set", action="append", default=[], metavar="NAME=VALUE",
+                       help="environment constructor keyword (repeatable)")  # fmt: skip
+    train.add_argument("--backend", default=None, help="physics backend for brax:* envs")
+    train.add_argument("--num-evals", type=_positive_int, default=10, help="evaluation points")
+    train.add_argument(
+        "--eval-episodes", type=_positive_int, default=16, help="episodes per evaluation"
+    )
+    train.add_argument("--runs-per-slice", type=_positive_int, default=None,
+                       help="run the batch in slices of this many runs (device memory)")  # fmt: skip
+    train.add_argument("--out", required=True, help="run directory to write")
+    train.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(func=cmd_train)
+
+    bench = sub.add_parser("bench", help="throughput benchmark: raw env vs PPO vs Brax PPO")
+    bench.add_argument("--out", default="results/bench", help="directory for the tables")
+    bench.add_argument("--quick", action="store_true", help="small budgets (CPU smoke run)")
+    bench.add_argument("--no-peer", action="store_true", help="skip the Brax PPO peer rows")
+    bench.add_argument("--envs", default=None, help="comma-separated env names to benchmark")
+    bench.add_argument("--seeds", default="1,8,32", help="comma-separated seed counts")
+    bench.set_defaults(func=cmd_bench)
+
+    for p in (train, bench):
+        p.add_argument("--precision", choices=("default", "high", "highest"), default="default",
+                       help="jax_default_matmul_precision (TF32 on GPUs unless 'highest')")  # fmt: skip
+        p.add_argument("--distributed", action="store_true",
+                       help="call jax.distributed.initialize() (multi-host runs)")  # fmt: skip
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except RlxError as err:
+        sys.stderr.write(f"rlx: error: {err}\n")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        sys.stderr.write("rlx: interrupted; nothing was written.\n")
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,59 @@
+"""Flax networks shared by every algorithm."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+ACTIVATIONS = {"tanh": nn.tanh, "relu": nn.relu, "silu": nn.silu, "elu": nn.elu}
+
+
+class MLP(nn.Module):
+    """Fully connected network with orthogonal initialisation; last layer scaled by `out_scale`."""
+
+    hidden: Sequence[int]
+    out: int
+    activation: str = "tanh"
+    out_scale: float = 1.0
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        act = ACTIVATIONS[self.activation]
+        for width in self.hidden:
+            x = act(nn.Dense(width, kernel_init=nn.initializers.orthogonal(np.sqrt(2.0)))(x))
+        return nn.Dense(self.out, kernel_init=nn.initializers.orthogonal(self.out_scale))(x)
+
+
+class GaussianPolicy(nn.Module):
+    """Diagonal Gaussian policy: state-dependent mean, state-independent log-std parameter.
+
+    Returns (mean, log_std) with log_std broadcast to the mean's shape.
+    """
+
+    hidden: Sequence[int]
+    action_size: int
+    activation: str = "tanh"
+    init_log_std: float = 0.0
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
+        mean = MLP(self.hidden, self.action_size, self.activation, out_scale=0.01)(obs)
+        log_std = self.param(
+            "log_std", nn.initializers.constant(self.init_log_std), (self.action_size,)
+        )
+        return mean, jnp.broadcast_to(log_std, mean.shape)
+
+
+class ValueNetwork(nn.Module):
+    """State-value network V(s) -> scalar."""
+
+    hidden: Sequence[int]
+    activation: str = "tanh"
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        return MLP(self.hidden, 1, self.activation, out_scale=1.0)(obs)[..., 0]

@@ -1,0 +1,181 @@
+"""Run records on disk: record.json (everything), curves.csv, final.csv and summary.md.
+
+A run directory is written atomically: into a hidden temporary sibling first, renamed into place
+only when complete, so an interrupted or failed run never leaves a half-written directory.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rlx.errors import RlxError
+from rlx.provenance import describe_hardware
+
+
+def check_out_dir(out: Path, overwrite: bool) -> None:
+    """Refuses an existing non-empty directory unless `overwrite`; checks the parent is writable."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+        raise RlxError(f"output directory {str(out)!r} exists and is not empty; pass --overwrite.")
+    parent = out.resolve().parent
+    probe = parent
+    while not probe.exists():
+        probe = probe.parent
+    if not os.access(probe, os.W_OK):
+        raise RlxError(f"cannot write under {str(probe)!r}.")
+
+
+def _grid_label(point: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in point.items())
+
+
+def _mean_std(values: list[float]) -> str:
+    arr = np.asarray([v for v in values if math.isfinite(v)], dtype=np.float64)
+    if arr.size == 0:
+        return "n/a"
+    return f"{arr.mean():.1f} ± {arr.std():.1f}"
+
+
+def curves_csv(record: dict[str, Any]) -> str:
+    """Long-format learning curves: one row per (run, evaluation point)."""
+    runs = record["runs"]
+    grid_keys = list(record["grid"])
+    metrics = sorted({k for r in runs for k in r["curve"] if k != "env_steps"})
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["run", "seed", *grid_keys, "env_steps", *metrics])
+    for r in runs:
+        curve = r["curve"]
+        for t, steps in enumerate(curve["env_steps"]):
+            values = [curve[m][t] if m in curve and t < len(curve[m]) else "" for m in metrics]
+            writer.writerow(
+                [r["run"], r["seed"], *(r["grid_point"][k] for k in grid_keys), steps, *values]
+            )
+    return buf.getvalue()
+
+
+def final_csv(record: dict[str, Any]) -> str:
+    """Per-run final metrics: one row per run."""
+    runs = record["runs"]
+    grid_keys = list(record["grid"])
+    metrics = sorted({k for r in runs for k in r["final"]})
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["run", "seed", *grid_keys, *metrics])
+    for r in runs:
+        writer.writerow([r["run"], r["seed"], *(r["grid_point"][k] for k in grid_keys),
+                         *(r["final"].get(m, "") for m in metrics)])  # fmt: skip
+    return buf.getvalue()
+
+
+def header(record: dict[str, Any]) -> list[str]:
+    """Provenance lines: hardware, versions, git revision, date, budget."""
+    prov = record["provenance"]
+    v = prov["versions"]
+    budget = record["budget"]
+    return [
+        f"- hardware: {describe_hardware(prov['hardware'])}",
+        f"- versions: python {v['python']}, jax {v['jax']}, flax {v['flax']}, optax {v['optax']}, "
+        f"brax {v['brax']}, mujoco {v['mujoco']}, mujoco-mjx {v['mujoco-mjx']}",
+        f"- git {prov['git']}, {prov['date']}, matmul precision {prov['matmul_precision']}",
+        f"- budget: {budget['total_steps_per_run']:,} env steps per run, {len(record['seeds'])} seeds, "
+        f"{budget['num_evals']} evaluations of {budget['eval_episodes']} deterministic episodes",
+    ]
+
+
+def summary_markdown(record: dict[str, Any]) -> str:
+    """The learning-curve table (eval return mean ± std over seeds at each evaluation point)."""
+    runs = record["runs"]
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in runs:
+        groups.setdefault(_grid_label(r["grid_point"]) or "default", []).append(r)
+    has_goal = any("eval/goal_reached" in r["curve"] for r in runs)
+    cols = []
+    for label in groups:
+        cols.append(f"return [{label}]" if len(groups) > 1 else "eval return")
+        if has_goal:
+            cols.append(f"goal rate [{label}]" if len(groups) > 1 else "goal rate")
+    lines = [
+        f"# {record['algo']} on {record['env']}",
+        "",
+        *header(record),
+        "",
+        "| env steps | " + " | ".join(cols) + " |",
+        "|---:|" + "---:|" * len(cols),
+    ]
+    steps = runs[0]["curve"]["env_steps"]
+    for t, step in enumerate(steps):
+        cells = []
+        for members in groups.values():
+            cells.append(_mean_std([m["curve"]["eval/return"][t] for m in members]))
+            if has_goal:
+                goal = [
+                    m["curve"].get("eval/goal_reached", [math.nan] * len(steps))[t] for m in members
+                ]
+                cells.append(f"{100 * float(np.mean(goal)):.0f}%")
+        lines.append(f"| {step:,} | " + " | ".join(cells) + " |")
+    t = record["timing"]
+    lines += [
+        "",
+        f"Mean ± std over seeds of the deterministic policy's episode return. "
+        f"Training throughput {t['env_steps_per_s']:,.0f} env steps/s over all runs "
+        f"({t['train_s']:.1f} s training, {t['compile_s']:.1f} s compiling, {t['eval_s']:.1f} s evaluating).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_run(out: Path, record: dict[str, Any], overwrite: bool = False) -> Path:
+    """Writes the record's files into `out` atomically; returns `out`."""
+    out = Path(out)
+    check_out_dir(out, overwrite)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        (tmp / "record.json").write_text(json.dumps(record, indent=1, default=float))
+        (tmp / "curves.csv").write_text(curves_csv(record))
+        (tmp / "final.csv").write_text(final_csv(record))
+        (tmp / "summary.md").write_text(summary_markdown(record))
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def console_summary(record: dict[str, Any], out: Path | None) -> str:
+    """A few lines for the terminal: final return per grid point, speed, where the files are."""
+    lines = []
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in record["runs"]:
+        groups.setdefault(_grid_label(r["grid_point"]) or "default", []).append(r)
+    for label, members in groups.items():
+        ret = _mean_std([m["final"]["eval/return"] for m in members])
+        goal = [m["final"].get("eval/goal_reached") for m in members]
+        goal_txt = (
+            f", goal reached {100 * float(np.mean(goal)):.0f}%" if goal[0] is not None else ""
+        )
+        first = _mean_std([m["curve"]["eval/return"][0] for m in members])
+        lines.append(
+            f"{record['algo']} on {record['env']} [{label}], {len(members)} seeds: "
+            f"final eval return {ret} (untrained {first}){goal_txt}"
+        )
+    t = record["timing"]
+    lines.append(
+        f"{t['env_steps_total']:,} env steps at {t['env_steps_per_s']:,.0f} steps/s; "
+        f"compile {t['compile_s']:.1f} s, wall {t['wall_s']:.1f} s"
+    )
+    if out is not None:
+        lines.append(f"run record: {out}/record.json; learning-curve table: {out}/summary.md")
+    return "\n".join(lines)

@@ -1,0 +1,74 @@
+"""Bad input: one error line naming the value and what is allowed, exit code 2, nothing written."""
+
+from __future__ import annotations
+
+import pytest
+
+from rlx import cli
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--algo", "ppoo"], "unknown algorithm 'ppoo'. Did you mean 'ppo'?"),
+        (["--env", "cartpole_swingupp"], "Did you mean 'cartpole_swingup'"),
+        (
+            ["--set", "learning_rat=1e-3"],
+            "unknown ppo setting 'learning_rat'. Did you mean 'learning_rate'?",
+        ),
+        (["--set", "gamma=high"], "bad value 'high' for 'gamma': expected float"),
+        (["--set", "num_envs=2.5"], "bad value '2.5' for 'num_envs': expected int"),
+        (["--set", "gamma"], "expected name=value"),
+        (["--set", "gamma=1.5"], "gamma must be in [0, 1], got 1.5"),
+        (["--total-steps", "0"], "--total-steps: expected a positive integer, got 0"),
+        (["--total-steps", "-3"], "expected a positive integer, got -3"),
+        (["--seeds", "zero"], "--seeds: expected a positive integer, got 'zero'"),
+        (
+            ["--total-steps", "3500"],
+            "total_steps=3500 must be a multiple of num_envs*unroll_length=3000",
+        ),
+        (
+            ["--set", "num_minibatches=7"],
+            "num_minibatches=7 must divide num_envs*unroll_length=3000",
+        ),
+        (["--num-evals", "7"], "num_evals=7 must divide the number of updates"),
+        (["--grid", "num_envs=8,16"], "cannot grid over static field 'num_envs'"),
+        (["--grid", "gamma="], "expected name=v1,v2"),
+        (["--backend", "mjx"], "--backend applies to brax:* environments only"),
+    ],
+)
+def test_bad_train_input(tmp_path, capsys, argv, expected):
+    out = tmp_path / "run"
+    base = {"--algo": "ppo", "--env": "pendulum_swingup"}
+    for flag in ("--algo", "--env"):
+        if flag in argv:
+            base.pop(flag)
+    args = ["train", *[x for kv in base.items() for x in kv], *argv, "--out", str(out)]
+    try:
+        code = cli.main(args)
+    except SystemExit as exc:  # argparse-level errors
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("rlx: error: ") and err.count("\n") == 1, err
+    assert expected in err
+    assert "Traceback" not in err
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_out_dir_is_refused(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "keep.txt").write_text("x")
+    code = cli.main(["train", "--algo", "ppo", "--env", "pendulum_swingup", "--out", str(out)])
+    assert code == 2
+    assert "exists and is not empty; pass --overwrite" in capsys.readouterr().err
+    assert (out / "keep.txt").read_text() == "x"
+
+
+def test_list_names_everything(capsys):
+    assert cli.main(["list"]) == 0
+    text = capsys.readouterr().out
+    for name in ("pendulum_swingup", "cartpole_swingup", "brax:ant", "brax:humanoid", "ppo"):
+        assert name in text

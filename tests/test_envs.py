@@ -1,0 +1,101 @@
+"""Every registered environment resets and steps under jit with the right shapes and no NaNs;
+Brax environments on every physics backend; the training wrappers keep time-outs apart from
+terminations and keep the final observation."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from rlx import envs
+from rlx.errors import RlxError
+
+
+def _rollout(env, steps: int = 3):
+    """Reset one env and take `steps` random actions, all inside one jit (one env, no vmap: the
+    cheapest program to compile for the physics envs)."""
+
+    def roll(key):
+        k_reset, k_act = jax.random.split(key)
+        state = env.reset(k_reset)
+
+        def body(s, k):
+            a = jax.random.uniform(k, (env.action_size,), minval=-1.0, maxval=1.0)
+            s = env.step(s, a)
+            return s, (s.obs, s.reward, s.done)
+
+        return jax.lax.scan(body, state, jax.random.split(k_act, steps))
+
+    return jax.jit(roll)(jax.random.PRNGKey(0))
+
+
+@pytest.mark.parametrize("name", sorted(envs.names()))
+def test_every_env_resets_and_steps(name):
+    env = envs.make(name)
+    _, (obs, reward, done) = _rollout(env)
+    assert obs.shape == (3, envs.observation_size(env))
+    assert reward.shape == done.shape == (3,)
+    assert obs.dtype == reward.dtype == jnp.float32
+    assert np.isfinite(np.asarray(obs)).all() and np.isfinite(np.asarray(reward)).all()
+
+
+@pytest.mark.parametrize("backend", envs.BRAX_BACKENDS)
+def test_brax_env_on_every_backend(backend):
+    env = envs.make("brax:inverted_pendulum", backend=backend)
+    _, (obs, reward, _) = _rollout(env, steps=5)
+    assert obs.shape == (5, envs.observation_size(env))
+    assert np.isfinite(np.asarray(obs)).all() and np.isfinite(np.asarray(reward)).all()
+
+
+def test_bad_names_and_backends():
+    with pytest.raises(RlxError, match="Did you mean 'pendulum_swingup'"):
+        envs.make("pendulum_swingupp")
+    with pytest.raises(RlxError, match="Allowed: generalized, mjx, positional, spring"):
+        envs.make("brax:ant", backend="warp")
+    with pytest.raises(RlxError, match="bad keyword"):
+        envs.make("pendulum_swingup", nonsense=1)
+
+
+def _wrapped_rollout(env, episode_length: int, steps: int, n: int = 4, action=None):
+    tenv = envs.wrap_for_training(env, episode_length)
+
+    def roll(key):
+        state = tenv.reset(jax.random.split(key, n))
+
+        def body(s, _):
+            a = jnp.ones((n, env.action_size)) if action is None else action
+            s = tenv.step(s, a)
+            return s, (s.obs, s.info["final_obs"], s.done, s.info["truncation"],
+                       s.info["episode_metrics"]["length"])  # fmt: skip
+
+        return jax.lax.scan(body, state, None, length=steps)
+
+    return jax.jit(roll)(jax.random.PRNGKey(3))
+
+
+def test_time_out_is_truncation_and_keeps_final_obs():
+    env = envs.make("pendulum_swingup")
+    _, (obs, final_obs, done, trunc, length) = _wrapped_rollout(env, episode_length=5, steps=12)
+    done, trunc = np.asarray(done), np.asarray(trunc)
+    np.testing.assert_array_equal(done[:, 0], [0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0])
+    np.testing.assert_array_equal(
+        trunc, done
+    )  # pendulum never terminates: every done is a time-out
+    assert float(length[4, 0]) == 5.0
+    # At the time-out the observation is a fresh reset, the final observation the reached state.
+    assert not np.allclose(obs[4], final_obs[4])
+    np.testing.assert_allclose(obs[3], final_obs[3])
+    # Resets resample: two episodes of the same env start from different states.
+    assert not np.allclose(obs[4, 0], obs[9, 0])
+
+
+def test_termination_is_not_truncation():
+    env = envs.make("cartpole_swingup")
+    _, (_, final_obs, done, trunc, _) = _wrapped_rollout(env, episode_length=500, steps=200)
+    done, trunc = np.asarray(done), np.asarray(trunc)
+    assert done.sum() > 0, "full force one way must drive the cart off the track"
+    assert trunc.sum() == 0
+    first = np.argmax(done[:, 0] > 0)
+    assert abs(float(final_obs[first, 0, 0])) > 2.4  # final cart position beyond the track limit
