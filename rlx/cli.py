@@ -113,6 +113,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     """Runs the throughput benchmark and writes results/bench."""
     from rlx.bench import throughput
 
+    os.environ["RLX_COMPILATION_CACHE"] = ""  # compile seconds are measured: no persistent cache
     _setup_jax(args)
     throughput.main(args)
     return 0
