@@ -42,7 +42,7 @@ CASES: dict[str, dict[str, Any]] = {
             policy_hidden=(64, 64), value_hidden=(64, 64), learning_rate=1e-3, gamma=0.99,
             gae_lambda=0.95, clip_eps=0.2, entropy_coef=0.0, reward_scaling=0.1,
             max_grad_norm=0.5, episode_length=200,
-        ),  # fmt: skip
+        ),
     },
     "brax:ant": {
         "backend": "mjx",
@@ -54,7 +54,7 @@ CASES: dict[str, dict[str, Any]] = {
             policy_hidden=(64, 64), value_hidden=(64, 64), learning_rate=3e-4, gamma=0.97,
             gae_lambda=0.95, clip_eps=0.2, entropy_coef=1e-3, reward_scaling=0.1,
             max_grad_norm=1.0, episode_length=1000,
-        ),  # fmt: skip
+        ),
     },
 }
 QUICK_SCALE = {"pendulum_swingup": 60_000, "brax:ant": 8_192}
