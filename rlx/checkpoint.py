@@ -49,7 +49,9 @@ class RunCheckpointer:
         """Writes checkpoint `step` (blocking until it is complete on disk)."""
         self._manager.save(
             step,
-            args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
+            args=ocp.args.Composite(
+                state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)
+            ),
             force=True,
         )
         self._manager.wait_until_finished()

@@ -35,7 +35,7 @@ from rlx.provenance import provenance
 WEIGHT_KEY = "train/episodes"
 
 
-def _donated_args() -> tuple[int, ...]:  # noqa: N802
+def _donated_args() -> tuple[int, ...]:
     """Donate the chunk's input state on accelerators (halves peak memory); not on the CPU,
     where donation saves little and an executable waiting on donated buffers was seen to hang
     (jax 0.10.2, 2 busy cores)."""
@@ -324,7 +324,11 @@ def run(
             configs = jax.tree.map(lambda x: _to_global(np.asarray(x), sharding), configs)
             programs = _build_programs(rp, env, keys, configs, sharding)
             timing["compile_s"] += programs.compile_s
-            if slice_size is None and not _fits_in_memory(programs, devices) and len(ids) > len(devices):
+            if (
+                slice_size is None
+                and not _fits_in_memory(programs, devices)
+                and len(ids) > len(devices)
+            ):
                 slice_size = max(len(devices), len(ids) // 2)
                 slices = _slices(len(runs), len(devices), slice_size)
                 continue  # recompile this slice at half the size
@@ -333,7 +337,9 @@ def run(
             else:
                 state = programs.init(keys, configs)
 
-            def record(chunk_index: int, state, train_metrics=None, ids=ids, keys=keys, programs=programs):
+            def record(
+                chunk_index: int, state, train_metrics=None, ids=ids, keys=keys, programs=programs
+            ):
                 t0 = time.perf_counter()
                 ev = _fetch(programs.evaluate(state, keys, jnp.int32(chunk_index)))
                 timing["eval_s"] += time.perf_counter() - t0
@@ -345,7 +351,10 @@ def run(
                     curve.setdefault("env_steps", []).append(chunk_index * steps_per_chunk)
                     bad = _finite_failure(metrics, j)
                     if bad is not None and str(i) not in failures:
-                        failures[str(i)] = {"env_steps": chunk_index * steps_per_chunk, "metric": bad}
+                        failures[str(i)] = {
+                            "env_steps": chunk_index * steps_per_chunk,
+                            "metric": bad,
+                        }
                     for key, value in metrics.items():
                         curve.setdefault(key, []).append(
                             float("nan") if str(i) in failures else float(value[j])
@@ -390,7 +399,13 @@ def run(
     run_rows = []
     for i, (g, seed) in enumerate(runs):
         final = {k: v[-1] for k, v in curves[i].items()}
-        row = {"run": i, "seed": seed, "grid_point": rp.points[g], "final": final, "curve": curves[i]}
+        row = {
+            "run": i,
+            "seed": seed,
+            "grid_point": rp.points[g],
+            "final": final,
+            "curve": curves[i],
+        }
         if str(i) in failures:
             row["failed"] = failures[str(i)]
         run_rows.append(row)

@@ -38,10 +38,21 @@ CASES: dict[str, dict[str, Any]] = {
         "num_evals": 10,
         "peer_seeds": 3,
         "ppo": dict(
-            total_steps=300_000, num_envs=100, unroll_length=30, num_minibatches=5, num_epochs=10,
-            policy_hidden=(64, 64), value_hidden=(64, 64), learning_rate=1e-3, gamma=0.99,
-            gae_lambda=0.95, clip_eps=0.2, entropy_coef=0.0, reward_scaling=0.1,
-            max_grad_norm=0.5, episode_length=200,
+            total_steps=300_000,
+            num_envs=100,
+            unroll_length=30,
+            num_minibatches=5,
+            num_epochs=10,
+            policy_hidden=(64, 64),
+            value_hidden=(64, 64),
+            learning_rate=1e-3,
+            gamma=0.99,
+            gae_lambda=0.95,
+            clip_eps=0.2,
+            entropy_coef=0.0,
+            reward_scaling=0.1,
+            max_grad_norm=0.5,
+            episode_length=200,
         ),
     },
     "brax:ant": {
@@ -50,17 +61,30 @@ CASES: dict[str, dict[str, Any]] = {
         "num_evals": 2,
         "peer_seeds": 1,
         "ppo": dict(
-            total_steps=24_576, num_envs=128, unroll_length=16, num_minibatches=4, num_epochs=4,
-            policy_hidden=(64, 64), value_hidden=(64, 64), learning_rate=3e-4, gamma=0.97,
-            gae_lambda=0.95, clip_eps=0.2, entropy_coef=1e-3, reward_scaling=0.1,
-            max_grad_norm=1.0, episode_length=1000,
+            total_steps=24_576,
+            num_envs=128,
+            unroll_length=16,
+            num_minibatches=4,
+            num_epochs=4,
+            policy_hidden=(64, 64),
+            value_hidden=(64, 64),
+            learning_rate=3e-4,
+            gamma=0.97,
+            gae_lambda=0.95,
+            clip_eps=0.2,
+            entropy_coef=1e-3,
+            reward_scaling=0.1,
+            max_grad_norm=1.0,
+            episode_length=1000,
         ),
     },
 }
 QUICK_SCALE = {"pendulum_swingup": 60_000, "brax:ant": 8_192}
 
 
-def raw_env_rate(name: str, backend: str | None, num_envs: int, episode_length: int, steps: int) -> dict:
+def raw_env_rate(
+    name: str, backend: str | None, num_envs: int, episode_length: int, steps: int
+) -> dict:
     """(a): env steps/s of the training-wrapped env under random actions, compile excluded."""
     env = envs.make(name, **({"backend": backend} if backend else {}))
     tenv = envs.wrap_for_training(env, episode_length, resample=not envs.is_brax(name))
@@ -84,7 +108,11 @@ def raw_env_rate(name: str, backend: str | None, num_envs: int, episode_length: 
     t0 = time.perf_counter()
     compiled(jax.random.PRNGKey(2)).block_until_ready()
     elapsed = time.perf_counter() - t0
-    return {"env_steps_per_s": num_envs * steps / elapsed, "compile_s": compile_s, "num_envs": num_envs}
+    return {
+        "env_steps_per_s": num_envs * steps / elapsed,
+        "compile_s": compile_s,
+        "num_envs": num_envs,
+    }
 
 
 def ours(name: str, case: dict, seeds: int, total_steps: int) -> dict:
@@ -104,7 +132,9 @@ def ours(name: str, case: dict, seeds: int, total_steps: int) -> dict:
         "train_s": rec["timing"]["train_s"],
         "final_return_mean": float(np.mean(finals)),
         "final_return_std": float(np.std(finals)),
-        "untrained_return_mean": float(np.mean([r["curve"]["eval/return"][0] for r in rec["runs"]])),
+        "untrained_return_mean": float(
+            np.mean([r["curve"]["eval/return"][0] for r in rec["runs"]])
+        ),
     }
 
 
@@ -231,12 +261,18 @@ def main(args: argparse.Namespace) -> None:
             raise unknown("bench environment", name, CASES)
     seed_counts = [int(s) for s in args.seeds.split(",")]
     out = Path(args.out)
-    report: dict[str, Any] = {"command": "rlx bench " + ("--quick" if args.quick else ""), "cases": {}}
+    report: dict[str, Any] = {
+        "command": "rlx bench " + ("--quick" if args.quick else ""),
+        "cases": {},
+    }
     for name in names:
         case = CASES[name]
         total = QUICK_SCALE[name] if args.quick else case["ppo"]["total_steps"]
         p = case["ppo"]
-        res: dict[str, Any] = {"total_steps": total, "settings": {k: v for k, v in p.items() if k != "total_steps"}}
+        res: dict[str, Any] = {
+            "total_steps": total,
+            "settings": {k: v for k, v in p.items() if k != "total_steps"},
+        }
         res["raw"] = {
             str(n): raw_env_rate(name, case["backend"], p["num_envs"] * n, p["episode_length"], 100)
             for n in seed_counts
