@@ -13,8 +13,7 @@ $(STAMP): requirements.lock pyproject.toml
 	@touch $(STAMP)
 
 quickstart: $(STAMP)
-	$(VENV)/bin/rlx train --algo ppo --env pendulum_swingup --seeds 8 --total-steps 300000 \
-		--out results/quickstart/pendulum_swingup --overwrite
+	$(VENV)/bin/rlx sweep sweeps/quickstart.toml --out runs/quickstart
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q

@@ -1,4 +1,4 @@
-"""The `rlx` command: list, train, bench.
+"""The `rlx` command: list, train, sweep, table, plot, bench.
 
 Every user error (bad name, value, budget) is one line on stderr, ``rlx: error: ...``, with exit
 code 2, no traceback, and nothing written.
@@ -109,6 +109,43 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Runs (or resumes) a sweep file, then writes its tables and plots."""
+    from rlx import sweep as sweep_mod
+    from rlx import table
+
+    sw = sweep_mod.load(args.file, quick=args.quick)
+    out = Path(args.out) if args.out else Path("results") / sw.name
+    _setup_jax(args)
+    sweep_mod.run_sweep(
+        sw, out, new=args.new, progress=not args.quiet, runs_per_slice=args.runs_per_slice,
+        tensorboard=args.tensorboard,
+    )  # fmt: skip
+    paths = table.write_tables(out) + table.write_plots(out)
+    print((out / "table.md").read_text())
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    """Writes table.md/.csv/.tex of a sweep results directory."""
+    from rlx import table
+
+    paths = table.write_tables(Path(args.dir))
+    print(paths[0].read_text())
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    """Writes the learning-curve and performance-profile PNGs of a sweep results directory."""
+    from rlx import table
+
+    paths = table.write_plots(Path(args.dir))
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     """Runs the throughput benchmark and writes results/bench."""
     from rlx.bench import throughput
@@ -149,6 +186,24 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=cmd_train)
 
+    sweep = sub.add_parser("sweep", help="run a sweep file (resumable), then its tables and plots")
+    sweep.add_argument("file", help="sweep file (TOML), e.g. sweeps/quickstart.toml")
+    sweep.add_argument("--quick", action="store_true", help="the file's CPU-scale budget")
+    sweep.add_argument("--out", default=None, help="results directory (default results/<name>)")
+    sweep.add_argument("--new", action="store_true",
+                       help="move a results directory of another configuration aside")  # fmt: skip
+    sweep.add_argument("--runs-per-slice", type=_positive_int, default=None,
+                       help="run each cell's batch in slices of this many runs")  # fmt: skip
+    sweep.add_argument("--tensorboard", action="store_true", help="also write TensorBoard events")
+    sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+    sweep.set_defaults(func=cmd_sweep)
+
+    for name, func, text in (("table", cmd_table, "Markdown/CSV/LaTeX tables"),
+                             ("plot", cmd_plot, "learning curves and performance profile PNGs")):  # fmt: skip
+        p = sub.add_parser(name, help=f"{text} of a sweep results directory")
+        p.add_argument("dir", help="results/<experiment>")
+        p.set_defaults(func=func)
+
     bench = sub.add_parser("bench", help="throughput benchmark: raw env vs PPO vs Brax PPO")
     bench.add_argument("--out", default="results/bench", help="directory for the tables")
     bench.add_argument("--quick", action="store_true", help="small budgets (CPU smoke run)")
@@ -157,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seeds", default="1,8,32", help="comma-separated seed counts")
     bench.set_defaults(func=cmd_bench)
 
-    for p in (train, bench):
+    for p in (train, sweep, bench):
         p.add_argument("--precision", choices=("default", "high", "highest"), default="default",
                        help="jax_default_matmul_precision (TF32 on GPUs unless 'highest')")  # fmt: skip
         p.add_argument("--distributed", action="store_true",

@@ -28,7 +28,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from rlx import algorithm, envs
 from rlx import config as cfg
 from rlx.checkpoint import RunCheckpointer
-from rlx.errors import RlxError
+from rlx.errors import RlxError, unknown
 from rlx.evaluation import evaluate
 from rlx.provenance import provenance
 
@@ -100,8 +100,6 @@ def plan(
     known = cfg.fields(module.Config)
     for key in list(overrides) + list(grid or {}):
         if key not in known:
-            from rlx.errors import unknown
-
             raise unknown(f"{algo} setting", key, known)
     for key, values in (grid or {}).items():
         if not cfg.is_hparam(known[key]):
@@ -118,6 +116,7 @@ def plan(
             f"total_steps/steps_per_update = {base.total_steps}/{base.steps_per_update} = "
             f"{base.num_updates}."
         )
+    envs.make(env, **dict(env_kwargs or {}))  # bad keywords or backends fail here, not mid-run
     return RunPlan(
         algo, env, dict(env_kwargs or {}), base, dict(grid or {}), tuple(seed_list),
         num_evals, eval_episodes,
@@ -265,6 +264,7 @@ def run(
     progress: bool = True,
     devices: Sequence[jax.Device] | None = None,
     checkpoint_dir: Path | None = None,
+    callback: Callable[[int, dict[int, dict[str, float]]], None] | None = None,
 ) -> dict[str, Any]:
     """Executes a plan and returns its run record (a JSON-ready dict; see `rlx.record`).
 
@@ -272,7 +272,8 @@ def run(
     earlier interrupted execution of the same plan (same `plan_hash`) resumes from its last
     checkpoint, ending with the same numbers as an uninterrupted run. A checkpoint of a
     different plan is refused. A run whose metrics turn NaN/Inf is marked failed at that env
-    step and its later points are NaN; the other runs of the batch go on.
+    step and its later points are NaN; the other runs of the batch go on. `callback(env_steps,
+    {run index: metrics})` is called at every evaluation point (for live logging).
     """
     module = algorithm.get(rp.algo)
     env = envs.make(rp.env, **rp.env_kwargs)
@@ -359,6 +360,14 @@ def run(
                         curve.setdefault(key, []).append(
                             float("nan") if str(i) in failures else float(value[j])
                         )
+                if callback is not None:
+                    callback(
+                        chunk_index * steps_per_chunk,
+                        {
+                            i: {k: float(v[j]) for k, v in metrics.items()}
+                            for j, i in enumerate(ids)
+                        },
+                    )
 
             def save(chunk_index: int, state, s_index=s_index, slice_size=slice_size) -> None:
                 if ckpt is not None:

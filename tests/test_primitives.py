@@ -1,4 +1,5 @@
-"""Running observation statistics against numpy over the concatenated data."""
+"""Small numerical building blocks: running observation statistics against numpy, and the
+orthogonal initialiser."""
 
 from __future__ import annotations
 
@@ -28,3 +29,17 @@ def test_identity_before_any_data():
     stats = normalizer.init(3)
     x = np.array([1.0, -2.0, 0.5], np.float32)
     np.testing.assert_allclose(normalizer.normalize(stats, x), x, rtol=1e-6)
+
+
+def test_orthogonal_init_is_orthonormal_and_scaled():
+    import jax.numpy as jnp
+
+    from rlx.networks import orthogonal
+
+    for shape in [(3, 64), (64, 64), (64, 1), (17, 256)]:
+        w = np.asarray(orthogonal(2.0)(jax.random.PRNGKey(0), shape)) / 2.0
+        gram = w.T @ w if shape[0] >= shape[1] else w @ w.T
+        np.testing.assert_allclose(gram, np.eye(gram.shape[0]), atol=1e-5)
+    a = orthogonal()(jax.random.PRNGKey(1), (8, 8))
+    b = orthogonal()(jax.random.PRNGKey(2), (8, 8))
+    assert not jnp.allclose(a, b)

@@ -1,0 +1,304 @@
+"""Benchmark tables and plots from the run records of a sweep directory (never typed by hand).
+
+`rlx table DIR` writes table.md, table.csv and table.tex; `rlx plot DIR` writes
+learning_curves.png and performance_profile.png. A row is one grid point of one cell
+(algorithm x environment): per-seed final scores (the last evaluation point) summarised as
+mean ± std and as the interquartile mean with a stratified-bootstrap 95% confidence interval.
+Runs that failed (NaN/Inf) are left out of the statistics and counted in the 'failed' column.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rlx import plots, stats
+from rlx.errors import RlxError
+from rlx.provenance import describe_hardware
+
+HEADLINE_LABELS = {"eval/return": "return", "eval/goal_reached": "goal rate"}
+
+
+def load_records(directory: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The sweep's meta (sweep.json) and the records of its finished cells, in sweep order."""
+    directory = Path(directory)
+    meta_path = directory / "sweep.json"
+    if not meta_path.is_file():
+        raise RlxError(f"{str(directory)!r} is not a sweep results directory (no sweep.json).")
+    meta = json.loads(meta_path.read_text())
+    records = []
+    for key, cell in meta["cells"].items():
+        path = directory / "cells" / cell["dir"] / "record.json"
+        if not path.is_file():
+            continue
+        rec = json.loads(path.read_text())
+        if rec.get("config_hash") != cell["hash"]:
+            raise RlxError(
+                f"{path} was written by a different configuration than {meta_path} "
+                f"(hash {rec.get('config_hash')} != {cell['hash']}) for cell {key}."
+            )
+        records.append(rec)
+    if not records:
+        raise RlxError(f"no finished cells in {str(directory)!r}; run `rlx sweep` first.")
+    return meta, records
+
+
+def _label(point: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in point.items())
+
+
+def rows(meta: dict[str, Any], records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (cell, grid point) with the statistics of each table metric."""
+    metrics = meta.get("table_metrics") or ["eval/return"]
+    out = []
+    for rec in records:
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for run in rec["runs"]:
+            groups.setdefault(_label(run["grid_point"]), []).append(run)
+        ref = meta.get("references", {}).get(f"{rec['algo']}/{rec['env']}")
+        for label, runs in groups.items():
+            ok = [r for r in runs if "failed" not in r]
+            row: dict[str, Any] = {
+                "algorithm": rec["algo"],
+                "environment": rec["env"],
+                "setting": label or "default",
+                "seeds": len(ok),
+                "failed": len(runs) - len(ok),
+                "failed_detail": [
+                    f"seed {r['seed']} at {r['failed']['env_steps']:,} steps ({r['failed']['metric']})"
+                    for r in runs
+                    if "failed" in r
+                ],
+                "env_steps": rec["budget"]["total_steps_per_run"],
+                "wall_s": rec["timing"]["wall_s"],
+                "env_steps_per_s": rec["timing"]["env_steps_per_s"],
+                "reference": ref,
+            }
+            for m in metrics:
+                scores = np.array([r["final"].get(m, math.nan) for r in ok], dtype=np.float64)
+                scores = scores[np.isfinite(scores)]
+                if scores.size == 0:
+                    row[m] = None
+                    continue
+                mean, std = stats.mean_std(scores)
+                point, lo, hi = stats.stratified_bootstrap_ci(scores, reps=2000, seed=0)
+                row[m] = {
+                    "mean": mean,
+                    "std": std,
+                    "iqm": point,
+                    "ci": [lo, hi],
+                    "n": int(scores.size),
+                }
+            out.append(row)
+    return out
+
+
+def _is_rate(metric: str) -> bool:
+    return metric.endswith("goal_reached") or metric.endswith("_rate")
+
+
+def _num(x: float, metric: str) -> str:
+    return f"{100 * x:.0f}%" if _is_rate(metric) else f"{x:.1f}"
+
+
+def _cells(row: dict[str, Any], metrics: list[str]) -> list[str]:
+    cells = []
+    for i, m in enumerate(metrics):
+        s = row[m]
+        if s is None:
+            cells += ["n/a"] * (3 if i == 0 else 1)
+            continue
+        if i == 0:
+            cells += [
+                f"{_num(s['mean'], m)} ± {_num(s['std'], m)}",
+                f"{_num(s['iqm'], m)} [{_num(s['ci'][0], m)}, {_num(s['ci'][1], m)}]",
+            ]
+            ref = row["reference"]
+            cells.append(f"{ref['value']:g}" if ref else "")
+        else:
+            cells.append(f"{_num(s['mean'], m)} ± {_num(s['std'], m)}")
+    return cells
+
+
+def _header_lines(meta: dict[str, Any], records: list[dict[str, Any]]) -> list[str]:
+    prov = records[0]["provenance"]
+    v = prov["versions"]
+    gits = sorted({r["provenance"]["git"] for r in records})
+    dates = sorted(r["provenance"]["date"] for r in records)
+    return [
+        f"- hardware: {describe_hardware(prov['hardware'])}",
+        f"- versions: python {v['python']}, jax {v['jax']}, flax {v['flax']}, optax {v['optax']}, "
+        f"brax {v['brax']}, mujoco {v['mujoco']}, mujoco-mjx {v['mujoco-mjx']}",
+        f"- git {', '.join(gits)}; runs from {dates[0]} to {dates[-1]}; matmul precision "
+        f"{prov['matmul_precision']}",
+        f"- budget: {'--quick profile' if meta.get('quick') else 'full budget'}; "
+        f"{records[0]['budget']['num_evals']} evaluations of {records[0]['budget']['eval_episodes']} "
+        "deterministic episodes; the score of a run is its last evaluation",
+    ]
+
+
+def markdown(meta: dict[str, Any], records: list[dict[str, Any]]) -> str:
+    """The Markdown table with its provenance header."""
+    metrics = meta.get("table_metrics") or ["eval/return"]
+    head = HEADLINE_LABELS.get(metrics[0], metrics[0])
+    cols = ["algorithm", "environment", "setting", "seeds", "env steps/run",
+            f"{head} mean ± std", f"{head} IQM [95% CI]", "reference"]  # fmt: skip
+    cols += [f"{HEADLINE_LABELS.get(m, m)} mean ± std" for m in metrics[1:]]
+    cols += ["wall-clock s", "env steps/s"]
+    lines = [f"# {meta['name']}", ""]
+    if meta.get("description"):
+        lines += [meta["description"], ""]
+    lines += _header_lines(meta, records)
+    lines += ["", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    notes = []
+    table_rows = rows(meta, records)
+    for row in table_rows:
+        seeds = f"{row['seeds']}" + (f" ({row['failed']} failed)" if row["failed"] else "")
+        cells = [
+            row["algorithm"],
+            row["environment"],
+            row["setting"],
+            seeds,
+            f"{row['env_steps']:,}",
+        ]
+        cells += _cells(row, metrics)
+        cells += [f"{row['wall_s']:.0f}", f"{row['env_steps_per_s']:,.0f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+        notes += [f"- {row['algorithm']}/{row['environment']}: {d}" for d in row["failed_detail"]]
+    refs = [(k, r) for k, r in (meta.get("references") or {}).items() if r.get("source")]
+    lines.append("")
+    lines.append(
+        "IQM: interquartile mean over seeds; CI: 95% stratified-bootstrap percentile interval "
+        "(2,000 resamples). Wall-clock and env steps/s are per cell (all its runs in one program)."
+    )
+    if refs:
+        lines += ["", "References:"] + [f"- {k}: {r['value']:g} ({r['source']})" for k, r in refs]
+    if notes:
+        lines += ["", "Failed runs (left out of the statistics):", *notes]
+    return "\n".join(lines) + "\n"
+
+
+def csv_text(meta: dict[str, Any], records: list[dict[str, Any]]) -> str:
+    """The same rows as CSV, with numbers unformatted."""
+    metrics = meta.get("table_metrics") or ["eval/return"]
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    head = ["algorithm", "environment", "setting", "seeds", "failed", "env_steps"]
+    for m in metrics:
+        head += [f"{m} mean", f"{m} std", f"{m} iqm", f"{m} ci_low", f"{m} ci_high"]
+    head += ["reference", "wall_s", "env_steps_per_s"]
+    writer.writerow(head)
+    for row in rows(meta, records):
+        line = [
+            row[k] for k in ("algorithm", "environment", "setting", "seeds", "failed", "env_steps")
+        ]
+        for m in metrics:
+            s = row[m]
+            line += [s["mean"], s["std"], s["iqm"], *s["ci"]] if s else [""] * 5
+        line += [
+            row["reference"]["value"] if row["reference"] else "",
+            row["wall_s"],
+            row["env_steps_per_s"],
+        ]
+        writer.writerow(line)
+    return buf.getvalue()
+
+
+def _tex(text: str) -> str:
+    for a, b in (
+        ("\\", r"\textbackslash{}"),
+        ("_", r"\_"),
+        ("%", r"\%"),
+        ("&", r"\&"),
+        ("#", r"\#"),
+    ):
+        text = text.replace(a, b)
+    return text.replace("±", r"$\pm$")
+
+
+def latex(meta: dict[str, Any], records: list[dict[str, Any]]) -> str:
+    """A booktabs tabular of the headline metric."""
+    metrics = meta.get("table_metrics") or ["eval/return"]
+    head = HEADLINE_LABELS.get(metrics[0], metrics[0])
+    lines = [
+        r"\begin{tabular}{lllrrll}",
+        r"\toprule",
+        f"Algorithm & Environment & Setting & Seeds & Env steps & {_tex(head)} mean $\\pm$ std "
+        r"& IQM [95\% CI] \\",
+        r"\midrule",
+    ]
+    for row in rows(meta, records):
+        c = _cells(row, metrics)
+        cells = [
+            row["algorithm"],
+            row["environment"],
+            row["setting"],
+            str(row["seeds"]),
+            f"{row['env_steps']:,}",
+            c[0],
+            c[1],
+        ]
+        lines.append(" & ".join(_tex(x) for x in cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", ""]
+    return "\n".join(lines)
+
+
+def write_tables(directory: Path) -> list[Path]:
+    """Writes table.md, table.csv and table.tex into the sweep directory."""
+    directory = Path(directory)
+    meta, records = load_records(directory)
+    out = []
+    for name, text in (
+        ("table.md", markdown(meta, records)),
+        ("table.csv", csv_text(meta, records)),
+        ("table.tex", latex(meta, records)),
+    ):
+        path = directory / name
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+        out.append(path)
+    return out
+
+
+def write_plots(directory: Path) -> list[Path]:
+    """Writes learning_curves.png and performance_profile.png into the sweep directory."""
+    directory = Path(directory)
+    meta, records = load_records(directory)
+    metric = meta.get("plot_metric") or "eval/return"
+    curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
+    finals: dict[str, dict[str, np.ndarray]] = {}
+    for rec in records:
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for run in rec["runs"]:
+            label = rec["algo"] + (f" [{_label(run['grid_point'])}]" if run["grid_point"] else "")
+            groups.setdefault(label, []).append(run)
+        for label, runs in groups.items():
+            steps = np.asarray(runs[0]["curve"]["env_steps"], dtype=np.float64)
+            scores = np.array(
+                [r["curve"].get(metric, [math.nan] * len(steps)) for r in runs], dtype=np.float64
+            )
+            for j, r in enumerate(runs):
+                if "failed" in r:
+                    scores[j] = math.nan
+            curves.setdefault(rec["env"], {})[label] = (steps, scores)
+            finals.setdefault(label, {})[rec["env"]] = scores[:, -1][np.isfinite(scores[:, -1])]
+    ylabel = HEADLINE_LABELS.get(metric, metric)
+    paths = [
+        plots.learning_curves(
+            curves, directory / "learning_curves.png", title=meta["name"], ylabel=ylabel
+        )
+    ]
+    if all(v.size for per_env in finals.values() for v in per_env.values()):
+        paths.append(
+            plots.performance_profile(
+                finals, directory / "performance_profile.png", title=meta["name"]
+            )
+        )
+    return paths

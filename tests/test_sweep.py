@@ -1,0 +1,225 @@
+"""Sweep files: validation of every kind of bad input, resume after kill -9 with identical
+numbers, refusal of a results directory of another configuration, per-run NaN failures, and
+table statistics against hand-computed values."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rlx import cli, sweep, table
+from rlx.errors import RlxError
+
+TINY = """
+name = "tiny"
+algorithms = ["ppo"]
+environments = ["pendulum_swingup"]
+seeds = 2
+total_steps = 384
+num_evals = 3
+eval_episodes = 2
+
+[settings.ppo]
+num_envs = 8
+unroll_length = 8
+num_minibatches = 2
+num_epochs = 2
+policy_hidden = [16]
+value_hidden = [16]
+"""
+
+
+def _write(tmp_path: Path, text: str, name: str = "s.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (lambda t: t.replace('name = "tiny"', 'name = "tiny'), "TOML syntax error"),
+        (lambda t: "seedz = 3\n" + t, ":1: unknown top-level key 'seedz'"),
+        (lambda t: t.replace("seeds = 2", 'seeds = "two"'), ":5: seeds must be int, got 'two'"),
+        (lambda t: t.replace("seeds = 2", "seeds = 0"), "seeds must be a positive integer, got 0"),
+        (
+            lambda t: t.replace('algorithms = ["ppo"]', 'algorithms = ["ppoo"]'),
+            "unknown algorithm 'ppoo'. Did you mean 'ppo'?",
+        ),
+        (
+            lambda t: t.replace('algorithms = ["ppo"]', "algorithms = []"),
+            "algorithms must be a non-empty list",
+        ),
+        (
+            lambda t: t.replace('"pendulum_swingup"]', '"pendulum"]'),
+            "unknown environment 'pendulum'",
+        ),
+        (lambda t: t + "\n[grid.ppo]\ngamma = []\n", "grid.ppo.gamma must be a non-empty list"),
+        (
+            lambda t: t + "\n[grid.ppo]\ngama = [0.9]\n",
+            "unknown setting 'gama'. Did you mean 'gamma'?",
+        ),
+        (lambda t: t + "\n[grid.ppo]\nnum_envs = [8, 16]\n", "grid.ppo.num_envs is a static field"),
+        (
+            lambda t: t.replace("num_epochs = 2", "num_epochs = 2.5"),
+            "settings.ppo.num_epochs must be int, got 2.5",
+        ),
+        (
+            lambda t: t.replace("num_epochs = 2", "num_epochs = 0"),
+            "num_epochs must be a positive integer, got 0",
+        ),
+        (
+            lambda t: t.replace("total_steps = 384", "total_steps = 400"),
+            "total_steps=400 must be a multiple of num_envs*unroll_length=64",
+        ),
+        (
+            lambda t: t + '\n[cell."ppo/cartpole_swingup"]\nnum_envs = 4\n',
+            "unknown cell key 'ppo/cartpole_swingup'",
+        ),
+        (lambda t: t + '\n[reference."ppo/pendulum_swingup"]\nsource = "x"\n', "needs value"),
+        (lambda t: t + "\n[table]\nmetrics = []\n", "[table] metrics must be a non-empty list"),
+        (
+            lambda t: t + "\n[environment.pendulum_swingup]\nmass = 2.0\n",
+            "bad keyword for environment 'pendulum_swingup'",
+        ),
+    ],
+)
+def test_bad_sweep_files_are_rejected_before_running(tmp_path, capsys, edit, expected):
+    path = _write(tmp_path, edit(TINY))
+    with pytest.raises(RlxError) as info:
+        sweep.load(path)
+    assert expected in str(info.value)
+    assert str(path) in str(info.value)
+    # and through the CLI: one line, exit 2, nothing written
+    out = tmp_path / "results"
+    assert cli.main(["sweep", str(path), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rlx: error: ") and err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(RlxError, match="does not exist"):
+        sweep.load(tmp_path / "nope.toml")
+
+
+def _final_returns(out: Path) -> list[float]:
+    rec = json.loads((out / "cells" / "ppo__pendulum_swingup" / "record.json").read_text())
+    return [r["curve"]["eval/return"] for r in rec["runs"]]
+
+
+def _sweep_cmd(path: Path, out: Path) -> list[str]:
+    return [sys.executable, "-m", "rlx.cli", "sweep", str(path), "--out", str(out), "--quiet"]
+
+
+def test_resume_after_kill_gives_identical_numbers(tmp_path):
+    path = _write(tmp_path, TINY)
+    env = dict(os.environ, RLX_COMPILATION_CACHE=str(tmp_path / "cache"))
+    straight = tmp_path / "straight"
+    subprocess.run(
+        _sweep_cmd(path, straight), env=env, check=True, capture_output=True, timeout=600
+    )
+
+    resumed = tmp_path / "resumed"
+    killed = subprocess.run(
+        _sweep_cmd(path, resumed), env={**env, "RLX_TEST_KILL_AT_CHECKPOINT": "2"},
+        capture_output=True, timeout=600,
+    )  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL
+    assert not (resumed / "cells" / "ppo__pendulum_swingup" / "record.json").exists()
+    assert (resumed / "checkpoints" / "ppo__pendulum_swingup").is_dir()
+    again = subprocess.run(
+        _sweep_cmd(path, resumed), env=env, capture_output=True, text=True, timeout=600
+    )
+    assert again.returncode == 0, again.stderr[-2000:]
+    np.testing.assert_array_equal(_final_returns(resumed), _final_returns(straight))
+    rec = json.loads((resumed / "cells" / "ppo__pendulum_swingup" / "record.json").read_text())
+    assert rec["execution"]["resumed"] is True
+    assert not (resumed / "checkpoints").exists()
+    for name in (
+        "table.md",
+        "table.csv",
+        "table.tex",
+        "learning_curves.png",
+        "performance_profile.png",
+    ):
+        assert (resumed / name).is_file()
+
+    # A finished sweep started again skips its cells.
+    third = subprocess.run(
+        _sweep_cmd(path, resumed), env=env, capture_output=True, text=True, timeout=600
+    )
+    assert "finished earlier, skipped" in third.stdout
+
+
+def test_results_of_another_configuration_are_refused(tmp_path, capsys):
+    out = tmp_path / "res"
+    first = sweep.load(_write(tmp_path, TINY))
+    sweep.prepare_dir(first, out, new=False)
+    (out / "marker").write_text("old")
+    changed = sweep.load(_write(tmp_path, TINY.replace("seeds = 2", "seeds = 3"), "b.toml"))
+    with pytest.raises(RlxError, match=r"different configuration .* pass --new"):
+        sweep.prepare_dir(changed, out, new=False)
+    sweep.prepare_dir(changed, out, new=True)
+    aside = [p for p in tmp_path.iterdir() if p.name.startswith("res.replaced-")]
+    assert len(aside) == 1 and (aside[0] / "marker").read_text() == "old"  # nothing lost
+    assert not (out / "marker").exists()
+
+
+def test_nan_run_fails_alone_and_is_marked_and_tensorboard_logs(tmp_path):
+    text = TINY + "\n[grid.ppo]\nreward_scaling = [0.1, 1e38]\n"
+    sw = sweep.load(_write(tmp_path, text))
+    out = tmp_path / "res"
+    sweep.run_sweep(sw, out, progress=False, tensorboard=True)
+    assert list((out / "tensorboard" / "ppo__pendulum_swingup").glob("events.out.tfevents.*"))
+    rec = json.loads((out / "cells" / "ppo__pendulum_swingup" / "record.json").read_text())
+    failed = [r for r in rec["runs"] if "failed" in r]
+    ok = [r for r in rec["runs"] if "failed" not in r]
+    assert {r["grid_point"]["reward_scaling"] for r in failed} == {1e38}
+    assert len(ok) == 2 and all(np.isfinite(r["curve"]["eval/return"]).all() for r in ok)
+    assert all(r["failed"]["env_steps"] > 0 for r in failed)
+    table.write_tables(out)
+    md = (out / "table.md").read_text()
+    assert "0 (2 failed)" in md and "Failed runs" in md
+
+
+def test_table_statistics_against_hand_computed_values(tmp_path):
+    finals = [1.0, 2.0, 3.0, 4.0, 100.0]
+    runs = [
+        {"run": i, "seed": i, "grid_point": {}, "final": {"eval/return": v},
+         "curve": {"env_steps": [0, 10], "eval/return": [0.0, v]}}
+        for i, v in enumerate(finals)
+    ]  # fmt: skip
+    prov = {"git": "abc", "date": "2026-11-25T00:00:00+00:00", "matmul_precision": "default",
+            "versions": {k: "x" for k in ("python", "jax", "flax", "optax", "brax", "mujoco", "mujoco-mjx")},
+            "hardware": {"backend": "cpu", "cpu": "test cpu", "cpu_cores": 2, "device_count": 1}}  # fmt: skip
+    rec = {"config_hash": "h", "algo": "ppo", "env": "pendulum_swingup", "runs": runs, "provenance": prov,
+           "budget": {"total_steps_per_run": 10, "num_evals": 1, "eval_episodes": 1},
+           "timing": {"wall_s": 1.0, "env_steps_per_s": 50.0}}  # fmt: skip
+    (tmp_path / "cells" / "c").mkdir(parents=True)
+    (tmp_path / "cells" / "c" / "record.json").write_text(json.dumps(rec))
+    meta = {"name": "t", "cells": {"ppo/pendulum_swingup": {"dir": "c", "hash": "h"}},
+            "table_metrics": ["eval/return"], "references": {"ppo/pendulum_swingup": {"value": -150, "source": "paper"}}}  # fmt: skip
+    (tmp_path / "sweep.json").write_text(json.dumps(meta))
+    (row,) = table.rows(*table.load_records(tmp_path))
+    s = row["eval/return"]
+    assert s["mean"] == pytest.approx(22.0)
+    assert s["std"] == pytest.approx(np.sqrt(np.mean((np.array(finals) - 22.0) ** 2)))
+    assert s["iqm"] == pytest.approx(3.0)  # 5 runs: drop one from each end, mean of 2, 3, 4
+    assert s["ci"][0] <= 3.0 <= s["ci"][1] and s["ci"][0] >= 1.0 and s["ci"][1] <= 100.0
+    md = table.markdown(*table.load_records(tmp_path))
+    assert "| ppo | pendulum_swingup | default | 5 | 10 | 22.0 ± 39.0 | 3.0 [" in md
+    assert "| -150 |" in md and "paper" in md and "test cpu" in md
+    assert "\\toprule" in table.latex(*table.load_records(tmp_path))
+    assert (
+        table.csv_text(*table.load_records(tmp_path))
+        .splitlines()[1]
+        .startswith("ppo,pendulum_swingup,default,5,0,10,22.0")
+    )
