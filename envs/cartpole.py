@@ -56,8 +56,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.linalg
 from brax.envs.base import Env, State
+from rlx.envs.control import dlqr
 
 
 def _wrap(angle):
@@ -134,8 +134,7 @@ class CartpoleSwingup(Env):
         B = ((self._rk4(s0, eps) - self._rk4(s0, -eps)) / (2 * eps)).reshape(4, 1)
         Q = np.diag([1.0, 1.0, 10.0, 1.0])
         R = np.array([[0.05]])
-        P = scipy.linalg.solve_discrete_are(A, B, Q, R)
-        K = np.linalg.solve(R + B.T @ P @ B, B.T @ P @ A)
+        K = dlqr(A, B, Q, R)
         return K.reshape(4).astype(np.float32)
 
     # ------------------------------------------------------------------ Env API

@@ -46,8 +46,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.linalg
 from brax.envs.base import Env, State
+from rlx.envs.control import dlqr
 
 
 def _wrap(angle: jax.Array) -> jax.Array:
@@ -99,8 +99,7 @@ class PendulumSwingup(Env):
         B = np.array([[b * dt**2], [b * dt]])
         Q = np.diag([1.0, 0.1])
         R = np.array([[0.1]])
-        P = scipy.linalg.solve_discrete_are(A, B, Q, R)
-        K = np.linalg.solve(R + B.T @ P @ B, B.T @ P @ A)
+        K = dlqr(A, B, Q, R)
         return K.reshape(2).astype(np.float32)
 
     @property

@@ -218,16 +218,23 @@ def _slices(n_runs: int, n_devices: int, runs_per_slice: int | None) -> list[tup
     return [(start, min(start + size, n_runs)) for start in range(0, n_runs, size)]
 
 
-def plan_hash(rp: RunPlan) -> str:
-    """SHA-256 of everything that determines a batch's numbers (not how it is executed)."""
-    spec = {
-        "format": 1,
+def _plan_spec(rp: RunPlan) -> dict[str, Any]:
+    """What a plan runs, as JSON-ready data (hashed, and copied into the run record)."""
+    return {
         "algo": rp.algo,
         "env": rp.env,
         "env_kwargs": rp.env_kwargs,
         "config": cfg.to_dict(rp.base_config),
         "grid": rp.grid,
         "seeds": list(rp.seeds),
+    }
+
+
+def plan_hash(rp: RunPlan) -> str:
+    """SHA-256 of everything that determines a batch's numbers (not how it is executed)."""
+    spec = {
+        "format": 1,
+        **_plan_spec(rp),
         "num_evals": rp.num_evals,
         "eval_episodes": rp.eval_episodes,
     }
@@ -421,12 +428,7 @@ def run(
     return {
         "kind": "rlx.run",
         "config_hash": digest,
-        "algo": rp.algo,
-        "env": rp.env,
-        "env_kwargs": rp.env_kwargs,
-        "config": cfg.to_dict(rp.base_config),
-        "grid": rp.grid,
-        "seeds": list(rp.seeds),
+        **_plan_spec(rp),
         "budget": {
             "total_steps_per_run": rp.base_config.total_steps,
             "num_evals": rp.num_evals,
