@@ -49,6 +49,14 @@ _OWN: dict[str, EnvSpec] = {
         _lazy("rlx.envs.cartpole", "CartpoleSwingup"),
         "Cart-pole swing-up on a bounded track (leaving it terminates); baseline controller.",
     ),
+    "underwater_drone": EnvSpec(
+        _lazy("rlx.envs.underwater_drone", "UnderwaterDrone"),
+        "AUV rising through a hole in the top wall, avoiding a contaminated zone; baseline PD.",
+    ),
+    "treasure_robot": EnvSpec(
+        _lazy("rlx.envs.treasure_robot", "TreasureRobot"),
+        "Constant-speed unicycle to a goal, optionally catching a moving treasure; baseline P-law.",
+    ),
 }
 
 _BRAX: dict[str, str] = {
@@ -127,6 +135,24 @@ def observation_size(env: Env) -> int:
     return int(jax.eval_shape(env.reset, jax.random.PRNGKey(0)).obs.shape[-1])
 
 
+def has_baseline(env: Env) -> bool:
+    """True if `env` ships a hand-made controller ``baseline_policy(obs) -> action``."""
+    return callable(getattr(env, "baseline_policy", None))
+
+
+def outcome_metrics(env: Env) -> tuple[str, ...]:
+    """Names of ``state.metrics`` whose value at an episode's last step is its outcome.
+
+    The env's ``episode_metrics`` attribute where it has one, else ``("goal_reached",)`` for
+    envs that report goal-set membership, else none (Brax's envs).
+    """
+    names = getattr(env, "episode_metrics", None)
+    if names is not None:
+        return tuple(names)
+    metrics = jax.eval_shape(env.reset, jax.random.PRNGKey(0)).metrics
+    return ("goal_reached",) if "goal_reached" in metrics else ()
+
+
 def is_brax(name: str) -> bool:
     """True for Brax physics environments (whose resets are costly: no resampling)."""
     return name.startswith("brax:")
@@ -138,9 +164,11 @@ __all__ = [
     "brax_backends",
     "check_name",
     "episode_length",
+    "has_baseline",
     "is_brax",
     "make",
     "names",
     "observation_size",
+    "outcome_metrics",
     "wrap_for_training",
 ]

@@ -14,7 +14,9 @@ An algorithm is a module in ``algos/`` (importable as ``rlx.algos.<name>``) that
   episodes finished in the iteration and are weighted by ``train/episodes`` when aggregated;
 - ``policy(state, env) -> act(obs, key, deterministic) -> action``: the acting function (it closes
   over params and normaliser), used for evaluation and export;
-- ``DESCRIPTION``: one line for ``rlx list``.
+- ``DESCRIPTION``: one line for ``rlx list``;
+- optionally ``check_env(env)``: raises RlxError for environments it cannot run on (called
+  when a run is planned, before anything is built).
 
 `env` is the unwrapped `brax.envs.base.Env`; algorithms wrap it themselves with
 `rlx.envs.wrap_for_training` (a trace-time, Python-only operation).
@@ -27,14 +29,27 @@ from types import ModuleType
 
 from rlx.errors import unknown
 
-ALGORITHMS: tuple[str, ...] = ("ppo",)
+# name -> "module" or "module:attribute" under rlx.algos (variants built from one module).
+ALGORITHMS: dict[str, str] = {
+    "ppo": "ppo",
+    "td3": "td3",
+    "sac": "sac",
+    "agency_td3": "agency_transfer:TD3",
+    "agency_sac": "agency_transfer:SAC",
+    "residual_td3": "residual:TD3",
+    "residual_sac": "residual:SAC",
+    "baseline": "baseline",
+}
 
 
 def get(name: str) -> ModuleType:
-    """The algorithm module `name`, or an RlxError listing the registered ones."""
+    """The algorithm `name` (a module, or a module-like namespace of a variant), or an RlxError
+    listing the registered ones."""
     if name not in ALGORITHMS:
         raise unknown("algorithm", name, ALGORITHMS)
-    return importlib.import_module(f"rlx.algos.{name}")
+    module, _, attr = ALGORITHMS[name].partition(":")
+    found = importlib.import_module(f"rlx.algos.{module}")
+    return getattr(found, attr) if attr else found
 
 
 def names() -> dict[str, str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import flax.struct
@@ -139,3 +140,15 @@ def to_dict(config: Any) -> dict[str, Any]:
             value = np.asarray(value).tolist()
         out[f.name] = list(value) if isinstance(value, tuple) else value
     return out
+
+
+def require(config: Any, **rules: tuple[Callable[[float], bool], str]) -> None:
+    """Checks hyperparameter ranges: ``name=(predicate, 'allowed')`` for each field.
+
+    Raises RlxError naming the first field whose value (every value of a grid) fails its
+    predicate, with the allowed range.
+    """
+    for name, (ok, allowed) in rules.items():
+        values = np.atleast_1d(np.asarray(getattr(config, name), dtype=np.float64))
+        if not all(ok(float(v)) for v in values):
+            raise RlxError(f"{name} must be {allowed}, got {getattr(config, name)}.")

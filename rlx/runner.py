@@ -116,7 +116,10 @@ def plan(
             f"total_steps/steps_per_update = {base.total_steps}/{base.steps_per_update} = "
             f"{base.num_updates}."
         )
-    envs.make(env, **dict(env_kwargs or {}))  # bad keywords or backends fail here, not mid-run
+    env_obj = envs.make(env, **dict(env_kwargs or {}))  # bad keywords fail here, not mid-run
+    check_env = getattr(module, "check_env", None)
+    if check_env is not None:  # e.g. algorithms that need a baseline controller
+        check_env(env_obj)
     return RunPlan(
         algo, env, dict(env_kwargs or {}), base, dict(grid or {}), tuple(seed_list),
         num_evals, eval_episodes,

@@ -1,0 +1,108 @@
+"""The environment's hand-made baseline controller alone: no learning, the reference row.
+
+``update`` steps ``num_envs`` auto-resetting envs for ``unroll_length`` steps with
+``pi_0(s)`` and reports the finished episodes' returns and outcomes, exactly as the learners'
+training metrics are reported; ``policy`` is ``pi_0`` (deterministic, the key is unused).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+from brax.envs.base import Env, State
+from rlx.envs import episode_length as default_episode_length
+from rlx.envs import outcome_metrics, wrap_for_training
+
+from rlx.config import static
+from rlx.errors import RlxError
+from rlx.offpolicy import check_baseline, episode_summary
+
+DESCRIPTION = "The env's baseline controller alone (no learning): the reference row of a table."
+
+
+@flax.struct.dataclass
+class Config:
+    """Settings of a baseline-only run (no hyperparameters)."""
+
+    total_steps: int = static(100_000, "Env steps per run (all envs together).")
+    num_envs: int = static(16, "Parallel environments per run.")
+    unroll_length: int = static(8, "Env steps per env per update.")
+    episode_length: int = static(0, "Episode time limit in steps (0: the environment's default).")
+
+    @property
+    def steps_per_update(self) -> int:
+        """Env steps consumed by one update: num_envs * unroll_length."""
+        return self.num_envs * self.unroll_length
+
+    @property
+    def num_updates(self) -> int:
+        """Updates in the budget: total_steps / steps_per_update."""
+        return self.total_steps // self.steps_per_update
+
+    def validate(self) -> None:
+        """Raises RlxError naming the first bad value and what is allowed."""
+        for name in ("total_steps", "num_envs", "unroll_length"):
+            if int(getattr(self, name)) <= 0:
+                raise RlxError(f"{name} must be a positive integer, got {getattr(self, name)}.")
+        if self.episode_length < 0:
+            raise RlxError(f"episode_length must be >= 0, got {self.episode_length}.")
+        if self.total_steps % self.steps_per_update:
+            raise RlxError(
+                f"total_steps={self.total_steps} must be a multiple of num_envs*unroll_length="
+                f"{self.steps_per_update}."
+            )
+
+
+@flax.struct.dataclass
+class BaselineState:
+    """Env states, RNG and the update counter."""
+
+    config: Config
+    env_state: State
+    key: jax.Array
+    update_step: jax.Array
+
+
+def _training_env(env: Env, config: Config) -> Env:
+    length = config.episode_length or default_episode_length(env)
+    return wrap_for_training(env, length, resample=not hasattr(env, "sys"))
+
+
+def check_env(env: Env) -> None:
+    """Refuses environments without a baseline controller."""
+    check_baseline(env, "baseline")
+
+
+def init(key: jax.Array, env: Env, config: Config) -> BaselineState:
+    """A batch of reset environments."""
+    k_env, k_next = jax.random.split(key)
+    env_state = _training_env(env, config).reset(jax.random.split(k_env, config.num_envs))
+    return BaselineState(config, env_state, k_next, jnp.zeros((), jnp.int32))
+
+
+def policy(state: BaselineState, env: Env) -> Callable[..., jax.Array]:
+    """act(obs, key, deterministic) = pi_0(obs)."""
+    return lambda obs, key, deterministic=False: env.baseline_policy(obs)
+
+
+def update(env: Env, state: BaselineState) -> tuple[BaselineState, dict[str, jax.Array]]:
+    """unroll_length steps of every env under pi_0; episode returns and outcomes."""
+    tenv = _training_env(env, state.config)
+    outcomes = outcome_metrics(env)
+
+    def _env_step(env_state: State, _):
+        nxt = tenv.step(env_state, env.baseline_policy(env_state.obs))
+        ends = {
+            "done": nxt.done,
+            "return": nxt.info["episode_metrics"]["sum_reward"],
+            **{m: nxt.metrics[m] for m in outcomes},
+        }
+        return nxt, ends
+
+    env_state, ends = jax.lax.scan(_env_step, state.env_state, None, state.config.unroll_length)
+    metrics = episode_summary(ends)
+    metrics["train/baseline_share"] = jnp.ones((), jnp.float32)
+    return state.replace(env_state=env_state, update_step=state.update_step + 1), metrics

@@ -1,0 +1,235 @@
+"""Treasure-collecting robot: a constant-speed unicycle that may catch a moving treasure on its
+way to a goal, pure JAX.
+
+The ``RobotNavigationConstSpeedCatch-v0`` task of Bolychev et al. (2026), "An
+Agency-Transferring Model-Free Policy Enhancement Technique": the baseline controller drives
+straight to the goal; a better policy also catches a randomly moving treasure first.
+
+Physical state (stored in ``State.pipeline_state``, a dict of fixed-shape arrays)::
+
+    robot    float32 (3,)  [x, y, θ]                    θ wrapped to [-π, π)
+    treasure float32 (5,)  [x₁, y₁, vx₁, vy₁, collected]
+    key      uint32  (2,)  PRNG key for the treasure's motion noise
+
+Workspace ``[0, 1]²``; goal ``p_g = (0, 0.5)``; goal set ``G = {p : ‖p - p_g‖ ≤ 0.05}``.
+
+Action (float32, shape ``(1,)``): in ``[-1, 1]`` (clipped inside ``step``), the turn rate
+``ω = π a ∈ [-π, π]`` rad/s.
+
+Robot dynamics (unicycle at constant speed ``v = 0.15``, ``dt = 0.05``)::
+
+    x' = clip(x + v dt cos θ, 0, 1),   y' = clip(y + v dt sin θ, 0, 1),   θ' = wrap(θ + ω dt)
+
+Treasure dynamics (while not collected; speed ``u = 0.12``, noise ``σ = 0.03``)::
+
+    w  = v₁ + σ ε,  ε ~ N(0, I₂)             v₁' = u w / ‖w‖
+    p₁' = p₁ + v₁' dt,  then reflected at the walls of [0, 1]²: a coordinate c < 0 becomes -c,
+          c > 1 becomes 2 - c, and the matching velocity component flips sign.
+
+Capture: the treasure is caught on the first step after which ``‖p - p₁‖ ≤ 0.08`` (the robot's
+position and the treasure's, both after the step). It is then gone: ``collected = 1``, it stops
+moving (its position stays at the capture point) and no longer counts. Its drawn radius is
+``0.05`` (informative only).
+
+Observation (float32, shape ``(9,)``)::
+
+    [x, y, cos θ, sin θ, x_g, y_g, x₁, y₁, r₁]
+
+with ``r₁ = 0.05`` (the treasure's radius, as in the original) while it is available and
+``r₁ = 0`` once it has been collected.
+
+Reward (our reading of the paper, on the state *after* the step)::
+
+    target = p₁ if the treasure is still available else p_g       (p_g on the capture step)
+    r = -‖p - target‖ - 0.2 |wrap(atan2(target - p) - θ)| / π + 50 · 1[capture on this step]
+
+Termination: ``done = 1`` on the step that ends in ``G``. Time-out truncation
+(``episode_length = 1000`` steps, 50 s) is left to the registry's Brax ``EpisodeWrapper``.
+
+Metrics (float32 scalars, present from ``reset``; all three are ``episode_metrics``):
+
+- ``goal_reached``: 1.0 while the robot is in ``G``;
+- ``treasure_collected``: 1.0 once the treasure has been caught (stays 1);
+- ``combined``: ``(goal_reached + treasure_collected) / 2``.
+
+Initial-state distribution: robot ``x ~ U(0.7, 0.9)``, ``y ~ U(0.1, 0.9)``, ``θ = π`` (facing
+the goal side). Treasure (our choice, the paper does not say): position ``~ U([0.1, 0.9]²)``,
+direction angle ``~ U(-π, π)``, speed ``0.12``.
+
+Baseline controller (``baseline_policy``): a P-law steering to the goal that ignores the
+treasure::
+
+    ω = clip(1.0 · wrap(atan2(y_g - y, x_g - x) - θ), -π, π),     a = ω / π
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from brax.envs.base import Env, State
+
+
+def _wrap(angle: jax.Array) -> jax.Array:
+    """Wrap an angle to ``[-π, π)``."""
+    return jnp.mod(angle + jnp.pi, 2.0 * jnp.pi) - jnp.pi
+
+
+def _reflect(pos: jax.Array, vel: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Mirror coordinates that left ``[0, 1]`` back inside and flip their velocity components."""
+    low, high = pos < 0.0, pos > 1.0
+    pos = jnp.where(low, -pos, jnp.where(high, 2.0 - pos, pos))
+    vel = jnp.where(low | high, -vel, vel)
+    return jnp.clip(pos, 0.0, 1.0), vel
+
+
+class TreasureRobot(Env):
+    """Constant-speed unicycle that should catch a moving treasure before reaching the goal."""
+
+    episode_length: int = 1000
+    episode_metrics: tuple[str, ...] = ("goal_reached", "treasure_collected", "combined")
+
+    DT = 0.05
+    SPEED = 0.15
+    GOAL = (0.0, 0.5)
+    GOAL_RADIUS = 0.05
+    TREASURE_SPEED = 0.12
+    TREASURE_NOISE = 0.03
+    TREASURE_RADIUS = 0.05
+    CATCH_RADIUS = 0.08
+    TREASURE_REWARD = 50.0
+    HEADING_WEIGHT = 0.2
+    BASELINE_GAIN = 1.0
+
+    @property
+    def observation_size(self) -> int:
+        """Observation length: [x, y, cos θ, sin θ, x_g, y_g, x₁, y₁, r₁]."""
+        return 9
+
+    @property
+    def action_size(self) -> int:
+        """Action length: one normalised turn rate."""
+        return 1
+
+    @property
+    def backend(self) -> str:
+        """Physics backend name (pure JAX)."""
+        return "jax"
+
+    # ----------------------------------------------------------------------------- helpers
+
+    def _goal(self) -> jax.Array:
+        return jnp.array(self.GOAL, jnp.float32)
+
+    def _obs(self, ps: dict[str, jax.Array]) -> jax.Array:
+        """Observation [x, y, cos θ, sin θ, x_g, y_g, x₁, y₁, r₁] from the physical state."""
+        robot, tr = ps["robot"], ps["treasure"]
+        r1 = self.TREASURE_RADIUS * (1.0 - tr[4])
+        goal = self._goal()
+        return jnp.stack(
+            [
+                robot[0],
+                robot[1],
+                jnp.cos(robot[2]),
+                jnp.sin(robot[2]),
+                goal[0],
+                goal[1],
+                tr[0],
+                tr[1],
+                r1,
+            ]
+        ).astype(jnp.float32)
+
+    def in_goal(self, pos: jax.Array) -> jax.Array:
+        """True where ``‖pos - p_g‖ ≤ 0.05``."""
+        return jnp.linalg.norm(pos - self._goal(), axis=-1) <= self.GOAL_RADIUS
+
+    def _reward(self, ps: dict[str, jax.Array], captured: jax.Array) -> jax.Array:
+        """``-‖p - target‖ - 0.2 |heading error| / π + 50 · captured`` (see module docstring)."""
+        robot, tr = ps["robot"], ps["treasure"]
+        target = jnp.where(tr[4] > 0, self._goal(), tr[:2])
+        delta = target - robot[:2]
+        dist = jnp.linalg.norm(delta)
+        heading_err = _wrap(jnp.arctan2(delta[1], delta[0]) - robot[2])
+        r = (
+            -dist
+            - self.HEADING_WEIGHT * jnp.abs(heading_err) / jnp.pi
+            + self.TREASURE_REWARD * captured
+        )
+        return r.astype(jnp.float32)
+
+    def _metrics(self, ps: dict[str, jax.Array]) -> dict[str, jax.Array]:
+        goal = self.in_goal(ps["robot"][:2]).astype(jnp.float32)
+        collected = ps["treasure"][4].astype(jnp.float32)
+        return {
+            "goal_reached": goal,
+            "treasure_collected": collected,
+            "combined": (0.5 * (goal + collected)).astype(jnp.float32),
+        }
+
+    # ----------------------------------------------------------------------------- Env API
+
+    def reset(self, rng: jax.Array) -> State:
+        """Robot at ``(U(0.7, 0.9), U(0.1, 0.9))`` facing ``θ = π``; treasure uniform inside."""
+        if jnp.issubdtype(rng.dtype, jax.dtypes.prng_key):
+            rng = jax.random.key_data(rng)
+        k_rx, k_ry, k_tp, k_ta, k_next = jax.random.split(rng, 5)
+        rx = jax.random.uniform(k_rx, (), jnp.float32, 0.7, 0.9)
+        ry = jax.random.uniform(k_ry, (), jnp.float32, 0.1, 0.9)
+        robot = jnp.stack([rx, ry, jnp.float32(-np.pi)]).astype(jnp.float32)  # wrap(π) = -π
+        tpos = jax.random.uniform(k_tp, (2,), jnp.float32, 0.1, 0.9)
+        angle = jax.random.uniform(k_ta, (), jnp.float32, -np.pi, np.pi)
+        tvel = self.TREASURE_SPEED * jnp.stack([jnp.cos(angle), jnp.sin(angle)])
+        treasure = jnp.concatenate([tpos, tvel, jnp.zeros((1,), jnp.float32)]).astype(jnp.float32)
+        ps = {"robot": robot, "treasure": treasure, "key": k_next}
+        return State(
+            pipeline_state=ps,
+            obs=self._obs(ps),
+            reward=jnp.zeros((), jnp.float32),
+            done=jnp.zeros((), jnp.float32),
+            metrics=self._metrics(ps),
+            info={},
+        )
+
+    def step(self, state: State, action: jax.Array) -> State:
+        """Move the robot and the treasure by one step of dt, then check capture and the goal."""
+        ps = state.pipeline_state
+        robot, tr = ps["robot"], ps["treasure"]
+        key, k_noise = jax.random.split(ps["key"])
+        act = jnp.clip(jnp.asarray(action, jnp.float32).reshape(-1)[0], -1.0, 1.0)
+        omega = jnp.float32(np.pi) * act
+        # Robot: unicycle at constant speed.
+        x = jnp.clip(robot[0] + self.SPEED * self.DT * jnp.cos(robot[2]), 0.0, 1.0)
+        y = jnp.clip(robot[1] + self.SPEED * self.DT * jnp.sin(robot[2]), 0.0, 1.0)
+        th = _wrap(robot[2] + omega * self.DT)
+        new_robot = jnp.stack([x, y, th]).astype(jnp.float32)
+        # Treasure: noisy constant-speed motion with reflection, unless already collected.
+        collected = tr[4] > 0
+        w = tr[2:4] + self.TREASURE_NOISE * jax.random.normal(k_noise, (2,), jnp.float32)
+        vel = self.TREASURE_SPEED * w / jnp.maximum(jnp.linalg.norm(w), 1e-6)
+        pos, vel = _reflect(tr[:2] + vel * self.DT, vel)
+        pos = jnp.where(collected, tr[:2], pos)
+        vel = jnp.where(collected, tr[2:4], vel)
+        # Capture.
+        near = jnp.linalg.norm(new_robot[:2] - pos) <= self.CATCH_RADIUS
+        captured = (near & ~collected).astype(jnp.float32)
+        now_collected = jnp.maximum(tr[4], captured)
+        new_tr = jnp.concatenate([pos, vel, now_collected[None]]).astype(jnp.float32)
+        new_ps = {"robot": new_robot, "treasure": new_tr, "key": key}
+        metrics = self._metrics(new_ps)
+        return state.replace(
+            pipeline_state=new_ps,
+            obs=self._obs(new_ps),
+            reward=self._reward(new_ps, captured),
+            done=metrics["goal_reached"],
+            metrics={**state.metrics, **metrics},
+        )
+
+    def baseline_policy(self, obs: jax.Array) -> jax.Array:
+        """P-law on the bearing to the goal, ``ω = clip(wrap(bearing - θ), ±π)``; ``a = ω / π``."""
+        obs = jnp.asarray(obs, jnp.float32)
+        x, y, c, s, xg, yg = (obs[..., i] for i in range(6))
+        th = jnp.arctan2(s, c)
+        err = _wrap(jnp.arctan2(yg - y, xg - x) - th)
+        omega = jnp.clip(self.BASELINE_GAIN * err, -np.pi, np.pi)
+        return (omega / np.pi)[..., None].astype(jnp.float32)

@@ -1,0 +1,251 @@
+"""Underwater drone escaping through a hole while avoiding a contaminated zone, pure JAX.
+
+The ``UnderwaterDrone-v0`` task of Bolychev et al. (2026), "An Agency-Transferring Model-Free
+Policy Enhancement Technique": a planar autonomous underwater vehicle in the box
+``x ∈ [-2.5, 2.5]``, ``y ∈ [0, 4]`` must reach a hole in the top wall while keeping out of a
+contaminated region that its baseline controller ignores.
+
+Physical state (stored in ``State.pipeline_state``, float32, shape ``(9,)``)::
+
+    [x, y, θ, vx, vy, ω, frozen, max_depth, init_depth]
+
+``θ`` is the heading (the body x-axis points at angle ``θ`` in the world frame), kept wrapped
+to ``[-π, π)``; ``frozen`` is 1 once the drone has entered the goal set; ``max_depth`` is the
+running maximum of the penetration depth (below) over the episode so far, ``init_depth`` the
+depth of the initial state.
+
+Action (float32, shape ``(2,)``): in ``[-1, 1]`` (clipped inside ``step``); body-frame thrusts
+``F_long = 1.0 a₀ ∈ [-1, 1]`` (along the heading) and ``F_lat = 0.5 a₁ ∈ [-0.5, 0.5]``
+(sideways, applied ``d = 0.2`` in front of the centre of mass, so it also turns the drone).
+
+Dynamics (explicit Euler, ``dt = 0.02``, ``m = 1``, ``I = 0.1``, quadratic drag ``C_d = 0.05``,
+gravity ``g = 0.5`` along ``-y``)::
+
+    F      = R(θ) [F_long, F_lat]ᵀ = [cos θ F_long - sin θ F_lat, sin θ F_long + cos θ F_lat]
+    v̇      = F / m - C_d |v| v / m + (0, -g)
+    ω̇      = d F_lat / I
+    v'     = v + v̇ dt,       ω' = ω + ω̇ dt
+    p'     = p + v' dt,      θ' = wrap(θ + ω' dt)
+
+then ``x' = clip(x', -2.5, 2.5)``, ``y' = clip(y', 0, 4)``, and a velocity component is set
+to 0 where its position coordinate was clipped (the drone stops against the wall).
+
+Goal set ``G`` (the hole in the top wall): ``y ≥ 4 - 1e-6`` and ``|x| ≤ 0.4``. A step that
+ends in ``G`` freezes the drone for good: its velocities are set to zero and from then on
+``step`` leaves the physical state unchanged (``metrics["goal_reached"]`` stays 1).
+
+Contaminated region ``C`` (as in the original code, ``x`` is *not* squared, so ``C`` is the
+region left of a parabola with vertex ``(0.81, 2)`` opening towards ``-x``)::
+
+    C = {(x, y) : x / 0.81 + (y - 2)² / 0.36 ≤ 1}
+
+Penetration depth (our definition; the paper does not spell its own out)::
+
+    depth(x, y) = max(0, 1 - (x / 0.81 + (y - 2)² / 0.36))       # 0 outside C, > 0 inside
+
+Observation (float32, shape ``(7,)``): ``[x, y, cos θ, sin θ, vx, vy, ω]``.
+
+Reward (on the state *after* the step; for a frozen drone, on its frozen state)::
+
+    r = -0.25 (y - 4)² - 0.25 x² - 0.05 vx² - 0.05 vy² - 0.01 ω² - 5 · 1[(x, y) ∈ C]
+
+Termination: none, ``done`` is always 0 (a frozen drone simply stays put). Episodes are cut
+by the registry's time limit (``episode_length = 1500`` steps, 30 s).
+
+Metrics (float32 scalars, present from ``reset``; ``episode_metrics`` lists the ones whose
+value at the last step of an episode is its outcome):
+
+- ``goal_reached``: 1.0 once the drone is frozen in ``G``;
+- ``avoidance``: ``max(0, max_{t' ≤ t} depth(s_t') - depth(s_0))``, the deepest penetration
+  of ``C`` beyond the starting depth (lower is better);
+- ``in_contaminated``: 1.0 while the drone is in ``C``.
+
+Initial-state distribution: ``x ~ U(-1.25, 1.25)``, ``y ~ U(0, 4/3)``,
+``θ ~ U(π/2 - π/20, π/2 + π/20)`` (pointing up), ``vx, vy, ω ~ U(-0.2, 0.2)``.
+
+Baseline controller (``baseline_policy``): a PD law on the position that ignores ``C``::
+
+    F_y = 0.5 + 2.0 (4 - y) - 1.2 vy          # gravity compensation + PD towards the top
+    F_x = 1.5 (0 - x) - 0.8 vx                # PD towards the hole's centre line
+    F_long = cos θ F_x + sin θ F_y,   F_lat = -sin θ F_x + cos θ F_y      # R(θ)ᵀ F
+    a = clip([F_long / 1.0, F_lat / 0.5], -1, 1)
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from brax.envs.base import Env, State
+
+
+def _wrap(angle: jax.Array) -> jax.Array:
+    """Wrap an angle to ``[-π, π)``."""
+    return jnp.mod(angle + jnp.pi, 2.0 * jnp.pi) - jnp.pi
+
+
+class UnderwaterDrone(Env):
+    """Planar AUV that must rise through a hole in the top wall, avoiding a contaminated zone."""
+
+    episode_length: int = 1500
+    episode_metrics: tuple[str, ...] = ("goal_reached", "avoidance")
+
+    # Physical constants (see the module docstring).
+    DT = 0.02
+    MASS = 1.0
+    INERTIA = 0.1
+    DRAG = 0.05
+    LAT_OFFSET = 0.2
+    GRAVITY = 0.5
+    MAX_F_LONG = 1.0
+    MAX_F_LAT = 0.5
+    TOP_Y = 4.0
+    MAX_X = 2.5
+    HOLE_HALF_WIDTH = 0.4
+    GOAL_TOL = 1e-6
+    # Contaminated region x / C_X + (y - C_Y)² / C_YY ≤ 1.
+    C_X = 0.81
+    C_Y = 2.0
+    C_YY = 0.36
+    CONTAMINATION_PENALTY = 5.0
+    # Baseline PD gains.
+    KP_Y = 2.0
+    KD_Y = 1.2
+    KP_X = 1.5
+    KD_X = 0.8
+
+    @property
+    def observation_size(self) -> int:
+        """Observation length: [x, y, cos θ, sin θ, vx, vy, ω]."""
+        return 7
+
+    @property
+    def action_size(self) -> int:
+        """Action length: normalised longitudinal and lateral thrust."""
+        return 2
+
+    @property
+    def backend(self) -> str:
+        """Physics backend name (pure JAX)."""
+        return "jax"
+
+    # ----------------------------------------------------------------------------- helpers
+
+    def _obs(self, q: jax.Array) -> jax.Array:
+        """Observation [x, y, cos θ, sin θ, vx, vy, ω] from the physical state."""
+        x, y, th, vx, vy, om = q[0], q[1], q[2], q[3], q[4], q[5]
+        return jnp.stack([x, y, jnp.cos(th), jnp.sin(th), vx, vy, om]).astype(jnp.float32)
+
+    def region_value(self, x: jax.Array, y: jax.Array) -> jax.Array:
+        """``x / 0.81 + (y - 2)² / 0.36``; the contaminated region C is where this is ≤ 1."""
+        return x / self.C_X + (y - self.C_Y) ** 2 / self.C_YY
+
+    def in_contaminated(self, x: jax.Array, y: jax.Array) -> jax.Array:
+        """1.0 where ``(x, y) ∈ C``, else 0.0 (float32)."""
+        return (self.region_value(x, y) <= 1.0).astype(jnp.float32)
+
+    def depth(self, x: jax.Array, y: jax.Array) -> jax.Array:
+        """Penetration depth ``max(0, 1 - (x / 0.81 + (y - 2)² / 0.36))`` (0 outside C)."""
+        return jnp.maximum(0.0, 1.0 - self.region_value(x, y)).astype(jnp.float32)
+
+    def in_goal(self, x: jax.Array, y: jax.Array) -> jax.Array:
+        """True in the hole: ``y ≥ 4 - 1e-6`` and ``|x| ≤ 0.4``."""
+        return (y >= self.TOP_Y - self.GOAL_TOL) & (jnp.abs(x) <= self.HOLE_HALF_WIDTH)
+
+    def _reward(self, q: jax.Array) -> jax.Array:
+        """``-0.25 (y-4)² - 0.25 x² - 0.05 vx² - 0.05 vy² - 0.01 ω² - 5 · 1[C]`` on state q."""
+        x, y, vx, vy, om = q[0], q[1], q[3], q[4], q[5]
+        r = (
+            -0.25 * (y - self.TOP_Y) ** 2
+            - 0.25 * x**2
+            - 0.05 * vx**2
+            - 0.05 * vy**2
+            - 0.01 * om**2
+            - self.CONTAMINATION_PENALTY * self.in_contaminated(x, y)
+        )
+        return r.astype(jnp.float32)
+
+    def _metrics(self, q: jax.Array) -> dict[str, jax.Array]:
+        """goal_reached, avoidance and in_contaminated of the physical state q."""
+        avoidance = jnp.maximum(0.0, q[7] - q[8])
+        return {
+            "goal_reached": q[6].astype(jnp.float32),
+            "avoidance": avoidance.astype(jnp.float32),
+            "in_contaminated": self.in_contaminated(q[0], q[1]),
+        }
+
+    # ----------------------------------------------------------------------------- Env API
+
+    def reset(self, rng: jax.Array) -> State:
+        """Sample the start: x ~ U(±1.25), y ~ U(0, 4/3), θ ~ U(π/2 ± π/20), v, ω ~ U(±0.2)."""
+        lo = jnp.array([-1.25, 0.0, np.pi / 2 - np.pi / 20, -0.2, -0.2, -0.2], jnp.float32)
+        hi = jnp.array([1.25, 4.0 / 3.0, np.pi / 2 + np.pi / 20, 0.2, 0.2, 0.2], jnp.float32)
+        s = jax.random.uniform(rng, (6,), jnp.float32, lo, hi)
+        d0 = self.depth(s[0], s[1])
+        frozen = self.in_goal(s[0], s[1]).astype(jnp.float32)  # impossible (y ≤ 4/3); for safety
+        q = jnp.concatenate([s, jnp.stack([frozen, d0, d0])]).astype(jnp.float32)
+        return State(
+            pipeline_state=q,
+            obs=self._obs(q),
+            reward=jnp.zeros((), jnp.float32),
+            done=jnp.zeros((), jnp.float32),
+            metrics=self._metrics(q),
+            info={},
+        )
+
+    def _dynamics(self, q: jax.Array, action: jax.Array) -> jax.Array:
+        """One explicit Euler step of the free (not frozen) drone; returns the new state."""
+        x, y, th, vx, vy, om = q[0], q[1], q[2], q[3], q[4], q[5]
+        act = jnp.clip(jnp.asarray(action, jnp.float32).reshape(-1)[:2], -1.0, 1.0)
+        f_long = self.MAX_F_LONG * act[0]
+        f_lat = self.MAX_F_LAT * act[1]
+        c, s = jnp.cos(th), jnp.sin(th)
+        fx = c * f_long - s * f_lat
+        fy = s * f_long + c * f_lat
+        speed = jnp.sqrt(vx**2 + vy**2)
+        ax = fx / self.MASS - self.DRAG * speed * vx / self.MASS
+        ay = fy / self.MASS - self.DRAG * speed * vy / self.MASS - self.GRAVITY
+        alpha = self.LAT_OFFSET * f_lat / self.INERTIA
+        vx = vx + ax * self.DT
+        vy = vy + ay * self.DT
+        om = om + alpha * self.DT
+        x_raw = x + vx * self.DT
+        y_raw = y + vy * self.DT
+        th = _wrap(th + om * self.DT)
+        x = jnp.clip(x_raw, -self.MAX_X, self.MAX_X)
+        y = jnp.clip(y_raw, 0.0, self.TOP_Y)
+        vx = jnp.where(x != x_raw, 0.0, vx)
+        vy = jnp.where(y != y_raw, 0.0, vy)
+        # Entering the hole freezes the drone (velocities zero).
+        goal = self.in_goal(x, y)
+        vx = jnp.where(goal, 0.0, vx)
+        vy = jnp.where(goal, 0.0, vy)
+        om = jnp.where(goal, 0.0, om)
+        max_depth = jnp.maximum(q[7], self.depth(x, y))
+        return jnp.stack([x, y, th, vx, vy, om, goal.astype(jnp.float32), max_depth, q[8]]).astype(
+            jnp.float32
+        )
+
+    def step(self, state: State, action: jax.Array) -> State:
+        """Advance one Euler step of dt (a frozen drone stays put); reward on the new state."""
+        q = state.pipeline_state
+        moved = self._dynamics(q, action)
+        new_q = jnp.where(q[6] > 0, q, moved)
+        return state.replace(
+            pipeline_state=new_q,
+            obs=self._obs(new_q),
+            reward=self._reward(new_q),
+            done=jnp.zeros((), jnp.float32),
+            metrics={**state.metrics, **self._metrics(new_q)},
+        )
+
+    def baseline_policy(self, obs: jax.Array) -> jax.Array:
+        """World-frame PD law towards (0, 4), rotated into the body frame; actions in [-1, 1]."""
+        obs = jnp.asarray(obs, jnp.float32)
+        x, y, c, s, vx, vy = (obs[..., i] for i in range(6))
+        fy = self.GRAVITY * self.MASS + self.KP_Y * (self.TOP_Y - y) - self.KD_Y * vy
+        fx = self.KP_X * (0.0 - x) - self.KD_X * vx
+        f_long = c * fx + s * fy
+        f_lat = -s * fx + c * fy
+        act = jnp.stack([f_long / self.MAX_F_LONG, f_lat / self.MAX_F_LAT], axis=-1)
+        return jnp.clip(act, -1.0, 1.0).astype(jnp.float32)
