@@ -71,7 +71,7 @@ def _training_env(env: Env, config: Config) -> Env:
     return wrap_for_training(env, length, resample=not hasattr(env, "sys"))
 
 
-def check_env(env: Env) -> None:
+def check_env(env: Env, config: Config) -> None:
     """Refuses environments without a baseline controller."""
     check_baseline(env, "baseline")
 

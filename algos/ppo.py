@@ -254,18 +254,14 @@ def _loss(params: dict[str, Any], env: Env, config: Config, mb: Batch) -> tuple[
     }
 
 
-def update(env: Env, state: PPOState) -> tuple[PPOState, dict[str, jax.Array]]:
-    """One PPO iteration: rollout, GAE, num_epochs x num_minibatches SGD steps, normaliser update."""
+def advantages(env: Env, state: PPOState, traj: Transition) -> tuple[jax.Array, ...]:
+    """(normalised obs, V(s_t), GAE advantages, value targets), each [T, N, ...]."""
     config = state.config
     _, value_net = _networks(env, config)
-    key, k_roll, k_perm = jax.random.split(state.key, 3)
-    env_state, traj = _rollout(env, state, k_roll)
-    chex.assert_shape(traj.reward, (config.unroll_length, config.num_envs))
-
     obs = _normalize(state, traj.obs)
     values = value_net.apply(state.params["value"], obs)
     next_values = value_net.apply(state.params["value"], _normalize(state, traj.final_obs))
-    advantages, targets = gae(
+    adv, targets = gae(
         traj.reward * config.reward_scaling,
         values,
         next_values,
@@ -274,15 +270,25 @@ def update(env: Env, state: PPOState) -> tuple[PPOState, dict[str, jax.Array]]:
         config.gamma,
         config.gae_lambda,
     )
-    flat = Batch(obs, traj.action, traj.log_prob, values, advantages, targets)
-    flat = jax.tree.map(lambda x: x.reshape((-1, *x.shape[2:])), flat)
+    return obs, values, adv, targets
 
+
+def optimise(
+    state: PPOState, batch: Any, loss: Callable[[Any, Any], tuple[jax.Array, dict]], key: jax.Array
+) -> tuple[Any, optax.OptState, dict[str, jax.Array], jax.Array]:
+    """num_epochs shuffled passes of num_minibatches Adam steps on ``loss(params, minibatch)``
+    over `batch` (leaves [steps_per_update, ...]), with the (annealed) step size.
+
+    Returns (params, optimiser state, per-step loss infos stacked [epochs, minibatches],
+    step size). Extensions of PPO call this with their own loss and batch.
+    """
+    config = state.config
     frac = 1.0 - state.update_step.astype(jnp.float32) / config.num_updates
     lr = config.learning_rate * (frac if config.anneal_lr else 1.0)
     tx = _optimizer(config)
-    grad_fn = jax.grad(lambda p, mb: _loss(p, env, config, mb), has_aux=True)
+    grad_fn = jax.grad(loss, has_aux=True)
 
-    def _minibatch(carry, mb: Batch):
+    def _minibatch(carry, mb):
         params, opt_state = carry
         grads, info = grad_fn(params, mb)
         steps, opt_state = tx.update(grads, opt_state, params)
@@ -292,28 +298,55 @@ def update(env: Env, state: PPOState) -> tuple[PPOState, dict[str, jax.Array]]:
     def _epoch(carry, epoch_key: jax.Array):
         perm = jax.random.permutation(epoch_key, config.steps_per_update)
         shuffled = jax.tree.map(
-            lambda x: x[perm].reshape((config.num_minibatches, -1, *x.shape[1:])), flat
+            lambda x: x[perm].reshape((config.num_minibatches, -1, *x.shape[1:])), batch
         )
         return jax.lax.scan(_minibatch, carry, shuffled)
 
     (params, opt_state), info = jax.lax.scan(
-        _epoch, (state.params, state.opt_state), jax.random.split(k_perm, config.num_epochs)
+        _epoch, (state.params, state.opt_state), jax.random.split(key, config.num_epochs)
     )
-    obs_stats = normalizer.update(state.obs_stats, traj.obs)
+    return params, opt_state, info, jnp.asarray(lr, jnp.float32)
 
+
+def finish(
+    state: PPOState,
+    env_state: State,
+    traj: Transition,
+    params: Any,
+    opt_state: optax.OptState,
+    info: dict[str, jax.Array],
+    lr: jax.Array,
+    key: jax.Array,
+) -> tuple[PPOState, dict[str, jax.Array]]:
+    """The next state (normaliser updated with the rollout) and the iteration's metrics."""
     episodes = traj.done.sum()
     metrics = {k: v.mean() for k, v in info.items()}
     metrics["train/episodes"] = episodes
     metrics["train/episode_return"] = (traj.done * traj.episode_return).sum() / jnp.maximum(
         episodes, 1.0
     )
-    metrics["train/learning_rate"] = jnp.asarray(lr, jnp.float32)
+    metrics["train/learning_rate"] = lr
     new_state = state.replace(
         params=params,
         opt_state=opt_state,
-        obs_stats=obs_stats,
+        obs_stats=normalizer.update(state.obs_stats, traj.obs),
         env_state=env_state,
         key=key,
         update_step=state.update_step + 1,
     )
     return new_state, metrics
+
+
+def update(env: Env, state: PPOState) -> tuple[PPOState, dict[str, jax.Array]]:
+    """One PPO iteration: rollout, GAE, num_epochs x num_minibatches SGD steps, normaliser update."""
+    config = state.config
+    key, k_roll, k_perm = jax.random.split(state.key, 3)
+    env_state, traj = _rollout(env, state, k_roll)
+    chex.assert_shape(traj.reward, (config.unroll_length, config.num_envs))
+    obs, values, adv, targets = advantages(env, state, traj)
+    flat = Batch(obs, traj.action, traj.log_prob, values, adv, targets)
+    flat = jax.tree.map(lambda x: x.reshape((-1, *x.shape[2:])), flat)
+    params, opt_state, info, lr = optimise(
+        state, flat, lambda p, mb: _loss(p, env, config, mb), k_perm
+    )
+    return finish(state, env_state, traj, params, opt_state, info, lr, key)

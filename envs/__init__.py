@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import importlib
 import io
 import warnings
@@ -57,6 +58,28 @@ _OWN: dict[str, EnvSpec] = {
         _lazy("rlx.envs.treasure_robot", "TreasureRobot"),
         "Constant-speed unicycle to a goal, optionally catching a moving treasure; baseline P-law.",
     ),
+    "target_matching": EnvSpec(
+        _lazy("rlx.envs.target_matching", "TargetMatching"),
+        "m-D point to a random target (action_dim=m, default 6), reward separable; baseline P-law.",
+    ),
+    **{
+        f"target_matching_m{m}": EnvSpec(
+            functools.partial(_lazy("rlx.envs.target_matching", "TargetMatching"), action_dim=m),
+            f"Target matching with a {m}-D action, reward separable per dimension; baseline P-law.",
+        )
+        for m in (6, 60, 600, 2000)
+    },
+    "point_agents": EnvSpec(
+        _lazy("rlx.envs.point_agents", "PointAgents"),
+        "k point masses to own landmarks (num_agents=k, default 3), collision-coupled; baseline PD.",
+    ),
+    **{
+        f"point_agents_k{k}": EnvSpec(
+            functools.partial(_lazy("rlx.envs.point_agents", "PointAgents"), num_agents=k),
+            f"Point agents with k={k} (action 2k={2 * k}), collision-coupled reward; baseline PD.",
+        )
+        for k in (6, 20)
+    },
 }
 
 _BRAX: dict[str, str] = {
@@ -65,11 +88,18 @@ _BRAX: dict[str, str] = {
     "hopper": "Planar one-legged hopping, 3-D action (Brax).",
     "humanoid": "3-D humanoid running, 17-D action (Brax).",
     "humanoidstandup": "Humanoid getting up from the floor, 17-D action (Brax).",
-    "inverted_pendulum": "Cart-pole balance, 1-D action (Brax).",
+    "inverted_pendulum": "Cart-pole balance, 1-D action (Brax); baseline controller.",
     "inverted_double_pendulum": "Double cart-pole balance, 1-D action (Brax).",
     "pusher": "Arm pushing an object to a target, 7-D action (Brax).",
-    "reacher": "Two-link arm reaching a target, 2-D action (Brax).",
+    "reacher": "Two-link arm reaching a target, 2-D action (Brax); baseline controller.",
     "walker2d": "Planar biped walking, 6-D action (Brax).",
+}
+
+# Brax environments given a hand-made baseline controller and goal set (``baseline_policy``,
+# ``metrics["goal_reached"]``) by a wrapper from rlx.envs.brax_tasks: short name -> class name.
+_BRAX_BASELINES: dict[str, str] = {
+    "reacher": "ReacherBaseline",
+    "inverted_pendulum": "InvertedPendulumBaseline",
 }
 
 # Brax environments that do not run on every backend; the first listed is the default. (Brax's
@@ -97,7 +127,8 @@ def check_name(name: str) -> None:
 
 
 def make(name: str, **kwargs) -> Env:
-    """Builds the environment `name` (unwrapped); keyword arguments go to its constructor.
+    """Builds the environment `name` (no training wrappers; Brax envs with a hand-made
+    controller come with it, see `rlx.envs.brax_tasks`); keyword arguments go to its constructor.
 
     For ``brax:*`` names, ``backend`` selects the physics (one of BRAX_BACKENDS).
     """
@@ -112,9 +143,12 @@ def make(name: str, **kwargs) -> Env:
             raise unknown(f"backend for {name}", backend, allowed)
         warnings.filterwarnings("ignore", message="Brax System, piplines")
         try:
-            return brax_envs.get_environment(short, backend=backend, **kwargs)
+            env = brax_envs.get_environment(short, backend=backend, **kwargs)
         except TypeError as err:
             raise RlxError(f"bad keyword for environment {name!r}: {err}") from None
+        if short in _BRAX_BASELINES:
+            env = _lazy("rlx.envs.brax_tasks", _BRAX_BASELINES[short])(env=env)
+        return env
     try:
         return _OWN[name].factory(**kwargs)
     except TypeError as err:

@@ -15,8 +15,8 @@ An algorithm is a module in ``algos/`` (importable as ``rlx.algos.<name>``) that
 - ``policy(state, env) -> act(obs, key, deterministic) -> action``: the acting function (it closes
   over params and normaliser), used for evaluation and export;
 - ``DESCRIPTION``: one line for ``rlx list``;
-- optionally ``check_env(env)``: raises RlxError for environments it cannot run on (called
-  when a run is planned, before anything is built).
+- optionally ``check_env(env, config)``: raises RlxError for environments it cannot run on
+  (called when a run is planned, before anything is built).
 
 `env` is the unwrapped `brax.envs.base.Env`; algorithms wrap it themselves with
 `rlx.envs.wrap_for_training` (a trace-time, Python-only operation).
@@ -39,6 +39,7 @@ ALGORITHMS: dict[str, str] = {
     "residual_td3": "residual:TD3",
     "residual_sac": "residual:SAC",
     "baseline": "baseline",
+    "factorized_pg": "factorized_pg",
 }
 
 

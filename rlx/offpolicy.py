@@ -337,7 +337,7 @@ def assemble(
         )
         return new_state, metrics
 
-    def check_env(env: Env) -> None:
+    def check_env(env: Env, config: Any) -> None:
         """Refuses environments this algorithm cannot run on."""
         if behaviour.needs_baseline:
             check_baseline(env, name)

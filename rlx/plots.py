@@ -43,6 +43,7 @@ def learning_curves(
     title: str = "",
     ylabel: str = "eval return",
     reps: int = 500,
+    mark: tuple[float, str] | None = None,
 ) -> Path:
     """Plots IQM learning curves with 95% bootstrap bands, one subplot per env; writes a PNG.
 
@@ -50,7 +51,8 @@ def learning_curves(
     over runs and the band the 95% percentile bootstrap interval of it (`reps` resamples of the
     runs, single task). NaN scores (failed runs) are dropped step by step; a step with no
     finite score is left as a gap. Subplots sit in one row with a shared legend below them.
-    Returns `out`.
+    ``mark = (fraction, label)`` draws a dashed vertical line at that fraction of each
+    subplot's last env step (e.g. where a schedule ends). Returns `out`.
     """
     if not curves:
         raise RlxError("learning_curves got no envs; need curves[env][label] = (steps, scores).")
@@ -75,6 +77,12 @@ def learning_curves(
                     mid[t], lo[t], hi[t] = stratified_bootstrap_ci(col, iqm, reps=reps)
             ax.plot(steps, mid, color=colors[label], label=label, lw=1.6)
             ax.fill_between(steps, lo, hi, color=colors[label], alpha=0.2, lw=0)
+        if mark is not None:
+            last = max(float(np.max(steps)) for steps, _ in per_env.values())
+            ax.axvline(mark[0] * last, color="black", ls="--", lw=1.0, alpha=0.7)
+            ax.annotate(mark[1], (mark[0] * last, 1.0), xycoords=("data", "axes fraction"),
+                        xytext=(-3, -3), textcoords="offset points", ha="right", va="top",
+                        fontsize="small")  # fmt: skip
         ax.set_title(env)
         ax.set_xlabel("env steps")
         ax.xaxis.set_major_formatter(EngFormatter())

@@ -119,7 +119,7 @@ def plan(
     env_obj = envs.make(env, **dict(env_kwargs or {}))  # bad keywords fail here, not mid-run
     check_env = getattr(module, "check_env", None)
     if check_env is not None:  # e.g. algorithms that need a baseline controller
-        check_env(env_obj)
+        check_env(env_obj, base)
     return RunPlan(
         algo, env, dict(env_kwargs or {}), base, dict(grid or {}), tuple(seed_list),
         num_evals, eval_episodes,

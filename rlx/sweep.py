@@ -9,6 +9,8 @@ A sweep file is TOML::
     seeds = 8                                # seeds 0..7 of every grid point of every cell
     total_steps = 300_000                    # env steps per run (the full budget)
     quick_total_steps = 60_000               # optional: the budget under --quick
+    [quick]                                  # optional: overrides under --quick, applied to
+    hidden = [64, 64]                        # every algorithm that has the field
     num_evals = 10                           # evaluation points (must divide the updates)
     eval_episodes = 16                       # deterministic episodes per evaluation
 
@@ -26,7 +28,9 @@ A sweep file is TOML::
     [table]
     metrics = ["eval/return", "eval/goal_reached"]   # the first is the headline (IQM, CI)
     [plot]
-    metric = "eval/return"
+    metric = "eval/return"                   # or metrics = [...]: one PNG each
+    mark_fraction = 0.9                      # optional vertical line at 90% of the budget
+    mark_label = "baseline disabled"
 
 Every cell (algorithm, environment) runs its ``seeds x grid`` batch as one compiled program.
 The whole file is validated before anything runs; errors name the file, line and key.
@@ -56,6 +60,7 @@ TOP_KEYS = {
     "seeds": "number of seeds (positive int)",
     "total_steps": "env steps per run",
     "quick_total_steps": "env steps per run under --quick",
+    "quick": "[quick] config overrides under --quick (each algorithm that has the field)",
     "num_evals": "evaluation points",
     "eval_episodes": "episodes per evaluation",
     "settings": "[settings.<algo>] config overrides",
@@ -99,6 +104,8 @@ class Sweep:
     references: dict[str, dict[str, Any]]
     table_metrics: tuple[str, ...]
     plot_metric: str
+    plot_metrics: tuple[str, ...]
+    plot_mark: dict[str, Any] | None
     quick: bool
     raw: dict[str, Any]
 
@@ -204,7 +211,16 @@ def load(path: Path | str, quick: bool = False) -> Sweep:
             _expect(where, raw[key], int, key, key)
             if raw[key] <= 0:
                 raise where.error(f"{key} must be a positive integer, got {raw[key]}.", key)
-    for section in ("settings", "grid", "environment", "cell", "reference", "table", "plot"):
+    for section in (
+        "settings",
+        "grid",
+        "environment",
+        "cell",
+        "reference",
+        "table",
+        "plot",
+        "quick",
+    ):
         if section in raw and not isinstance(raw[section], dict):
             raise where.error(f"{section} must be a table ([{section}...]).", section)
 
@@ -245,10 +261,12 @@ def load(path: Path | str, quick: bool = False) -> Sweep:
         _expect(where, ref["value"], (int, float), f'reference."{key}".value', key)
 
     table_metrics = raw.get("table", {}).get("metrics", ["eval/return"])
-    plot_metric = raw.get("plot", {}).get(
-        "metric", table_metrics[0] if table_metrics else "eval/return"
-    )
-    for section, allowed in (("table", {"metrics"}), ("plot", {"metric"})):
+    plot_raw = raw.get("plot", {})
+    plot_metric = plot_raw.get("metric", table_metrics[0] if table_metrics else "eval/return")
+    for section, allowed in (
+        ("table", {"metrics"}),
+        ("plot", {"metric", "metrics", "mark_fraction", "mark_label"}),
+    ):
         for key in raw.get(section, {}):
             if key not in allowed:
                 raise where.error(
@@ -264,10 +282,44 @@ def load(path: Path | str, quick: bool = False) -> Sweep:
             "metrics",
         )
     _expect(where, plot_metric, str, "[plot] metric", "metric")
+    plot_metrics = plot_raw.get("metrics", [plot_metric])
+    if (
+        not isinstance(plot_metrics, list)
+        or not plot_metrics
+        or not all(isinstance(m, str) for m in plot_metrics)
+    ):
+        raise where.error(
+            f"[plot] metrics must be a non-empty list of metric names, got {plot_metrics!r}.",
+            "metrics",
+        )
+    plot_mark = None
+    if "mark_fraction" in plot_raw:
+        frac = plot_raw["mark_fraction"]
+        _expect(where, frac, (int, float), "[plot] mark_fraction", "mark_fraction")
+        if not 0 < frac <= 1:
+            raise where.error(
+                f"[plot] mark_fraction must be in (0, 1] (a share of the budget), got {frac}.",
+                "mark_fraction",
+            )
+        label = plot_raw.get("mark_label", "")
+        _expect(where, label, str, "[plot] mark_label", "mark_label")
+        plot_mark = {"fraction": float(frac), "label": label}
 
+    quick_raw = raw.get("quick", {})
+    for key in quick_raw:
+        if not any(key in cfg.fields(algorithm.get(a).Config) for a in raw["algorithms"]):
+            from rlx.errors import unknown
+
+            allowed = {k for a in raw["algorithms"] for k in cfg.fields(algorithm.get(a).Config)}
+            raise where.error(str(unknown("[quick] setting", key, allowed)), key)
     cells = []
     for algo in raw["algorithms"]:
         module = algorithm.get(algo)
+        quick_over = {
+            k: _coerce(where, module.Config, k, v, "quick")
+            for k, v in quick_raw.items()
+            if k in cfg.fields(module.Config)
+        }
         overrides = {
             k: _coerce(where, module.Config, k, v, f"settings.{algo}")
             for k, v in settings.get(algo, {}).items()
@@ -293,6 +345,7 @@ def load(path: Path | str, quick: bool = False) -> Sweep:
             total = cell_over.pop("total_steps", total)
             if quick:
                 total = raw.get("quick_total_steps", total)
+                cell_over.update({k: v for k, v in quick_over.items() if k != "total_steps"})
             try:
                 rp = runner.plan(
                     algo, env, seeds=raw["seeds"], total_steps=total, overrides=cell_over, grid=grid,
@@ -309,7 +362,9 @@ def load(path: Path | str, quick: bool = False) -> Sweep:
         cells=tuple(cells),
         references=raw.get("reference", {}),
         table_metrics=tuple(table_metrics),
-        plot_metric=plot_metric,
+        plot_metric=plot_metrics[0],
+        plot_metrics=tuple(plot_metrics),
+        plot_mark=plot_mark,
         quick=quick,
         raw=raw,
     )
@@ -357,6 +412,8 @@ def prepare_dir(sweep: Sweep, out: Path, new: bool) -> Path:
         "references": sweep.references,
         "table_metrics": list(sweep.table_metrics),
         "plot_metric": sweep.plot_metric,
+        "plot_metrics": list(sweep.plot_metrics),
+        "plot_mark": sweep.plot_mark,
         "file": sweep.raw,
     }
     tmp = meta_path.with_suffix(".json.tmp")

@@ -53,6 +53,24 @@ def _label(point: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in point.items())
 
 
+def metric_label(metric: str) -> str:
+    """Column label of a table metric: ``name`` (its final value) or ``name@K`` (its value at
+    evaluation point K; for training metrics, K = 1 is the first chunk of the budget)."""
+    name, at, index = metric.partition("@")
+    base = HEADLINE_LABELS.get(name, name)
+    return f"{base} at eval {index}" if at else base
+
+
+def run_value(run: dict[str, Any], metric: str) -> float:
+    """A run's score for a table metric: its final value, or with ``@K`` its value at
+    evaluation point K (NaN where the run has no such metric or point)."""
+    name, at, index = metric.partition("@")
+    if not at:
+        return run["final"].get(name, math.nan)
+    curve = run["curve"].get(name, [])
+    return curve[int(index)] if int(index) < len(curve) else math.nan
+
+
 def rows(meta: dict[str, Any], records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per (cell, grid point) with the statistics of each table metric."""
     metrics = meta.get("table_metrics") or ["eval/return"]
@@ -81,7 +99,7 @@ def rows(meta: dict[str, Any], records: list[dict[str, Any]]) -> list[dict[str, 
                 "reference": ref,
             }
             for m in metrics:
-                scores = np.array([r["final"].get(m, math.nan) for r in ok], dtype=np.float64)
+                scores = np.array([run_value(r, m) for r in ok], dtype=np.float64)
                 scores = scores[np.isfinite(scores)]
                 if scores.size == 0:
                     row[m] = None
@@ -100,7 +118,8 @@ def rows(meta: dict[str, Any], records: list[dict[str, Any]]) -> list[dict[str, 
 
 
 def _is_rate(metric: str) -> bool:
-    return metric.endswith("goal_reached") or metric.endswith("_rate")
+    name = metric.partition("@")[0]
+    return name.endswith(("goal_reached", "_rate", "_collected", "baseline_share"))
 
 
 def _num(x: float, metric: str) -> str:
@@ -122,7 +141,10 @@ def _cells(row: dict[str, Any], metrics: list[str]) -> list[str]:
             ref = row["reference"]
             cells.append(f"{ref['value']:g}" if ref else "")
         else:
-            cells.append(f"{_num(s['mean'], m)} ± {_num(s['std'], m)}")
+            cells.append(
+                f"{_num(s['mean'], m)} ± {_num(s['std'], m)} "
+                f"[{_num(s['ci'][0], m)}, {_num(s['ci'][1], m)}]"
+            )
     return cells
 
 
@@ -146,10 +168,10 @@ def _header_lines(meta: dict[str, Any], records: list[dict[str, Any]]) -> list[s
 def markdown(meta: dict[str, Any], records: list[dict[str, Any]]) -> str:
     """The Markdown table with its provenance header."""
     metrics = meta.get("table_metrics") or ["eval/return"]
-    head = HEADLINE_LABELS.get(metrics[0], metrics[0])
+    head = metric_label(metrics[0])
     cols = ["algorithm", "environment", "setting", "seeds", "env steps/run",
             f"{head} mean ± std", f"{head} IQM [95% CI]", "reference"]  # fmt: skip
-    cols += [f"{HEADLINE_LABELS.get(m, m)} mean ± std" for m in metrics[1:]]
+    cols += [f"{metric_label(m)} mean ± std [IQM 95% CI]" for m in metrics[1:]]
     cols += ["wall-clock s", "env steps/s"]
     lines = [f"# {meta['name']}", ""]
     if meta.get("description"):
@@ -225,7 +247,7 @@ def _tex(text: str) -> str:
 def latex(meta: dict[str, Any], records: list[dict[str, Any]]) -> str:
     """A booktabs tabular of the headline metric."""
     metrics = meta.get("table_metrics") or ["eval/return"]
-    head = HEADLINE_LABELS.get(metrics[0], metrics[0])
+    head = metric_label(metrics[0])
     lines = [
         r"\begin{tabular}{lllrrll}",
         r"\toprule",
@@ -268,37 +290,53 @@ def write_tables(directory: Path) -> list[Path]:
 
 
 def write_plots(directory: Path) -> list[Path]:
-    """Writes learning_curves.png and performance_profile.png into the sweep directory."""
+    """Writes learning_curves.png (and learning_curves_<metric>.png for every further plot
+    metric) and performance_profile.png (of the first) into the sweep directory."""
     directory = Path(directory)
     meta, records = load_records(directory)
-    metric = meta.get("plot_metric") or "eval/return"
-    curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
-    finals: dict[str, dict[str, np.ndarray]] = {}
-    for rec in records:
-        groups: dict[str, list[dict[str, Any]]] = {}
-        for run in rec["runs"]:
-            label = rec["algo"] + (f" [{_label(run['grid_point'])}]" if run["grid_point"] else "")
-            groups.setdefault(label, []).append(run)
-        for label, runs in groups.items():
-            steps = np.asarray(runs[0]["curve"]["env_steps"], dtype=np.float64)
-            scores = np.array(
-                [r["curve"].get(metric, [math.nan] * len(steps)) for r in runs], dtype=np.float64
-            )
-            for j, r in enumerate(runs):
-                if "failed" in r:
-                    scores[j] = math.nan
-            curves.setdefault(rec["env"], {})[label] = (steps, scores)
-            finals.setdefault(label, {})[rec["env"]] = scores[:, -1][np.isfinite(scores[:, -1])]
-    ylabel = HEADLINE_LABELS.get(metric, metric)
-    paths = [
-        plots.learning_curves(
-            curves, directory / "learning_curves.png", title=meta["name"], ylabel=ylabel
-        )
-    ]
-    if all(v.size for per_env in finals.values() for v in per_env.values()):
+    metrics = meta.get("plot_metrics") or [meta.get("plot_metric") or "eval/return"]
+    mark = meta.get("plot_mark")
+    paths = []
+    for i, metric in enumerate(metrics):
+        curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
+        finals: dict[str, dict[str, np.ndarray]] = {}
+        for rec in records:
+            groups: dict[str, list[dict[str, Any]]] = {}
+            for run in rec["runs"]:
+                point = run["grid_point"]
+                label = rec["algo"] + (f" [{_label(point)}]" if point else "")
+                groups.setdefault(label, []).append(run)
+            for label, runs in groups.items():
+                steps = np.asarray(runs[0]["curve"]["env_steps"], dtype=np.float64)
+                scores = np.array(
+                    [r["curve"].get(metric, [math.nan] * len(steps)) for r in runs],
+                    dtype=np.float64,
+                )
+                for j, r in enumerate(runs):
+                    if "failed" in r:
+                        scores[j] = math.nan
+                curves.setdefault(rec["env"], {})[label] = (steps, scores)
+                last = scores[:, -1]
+                finals.setdefault(label, {})[rec["env"]] = last[np.isfinite(last)]
+        name = "learning_curves.png" if i == 0 else f"learning_curves_{_slug(metric)}.png"
+        where = (mark["fraction"], mark["label"]) if mark else None
         paths.append(
-            plots.performance_profile(
-                finals, directory / "performance_profile.png", title=meta["name"]
+            plots.learning_curves(
+                curves,
+                directory / name,
+                title=meta["name"],
+                ylabel=metric_label(metric),
+                mark=where,
             )
         )
+        if i == 0 and all(v.size for per_env in finals.values() for v in per_env.values()):
+            paths.append(
+                plots.performance_profile(
+                    finals, directory / "performance_profile.png", title=meta["name"]
+                )
+            )
     return paths
+
+
+def _slug(metric: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in metric).strip("_")

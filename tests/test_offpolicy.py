@@ -153,9 +153,9 @@ def test_plain_td3_training_episodes_fail_early_where_agency_transfer_succeeds()
 @pytest.mark.parametrize(
     ("algo", "env", "overrides", "message"),
     [
-        ("agency_td3", "brax:inverted_pendulum", {}, "needs an environment with a baseline"),
-        ("residual_sac", "brax:reacher", {}, "needs an environment with a baseline"),
-        ("baseline", "brax:reacher", {}, "needs an environment with a baseline"),
+        ("agency_td3", "brax:ant", {}, "needs an environment with a baseline"),
+        ("residual_sac", "brax:hopper", {}, "needs an environment with a baseline"),
+        ("baseline", "brax:halfcheetah", {}, "needs an environment with a baseline"),
         ("agency_td3", "pendulum_swingup", {"anneal_frac": 0.0}, "anneal_frac must be in (0, 1]"),
         ("agency_sac", "pendulum_swingup", {"anneal_frac": 1.5}, "anneal_frac must be in (0, 1]"),
         ("agency_td3", "pendulum_swingup", {"p0": 1.2}, "p0 must be a probability in [0, 1]"),

@@ -89,6 +89,10 @@ def _write(tmp_path: Path, text: str, name: str = "s.toml") -> Path:
             lambda t: t + "\n[environment.pendulum_swingup]\nmass = 2.0\n",
             "bad keyword for environment 'pendulum_swingup'",
         ),
+        (lambda t: t + "\n[quick]\nhiden = [8]\n", "unknown [quick] setting 'hiden'"),
+        (lambda t: t + "\n[plot]\nmark_fraction = 1.5\n", "mark_fraction must be in (0, 1]"),
+        (lambda t: t + "\n[plot]\nmetrics = []\n", "[plot] metrics must be a non-empty list"),
+        (lambda t: t + "\n[plot]\nmarker = 0.5\n", "unknown key 'marker' in [plot]"),
     ],
 )
 def test_bad_sweep_files_are_rejected_before_running(tmp_path, capsys, edit, expected):
@@ -223,3 +227,26 @@ def test_table_statistics_against_hand_computed_values(tmp_path):
         .splitlines()[1]
         .startswith("ppo,pendulum_swingup,default,5,0,10,22.0")
     )
+
+
+def test_quick_overrides_apply_to_every_algorithm_that_has_the_field(tmp_path):
+    text = TINY.replace('algorithms = ["ppo"]', 'algorithms = ["ppo", "td3"]').replace(
+        "eval_episodes = 2\n", "eval_episodes = 2\nquick_total_steps = 1_152\n"
+    )
+    text += "\n[settings.td3]\nnum_envs = 8\nunroll_length = 8\n"
+    text += "\n[quick]\nhidden = [8]\nbatch_size = 32\nnum_epochs = 1\n"
+    full = sweep.load(_write(tmp_path, text))
+    quick = sweep.load(_write(tmp_path, text), quick=True)
+    ppo_q, td3_q = (c.plan.base_config for c in quick.cells)
+    assert td3_q.hidden == (8,) and td3_q.batch_size == 32 and td3_q.total_steps == 1_152
+    assert ppo_q.num_epochs == 1 and ppo_q.total_steps == 1_152  # ppo has no hidden/batch_size
+    assert full.cells[1].plan.base_config.hidden == (256, 256)
+
+
+def test_metric_at_an_evaluation_point_and_rate_formatting():
+    run = {"final": {"a": 0.5}, "curve": {"a": [0.0, 0.25, 0.5]}}
+    assert table.run_value(run, "a") == 0.5
+    assert table.run_value(run, "a@1") == 0.25
+    assert np.isnan(table.run_value(run, "a@7")) and np.isnan(table.run_value(run, "b@1"))
+    assert table.metric_label("eval/goal_reached@1") == "goal rate at eval 1"
+    assert table._num(0.25, "train/episode_goal_reached@1") == "25%"

@@ -1,0 +1,148 @@
+"""Target matching: an m-dimensional point moved towards a fixed target, pure JAX.
+
+A test bed for action-dependent factorized baselines (Wu et al., ICLR 2018, "Variance Reduction
+for Policy Gradient with Action-Dependent Factorized Baselines"): the action dimension ``m`` can
+be large and the reward is an exact sum of per-dimension terms, each depending on one action
+coordinate only.
+
+Physical state (stored in ``State.pipeline_state``, a dict of float32 arrays)::
+
+    pos     (m,)  p ∈ [-1, 1]^m      the point
+    target  (m,)  g ∈ [-1, 1]^m      its target, fixed for the episode
+
+Action (float32, shape ``(m,)``): in ``[-1, 1]`` (clipped inside ``step``), one velocity per
+dimension.
+
+Dynamics (``δ = step_size = 0.1``)::
+
+    p' = clip(p + δ clip(a, -1, 1), -1, 1),      g' = g
+
+Observation (float32, shape ``(2m,)``): ``[p, g]``.
+
+Reward (on the state *after* the step; separable across action dimensions, since ``p'_i``
+depends on ``a_i`` only)::
+
+    r = -(1/m) Σ_i (p'_i - g_i)²  =  (1/m) Σ_i r_i(a_i),    r_i = -(p'_i - g_i)²   # in [-4, 0]
+
+Termination: none, ``done`` is always 0. Episodes are cut by the registry's time limit
+(``episode_length = 50`` steps).
+
+Metrics (float32 scalars, present from ``reset``; both are ``episode_metrics``):
+
+- ``distance``: ``d = (1/m) Σ_i |p_i - g_i|`` (mean absolute error);
+- ``goal_reached``: 1.0 while ``d < goal_tolerance = 0.05``.
+
+Initial-state distribution: ``p ~ U(-1, 1)^m`` and ``g ~ U(-1, 1)^m``, independent.
+
+Baseline controller (``baseline_policy``): the dead-beat proportional law::
+
+    a = clip(K (g - p), -1, 1),     K = 1 / δ = 10
+
+which moves each coordinate by ``δ`` per step towards its target and lands on it exactly once
+within ``δ``; from any start it is on target after at most ``2 / δ = 20`` steps.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from brax.envs.base import Env, State
+
+from rlx.errors import RlxError
+
+
+def _check_size(name: str, value: object) -> int:
+    """``value`` as an int if it is an integer ≥ 1, else raise RlxError naming it."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise RlxError(f"{name} must be an integer >= 1, got {value!r}.")
+    return int(value)
+
+
+class TargetMatching(Env):
+    """Move an m-dimensional point to a random target; reward separable across dimensions."""
+
+    episode_length: int = 50
+    episode_metrics: tuple[str, ...] = ("goal_reached", "distance")
+
+    def __init__(
+        self,
+        action_dim: int = 6,
+        step_size: float = 0.1,
+        goal_tolerance: float = 0.05,
+    ):
+        """Set the dimension m = ``action_dim`` (an integer ≥ 1), step δ and goal tolerance."""
+        self.action_dim = _check_size("action_dim", action_dim)
+        if not step_size > 0.0:
+            raise RlxError(f"step_size must be > 0, got {step_size!r}.")
+        self.step_size = float(step_size)
+        self.goal_tolerance = float(goal_tolerance)
+
+    @property
+    def observation_size(self) -> int:
+        """Observation length: [p, g], 2m."""
+        return 2 * self.action_dim
+
+    @property
+    def action_size(self) -> int:
+        """Action length: one velocity per dimension, m."""
+        return self.action_dim
+
+    @property
+    def backend(self) -> str:
+        """Physics backend name (pure JAX)."""
+        return "jax"
+
+    def _obs(self, ps: dict[str, jax.Array]) -> jax.Array:
+        """Observation [p, g]."""
+        return jnp.concatenate([ps["pos"], ps["target"]]).astype(jnp.float32)
+
+    def _metrics(self, ps: dict[str, jax.Array]) -> dict[str, jax.Array]:
+        """``distance`` = mean_i |p_i - g_i| and ``goal_reached`` = 1[distance < tolerance]."""
+        dist = jnp.mean(jnp.abs(ps["pos"] - ps["target"])).astype(jnp.float32)
+        goal = (dist < self.goal_tolerance).astype(jnp.float32)
+        return {"goal_reached": goal, "distance": dist}
+
+    def reward_terms(self, pos: jax.Array, target: jax.Array) -> jax.Array:
+        """Per-dimension rewards r_i = -(p_i - g_i)² (the reward is their mean)."""
+        return -((pos - target) ** 2)
+
+    def reset(self, rng: jax.Array) -> State:
+        """Sample p ~ U(-1, 1)^m and g ~ U(-1, 1)^m."""
+        k_pos, k_target = jax.random.split(rng)
+        m = self.action_dim
+        ps = {
+            "pos": jax.random.uniform(k_pos, (m,), jnp.float32, -1.0, 1.0),
+            "target": jax.random.uniform(k_target, (m,), jnp.float32, -1.0, 1.0),
+        }
+        return State(
+            pipeline_state=ps,
+            obs=self._obs(ps),
+            reward=jnp.zeros((), jnp.float32),
+            done=jnp.zeros((), jnp.float32),
+            metrics=self._metrics(ps),
+            info={},
+        )
+
+    def step(self, state: State, action: jax.Array) -> State:
+        """p' = clip(p + δ clip(a), -1, 1); reward -(1/m) Σ_i (p'_i - g_i)²."""
+        ps = state.pipeline_state
+        act = jnp.clip(jnp.asarray(action, jnp.float32).reshape(self.action_dim), -1.0, 1.0)
+        new_pos = jnp.clip(ps["pos"] + jnp.float32(self.step_size) * act, -1.0, 1.0)
+        new_ps = {"pos": new_pos.astype(jnp.float32), "target": ps["target"]}
+        reward = jnp.mean(self.reward_terms(new_ps["pos"], new_ps["target"]))
+        return state.replace(
+            pipeline_state=new_ps,
+            obs=self._obs(new_ps),
+            reward=reward.astype(jnp.float32),
+            done=jnp.zeros((), jnp.float32),
+            metrics={**state.metrics, **self._metrics(new_ps)},
+        )
+
+    def baseline_policy(self, obs: jax.Array) -> jax.Array:
+        """Dead-beat P-law a = clip((g - p) / δ, -1, 1); works on batched observations."""
+        obs = jnp.asarray(obs, jnp.float32)
+        m = self.action_dim
+        pos, target = obs[..., :m], obs[..., m : 2 * m]
+        act = jnp.clip((target - pos) / jnp.float32(self.step_size), -1.0, 1.0)
+        return act.astype(jnp.float32)
