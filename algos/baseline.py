@@ -13,11 +13,9 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 from brax.envs.base import Env, State
-from rlx.envs import episode_length as default_episode_length
-from rlx.envs import outcome_metrics, wrap_for_training
+from rlx.envs import outcome_metrics, training_env
 
-from rlx.config import static
-from rlx.errors import RlxError
+from rlx.config import require_budget, require_counts, static
 from rlx.offpolicy import check_baseline, episode_summary
 
 DESCRIPTION = "The env's baseline controller alone (no learning): the reference row of a table."
@@ -44,16 +42,8 @@ class Config:
 
     def validate(self) -> None:
         """Raises RlxError naming the first bad value and what is allowed."""
-        for name in ("total_steps", "num_envs", "unroll_length"):
-            if int(getattr(self, name)) <= 0:
-                raise RlxError(f"{name} must be a positive integer, got {getattr(self, name)}.")
-        if self.episode_length < 0:
-            raise RlxError(f"episode_length must be >= 0, got {self.episode_length}.")
-        if self.total_steps % self.steps_per_update:
-            raise RlxError(
-                f"total_steps={self.total_steps} must be a multiple of num_envs*unroll_length="
-                f"{self.steps_per_update}."
-            )
+        require_counts(self, ("total_steps", "num_envs", "unroll_length"), ("episode_length",))
+        require_budget(self)
 
 
 @flax.struct.dataclass
@@ -66,11 +56,6 @@ class BaselineState:
     update_step: jax.Array
 
 
-def _training_env(env: Env, config: Config) -> Env:
-    length = config.episode_length or default_episode_length(env)
-    return wrap_for_training(env, length, resample=not hasattr(env, "sys"))
-
-
 def check_env(env: Env, config: Config) -> None:
     """Refuses environments without a baseline controller."""
     check_baseline(env, "baseline")
@@ -79,7 +64,9 @@ def check_env(env: Env, config: Config) -> None:
 def init(key: jax.Array, env: Env, config: Config) -> BaselineState:
     """A batch of reset environments."""
     k_env, k_next = jax.random.split(key)
-    env_state = _training_env(env, config).reset(jax.random.split(k_env, config.num_envs))
+    env_state = training_env(env, config.episode_length).reset(
+        jax.random.split(k_env, config.num_envs)
+    )
     return BaselineState(config, env_state, k_next, jnp.zeros((), jnp.int32))
 
 
@@ -90,7 +77,7 @@ def policy(state: BaselineState, env: Env) -> Callable[..., jax.Array]:
 
 def update(env: Env, state: BaselineState) -> tuple[BaselineState, dict[str, jax.Array]]:
     """unroll_length steps of every env under pi_0; episode returns and outcomes."""
-    tenv = _training_env(env, state.config)
+    tenv = training_env(env, state.config.episode_length)
     outcomes = outcome_metrics(env)
 
     def _env_step(env_state: State, _):

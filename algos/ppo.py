@@ -19,11 +19,10 @@ import jax
 import jax.numpy as jnp
 import optax
 from brax.envs.base import Env, State
-from rlx.envs import episode_length as default_episode_length
-from rlx.envs import observation_size, wrap_for_training
+from rlx.envs import observation_size, training_env
 
 from rlx import normalizer
-from rlx.config import hparam, static
+from rlx.config import hparam, require, require_budget, require_counts, static
 from rlx.distributions import gaussian_entropy, gaussian_log_prob, gaussian_sample
 from rlx.errors import RlxError
 from rlx.networks import GaussianPolicy, ValueNetwork
@@ -69,45 +68,32 @@ class Config:
 
     def validate(self) -> None:
         """Raises RlxError naming the first bad value and what is allowed."""
-        for name in ("total_steps", "num_envs", "unroll_length", "num_minibatches", "num_epochs"):
-            if int(getattr(self, name)) <= 0:
-                raise RlxError(f"{name} must be a positive integer, got {getattr(self, name)}.")
-        if self.episode_length < 0:
-            raise RlxError(
-                f"episode_length must be >= 0 (0: env default), got {self.episode_length}."
-            )
+        require_counts(
+            self,
+            ("total_steps", "num_envs", "unroll_length", "num_minibatches", "num_epochs"),
+            ("episode_length",),
+        )
         if self.steps_per_update % self.num_minibatches:
             raise RlxError(
                 f"num_minibatches={self.num_minibatches} must divide num_envs*unroll_length="
                 f"{self.steps_per_update}."
             )
-        if self.total_steps % self.steps_per_update:
-            raise RlxError(
-                f"total_steps={self.total_steps} must be a multiple of num_envs*unroll_length="
-                f"{self.steps_per_update} (e.g. {max(1, round(self.total_steps / self.steps_per_update)) * self.steps_per_update})."
-            )
+        require_budget(self)
         if self.activation not in ("tanh", "relu", "silu", "elu"):
             raise RlxError(f"activation must be tanh, relu, silu or elu, got {self.activation!r}.")
         if not all(w > 0 for w in (*self.policy_hidden, *self.value_hidden)):
             raise RlxError("hidden layer widths must be positive integers.")
-        checks = {
-            "learning_rate": self.learning_rate > 0,
-            "gamma": 0 <= self.gamma <= 1,
-            "gae_lambda": 0 <= self.gae_lambda <= 1,
-            "clip_eps": self.clip_eps > 0,
-            "value_coef": self.value_coef >= 0,
-            "entropy_coef": self.entropy_coef >= 0,
-            "max_grad_norm": self.max_grad_norm > 0,
-            "reward_scaling": self.reward_scaling > 0,
-        }
-        allowed = {
-            "learning_rate": "> 0", "gamma": "in [0, 1]", "gae_lambda": "in [0, 1]",
-            "clip_eps": "> 0", "value_coef": ">= 0", "entropy_coef": ">= 0",
-            "max_grad_norm": "> 0", "reward_scaling": "> 0",
-        }  # fmt: skip
-        for name, ok in checks.items():
-            if not bool(jnp.all(jnp.asarray(ok))):
-                raise RlxError(f"{name} must be {allowed[name]}, got {getattr(self, name)}.")
+        require(
+            self,
+            learning_rate=(lambda v: v > 0, "> 0"),
+            gamma=(lambda v: 0 <= v <= 1, "in [0, 1]"),
+            gae_lambda=(lambda v: 0 <= v <= 1, "in [0, 1]"),
+            clip_eps=(lambda v: v > 0, "> 0"),
+            value_coef=(lambda v: v >= 0, ">= 0"),
+            entropy_coef=(lambda v: v >= 0, ">= 0"),
+            max_grad_norm=(lambda v: v > 0, "> 0"),
+            reward_scaling=(lambda v: v > 0, "> 0"),
+        )
 
 
 @flax.struct.dataclass
@@ -161,11 +147,6 @@ def _optimizer(config: Config) -> optax.GradientTransformation:
     )
 
 
-def _training_env(env: Env, config: Config) -> Env:
-    length = config.episode_length or default_episode_length(env)
-    return wrap_for_training(env, length, resample=not hasattr(env, "sys"))
-
-
 def _normalize(state: PPOState, obs: jax.Array) -> jax.Array:
     if state.config.normalize_observations:
         return normalizer.normalize(state.obs_stats, obs)
@@ -179,7 +160,9 @@ def init(key: jax.Array, env: Env, config: Config) -> PPOState:
     obs_size = observation_size(env)
     dummy = jnp.zeros((obs_size,), jnp.float32)
     params = {"policy": policy_net.init(k_policy, dummy), "value": value_net.init(k_value, dummy)}
-    env_state = _training_env(env, config).reset(jax.random.split(k_env, config.num_envs))
+    env_state = training_env(env, config.episode_length).reset(
+        jax.random.split(k_env, config.num_envs)
+    )
     return PPOState(
         config=config,
         params=params,
@@ -206,7 +189,7 @@ def policy(state: PPOState, env: Env) -> Callable[..., jax.Array]:
 def _rollout(env: Env, state: PPOState, key: jax.Array) -> tuple[State, Transition]:
     """Runs the policy for unroll_length steps in every env; returns the new env state and [T, N] data."""
     policy_net, _ = _networks(env, state.config)
-    tenv = _training_env(env, state.config)
+    tenv = training_env(env, state.config.episode_length)
 
     def _env_step(env_state: State, step_key: jax.Array) -> tuple[State, Transition]:
         mean, log_std = policy_net.apply(state.params["policy"], _normalize(state, env_state.obs))

@@ -169,6 +169,17 @@ def observation_size(env: Env) -> int:
     return int(jax.eval_shape(env.reset, jax.random.PRNGKey(0)).obs.shape[-1])
 
 
+def training_env(env: Env, length: int = 0) -> Env:
+    """`env` with an episode limit of `length` steps (0: the env's default), batching and
+    auto-reset.
+
+    Physics envs (Brax's, with a ``sys``) restart from their first initial state, whose reset
+    is costly; pure-JAX envs draw a fresh one (see `wrap_for_training`).
+    """
+    limit = length or episode_length(env)
+    return wrap_for_training(env, limit, resample=not hasattr(env, "sys"))
+
+
 def has_baseline(env: Env) -> bool:
     """True if `env` ships a hand-made controller ``baseline_policy(obs) -> action``."""
     return callable(getattr(env, "baseline_policy", None))
@@ -204,5 +215,6 @@ __all__ = [
     "names",
     "observation_size",
     "outcome_metrics",
+    "training_env",
     "wrap_for_training",
 ]

@@ -40,6 +40,10 @@ ALGORITHMS: dict[str, str] = {
     "residual_sac": "residual:SAC",
     "baseline": "baseline",
     "factorized_pg": "factorized_pg",
+    "fpg_state": "factorized_pg:STATE",
+    "fpg_regression": "factorized_pg:REGRESSION",
+    "fpg_marginal": "factorized_pg:MARGINAL",
+    "fpg_mean_action": "factorized_pg:MEAN_ACTION",
 }
 
 

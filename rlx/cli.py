@@ -1,4 +1,4 @@
-"""The `rlx` command: list, train, sweep, table, plot, bench.
+"""The `rlx` command: list, train, sweep, table, plot, gradvar, bench.
 
 Every user error (bad name, value, budget) is one line on stderr, ``rlx: error: ...``, with exit
 code 2, no traceback, and nothing written.
@@ -146,6 +146,19 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gradvar(args: argparse.Namespace) -> int:
+    """Runs the [variance] section of a sweep file: policy-gradient variance per baseline."""
+    from rlx import gradvar
+
+    spec = gradvar.load(args.file, quick=args.quick)
+    out = Path(args.out) if args.out else Path("results") / spec["name"] / "variance"
+    _setup_jax(args)
+    gradvar.run(spec, out)
+    print((out / "variance.md").read_text())
+    print(f"wrote {out}/variance.json, variance.md, variance_vs_dimension.png")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     """Runs the throughput benchmark and writes results/bench."""
     from rlx.bench import throughput
@@ -204,6 +217,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("dir", help="results/<experiment>")
         p.set_defaults(func=func)
 
+    grad = sub.add_parser("gradvar", help="policy-gradient variance study ([variance] of a file)")
+    grad.add_argument("file", help="sweep file with a [variance] section")
+    grad.add_argument("--quick", action="store_true", help="the section's CPU-scale settings")
+    grad.add_argument("--out", default=None, help="directory (default results/<name>/variance)")
+    grad.set_defaults(func=cmd_gradvar)
+
     bench = sub.add_parser("bench", help="throughput benchmark: raw env vs PPO vs Brax PPO")
     bench.add_argument("--out", default="results/bench", help="directory for the tables")
     bench.add_argument("--quick", action="store_true", help="small budgets (CPU smoke run)")
@@ -212,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seeds", default="1,8,32", help="comma-separated seed counts")
     bench.set_defaults(func=cmd_bench)
 
-    for p in (train, sweep, bench):
+    for p in (train, sweep, grad, bench):
         p.add_argument("--precision", choices=("default", "high", "highest"), default="default",
                        help="jax_default_matmul_precision (TF32 on GPUs unless 'highest')")  # fmt: skip
         p.add_argument("--distributed", action="store_true",

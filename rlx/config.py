@@ -152,3 +152,27 @@ def require(config: Any, **rules: tuple[Callable[[float], bool], str]) -> None:
         values = np.atleast_1d(np.asarray(getattr(config, name), dtype=np.float64))
         if not all(ok(float(v)) for v in values):
             raise RlxError(f"{name} must be {allowed}, got {getattr(config, name)}.")
+
+
+def require_counts(
+    config: Any, positive: tuple[str, ...], non_negative: tuple[str, ...] = ()
+) -> None:
+    """Raises RlxError for the first static count that is not positive (or >= 0)."""
+    for name in positive:
+        if int(getattr(config, name)) <= 0:
+            raise RlxError(f"{name} must be a positive integer, got {getattr(config, name)}.")
+    for name in non_negative:
+        if int(getattr(config, name)) < 0:
+            raise RlxError(f"{name} must be >= 0, got {getattr(config, name)}.")
+
+
+def require_budget(config: Any) -> None:
+    """Raises RlxError unless total_steps is a whole number of updates (steps_per_update each),
+    suggesting the nearest budget that is."""
+    per = config.steps_per_update
+    if config.total_steps % per:
+        nearest = max(1, round(config.total_steps / per)) * per
+        raise RlxError(
+            f"total_steps={config.total_steps} must be a multiple of num_envs*unroll_length="
+            f"{per} (e.g. {nearest})."
+        )

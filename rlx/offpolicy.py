@@ -30,9 +30,9 @@ import optax
 from brax.envs.base import Env, State
 
 from rlx import replay
-from rlx.config import hparam, require, static
+from rlx.config import hparam, require, require_budget, require_counts, static
 from rlx.envs import episode_length as default_episode_length
-from rlx.envs import observation_size, outcome_metrics, wrap_for_training
+from rlx.envs import observation_size, outcome_metrics, training_env
 from rlx.errors import RlxError
 
 
@@ -75,18 +75,12 @@ class Config:
 
     def validate(self) -> None:
         """Raises RlxError naming the first bad value and what is allowed."""
-        for name in ("total_steps", "num_envs", "unroll_length", "batch_size", "buffer_size"):
-            if int(getattr(self, name)) <= 0:
-                raise RlxError(f"{name} must be a positive integer, got {getattr(self, name)}.")
-        for name in ("learning_starts", "episode_length"):
-            if int(getattr(self, name)) < 0:
-                raise RlxError(f"{name} must be >= 0, got {getattr(self, name)}.")
-        if self.total_steps % self.steps_per_update:
-            raise RlxError(
-                f"total_steps={self.total_steps} must be a multiple of num_envs*unroll_length="
-                f"{self.steps_per_update} (e.g. "
-                f"{max(1, round(self.total_steps / self.steps_per_update)) * self.steps_per_update})."
-            )
+        require_counts(
+            self,
+            ("total_steps", "num_envs", "unroll_length", "batch_size", "buffer_size"),
+            ("learning_starts", "episode_length"),
+        )
+        require_budget(self)
         exact = self.utd_ratio * self.steps_per_update
         if self.utd_ratio <= 0 or abs(exact - round(exact)) > 1e-9:
             raise RlxError(
@@ -207,11 +201,6 @@ def polyak(target: Any, online: Any, tau: jax.Array) -> Any:
     return jax.tree.map(lambda t, o: (1.0 - tau) * t + tau * o, target, online)
 
 
-def _training_env(env: Env, config: Any) -> Env:
-    length = config.episode_length or default_episode_length(env)
-    return wrap_for_training(env, length, resample=not hasattr(env, "sys"))
-
-
 def assemble(
     name: str, description: str, config_cls: type, learner: Learner, behaviour: Behaviour
 ) -> types.SimpleNamespace:
@@ -234,7 +223,9 @@ def assemble(
             config=config,
             learner=learner.init(k_learner, obs_size, env.action_size, config),
             buffer=replay.init(example, config.capacity),
-            env_state=_training_env(env, config).reset(jax.random.split(k_env, config.num_envs)),
+            env_state=training_env(env, config.episode_length).reset(
+                jax.random.split(k_env, config.num_envs)
+            ),
             behaviour=behaviour.init(config, config.num_envs, length),
             key=k_next,
             env_steps=jnp.zeros((), jnp.int32),
@@ -255,7 +246,7 @@ def assemble(
 
     def _rollout(env: Env, state: OffPolicyState, key: jax.Array):
         config = state.config
-        tenv = _training_env(env, config)
+        tenv = training_env(env, config.episode_length)
         outcomes = outcome_metrics(env)
         n, a_size = config.num_envs, env.action_size
 

@@ -61,6 +61,7 @@ TOP_KEYS = {
     "total_steps": "env steps per run",
     "quick_total_steps": "env steps per run under --quick",
     "quick": "[quick] config overrides under --quick (each algorithm that has the field)",
+    "variance": "[variance] the gradient-variance study of `rlx gradvar` (not run by rlx sweep)",
     "num_evals": "evaluation points",
     "eval_episodes": "episodes per evaluation",
     "settings": "[settings.<algo>] config overrides",

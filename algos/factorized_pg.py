@@ -1,0 +1,434 @@
+"""Action-dependent factorized baselines (Wu et al., ICLR 2018), written as an extension of PPO.
+
+This is the template for extending an algorithm: reuse its `Config` (subclass), `init`,
+rollout, advantage estimation and optimiser loop (`ppo.advantages`, `ppo.optimise`,
+`ppo.finish`) and replace only what changes, here the advantage and the surrogate.
+
+With a factorised policy pi(a|s) = prod_i pi_i(a_i|s) (PPO's diagonal Gaussian), every action
+dimension i gets its own advantage against a baseline that may depend on the *other*
+dimensions' actions::
+
+    A_t^i = G_t - b_i(s_t, a_{t,-i}),           G_t = A_t^GAE + V(s_t)   (the lambda-return)
+    L     = -mean_t sum_i min(rho_t^i A_t^i, clip(rho_t^i, 1 - eps, 1 + eps) A_t^i),
+    rho_t^i = pi_i(a_ti|s_t) / pi_i,old(a_ti|s_t)
+
+whose gradient at theta_old is the factorized estimator ``g = mean_t sum_i grad log
+pi_i(a_ti|s_t) A_t^i``. Since a_i is independent of a_{-i} given s,
+E[grad log pi_i(a_i|s) b_i(s, a_{-i})] = 0: the estimator is unbiased for every baseline.
+
+Baselines (``baseline``), all m of them from one batched pass:
+
+- ``state``: b_i = V(s) for every i (PPO's advantage, with per-dimension ratios);
+- ``regression``: b_i(s, a_{-i}) from one leave-one-out network regressed on G;
+- ``marginal``: b_i = (1/K) sum_k Q(s, (a_{-i}, a_i^k)), a_i^k ~ pi_i(.|s), with Q regressed on G;
+- ``mean_action``: b_i = Q(s, (a_{-i}, mu_i(s))).
+
+The first layer of Q and of the leave-one-out network is linear in the action, so replacing
+a_i by x changes its pre-activation by ``W_a[i] (x - a_i)``: the m substituted evaluations
+cost m small MLP tails, not m full forward passes. The networks are fitted to the batch's G
+during the epochs, after its advantages were computed (no same-batch leakage).
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Callable
+from typing import NamedTuple
+
+import chex
+import flax.linen as nn
+import flax.struct
+import jax
+import jax.numpy as jnp
+from brax.envs.base import Env
+from rlx.algos import ppo
+from rlx.envs import observation_size, training_env
+
+from rlx.config import hparam, require, static
+from rlx.distributions import gaussian_sample
+from rlx.errors import RlxError
+from rlx.networks import ACTIVATIONS
+
+DESCRIPTION = "PPO with per-action-dimension baselines b_i(s, a_-i) (Wu et al. 2018)."
+BASELINES = ("state", "regression", "marginal", "mean_action")
+CHUNK_FLOATS = 1 << 22  # activations per chunk when evaluating the m baselines (16 MiB)
+
+
+@flax.struct.dataclass
+class Config(ppo.Config):
+    """PPO's settings plus the baseline variant and its networks."""
+
+    baseline: str = static("marginal", "Baseline: state, regression, marginal or mean_action.")
+    action_samples: int = static(4, "Monte-Carlo samples K of a_i for the marginal baseline.")
+    critic_hidden: tuple[int, ...] = static((64, 64), "Q / leave-one-out network hidden widths.")
+    fit_all_baselines: bool = static(False, "Fit Q and the regression net whatever the variant.")
+    baseline_coef: float = hparam(0.5, "Weight of the Q / leave-one-out regression losses.")
+
+    def validate(self) -> None:
+        """Raises RlxError naming the first bad value and what is allowed."""
+        super().validate()
+        if self.baseline not in BASELINES:
+            raise RlxError(
+                f"baseline must be one of {', '.join(BASELINES)}; got {self.baseline!r}."
+            )
+        if self.action_samples <= 0:
+            raise RlxError(f"action_samples must be positive, got {self.action_samples}.")
+        if not self.critic_hidden or not all(w > 0 for w in self.critic_hidden):
+            raise RlxError(f"critic_hidden widths must be positive, got {self.critic_hidden}.")
+        require(self, baseline_coef=(lambda v: v >= 0, ">= 0"))
+
+    @property
+    def fits_q(self) -> bool:
+        """True when the action-value network Q is trained."""
+        return self.fit_all_baselines or self.baseline in ("marginal", "mean_action")
+
+    @property
+    def fits_regression(self) -> bool:
+        """True when the leave-one-out regression network is trained."""
+        return self.fit_all_baselines or self.baseline == "regression"
+
+
+class FactorCritic(nn.Module):
+    """An MLP on (s, a) whose first layer is linear in a.
+
+    ``__call__(obs, action)``: f(s, a), shape [...];
+    ``__call__(obs, action, subs)`` with subs [..., m, K]: f(s, (a_{-i}, subs[i, k])) for every
+    dimension i and sample k, shape [..., m, K];
+    with ``leave_one_out``: f_i(s, a_{-i}) (a_i removed, a learned per-dimension offset added),
+    shape [..., m].
+    """
+
+    hidden: tuple[int, ...]
+    activation: str = "tanh"
+    leave_one_out: bool = False
+
+    @nn.compact
+    def __call__(self, obs: jax.Array, action: jax.Array, subs: jax.Array | None = None):
+        m, width = action.shape[-1], self.hidden[0]
+        w_a = self.param("w_a", nn.initializers.lecun_normal(), (m, width))
+        pre = nn.Dense(width, name="obs_in")(obs) + action @ w_a
+        if self.leave_one_out:
+            offset = self.param("dim_offset", nn.initializers.zeros, (m, width))
+            pre = pre[..., None, :] - action[..., :, None] * w_a + offset
+        elif subs is not None:
+            delta = (subs - action[..., :, None])[..., None]  # [..., m, K, 1]
+            pre = pre[..., None, None, :] + delta * w_a[:, None, :]
+        act = ACTIVATIONS[self.activation]
+        h = act(pre)
+        for size in self.hidden[1:]:
+            h = act(nn.Dense(size)(h))
+        return nn.Dense(1)(h)[..., 0]
+
+
+def _critics(config: Config) -> tuple[FactorCritic, FactorCritic]:
+    return (
+        FactorCritic(config.critic_hidden, config.activation),
+        FactorCritic(config.critic_hidden, config.activation, leave_one_out=True),
+    )
+
+
+def init(key: jax.Array, env: Env, config: Config) -> ppo.PPOState:
+    """PPO's initial state with the Q and leave-one-out networks added to the parameters."""
+    k_ppo, k_q, k_loo = jax.random.split(key, 3)
+    state = ppo.init(k_ppo, env, config)
+    obs = jnp.zeros((observation_size(env),))
+    act = jnp.zeros((env.action_size,))
+    q_net, loo_net = _critics(config)
+    params = {**state.params, "q": q_net.init(k_q, obs, act), "loo": loo_net.init(k_loo, obs, act)}
+    return state.replace(params=params, opt_state=ppo._optimizer(config).init(params))
+
+
+policy = ppo.policy
+
+
+def check_env(env: Env, config: Config) -> None:
+    """Action-dependent baselines need at least 2 action dimensions (b_i sees a_{-i})."""
+    if config.baseline != "state" and env.action_size < 2:
+        raise RlxError(
+            f"baseline={config.baseline!r} needs an action dimension of at least 2 (b_i depends "
+            f"on the other dimensions' actions); {type(env).__name__} has {env.action_size}. "
+            "Use baseline='state' or an environment with more action dimensions."
+        )
+
+
+def _chunked(fn: Callable, xs: tuple, floats_per_item: int) -> jax.Array:
+    """``vmap(fn)`` over the leading axis of xs, evaluated in chunks of bounded memory."""
+    n = jax.tree.leaves(xs)[0].shape[0]
+    size = int(max(1, min(n, CHUNK_FLOATS // max(1, floats_per_item))))
+    return jax.lax.map(lambda x: fn(*x), xs, batch_size=size)
+
+
+def baselines(
+    params: dict,
+    config: Config,
+    variant: str,
+    obs: jax.Array,
+    action: jax.Array,
+    mean: jax.Array,
+    log_std: jax.Array,
+    value: jax.Array,
+    key: jax.Array,
+) -> jax.Array:
+    """b_i(s_n, a_{n,-i}) for every sample n and dimension i of a flat batch: [N, m]."""
+    n, m = action.shape
+    chex.assert_shape([mean, log_std], (n, m))
+    chex.assert_shape(value, (n,))
+    q_net, loo_net = _critics(config)
+    width = max(config.critic_hidden)
+    if variant == "state":
+        return jnp.broadcast_to(value[:, None], (n, m))
+    if variant == "regression":
+        fn = lambda o, a: loo_net.apply(params["loo"], o, a)  # noqa: E731
+        return _chunked(fn, (obs, action), m * width)
+    if variant == "mean_action":
+        fn = lambda o, a, mu: q_net.apply(params["q"], o, a, mu[:, None])[..., 0]  # noqa: E731
+        return _chunked(fn, (obs, action, mean), m * width)
+    if variant == "marginal":
+        k = config.action_samples
+        samples = gaussian_sample(
+            key, jnp.broadcast_to(mean[..., None], (n, m, k)), log_std[..., None]
+        )
+        fn = lambda o, a, x: q_net.apply(params["q"], o, a, x).mean(-1)  # noqa: E731
+        return _chunked(fn, (obs, action, samples), m * k * width)
+    raise RlxError(f"baseline must be one of {', '.join(BASELINES)}; got {variant!r}.")
+
+
+class Batch(NamedTuple):
+    """Flattened training batch with per-dimension advantages."""
+
+    obs: jax.Array
+    action: jax.Array
+    log_prob_i: jax.Array  # [N, m] per-dimension log pi_old(a_i|s)
+    value: jax.Array
+    advantage_i: jax.Array  # [N, m]
+    target: jax.Array  # G, the lambda-return
+
+
+def per_dim_log_prob(action: jax.Array, mean: jax.Array, log_std: jax.Array) -> jax.Array:
+    """log pi_i(a_i|s) for each dimension of a diagonal Gaussian, shape [..., m]."""
+    z = (action - mean) * jnp.exp(-log_std)
+    return -0.5 * z**2 - log_std - 0.5 * jnp.log(2.0 * jnp.pi)
+
+
+def _loss(params: dict, env: Env, config: Config, mb: Batch) -> tuple[jax.Array, dict]:
+    """Per-dimension clipped surrogate + value, Q and leave-one-out regressions - entropy."""
+    policy_net, value_net = ppo._networks(env, config)
+    q_net, loo_net = _critics(config)
+    mean, log_std = policy_net.apply(params["policy"], mb.obs)
+    log_ratio = per_dim_log_prob(mb.action, mean, log_std) - mb.log_prob_i
+    ratio = jnp.exp(log_ratio)
+    adv = (mb.advantage_i - mb.advantage_i.mean()) / (mb.advantage_i.std() + 1e-8)
+    clipped = jnp.clip(ratio, 1.0 - config.clip_eps, 1.0 + config.clip_eps)
+    policy_loss = -jnp.mean(jnp.sum(jnp.minimum(ratio * adv, clipped * adv), axis=-1))
+    value_loss = 0.5 * jnp.mean((value_net.apply(params["value"], mb.obs) - mb.target) ** 2)
+    baseline_loss = jnp.zeros(())
+    if config.fits_q:
+        q = q_net.apply(params["q"], mb.obs, mb.action)
+        baseline_loss += 0.5 * jnp.mean((q - mb.target) ** 2)
+    if config.fits_regression:
+        b = loo_net.apply(params["loo"], mb.obs, mb.action)
+        baseline_loss += 0.5 * jnp.mean((b - mb.target[:, None]) ** 2)
+    entropy = jnp.mean(jnp.sum(log_std + 0.5 * (jnp.log(2.0 * jnp.pi) + 1.0), axis=-1))
+    total = (
+        policy_loss
+        + config.value_coef * value_loss
+        + config.baseline_coef * baseline_loss
+        - config.entropy_coef * entropy
+    )
+    return total, {
+        "loss/policy": policy_loss,
+        "loss/value": value_loss,
+        "loss/baseline": baseline_loss,
+        "loss/entropy": entropy,
+        "loss/approx_kl": jnp.mean(jnp.sum((ratio - 1.0) - log_ratio, axis=-1)),
+    }
+
+
+def factor_batch(env: Env, state: ppo.PPOState, traj: ppo.Transition, variant: str, key):
+    """The flat batch of a rollout with per-dimension advantages under baseline `variant`."""
+    config = state.config
+    policy_net, _ = ppo._networks(env, config)
+    obs, values, _, targets = ppo.advantages(env, state, traj)
+    flat = lambda x: x.reshape((-1, *x.shape[2:]))  # noqa: E731
+    obs, action, values, targets = flat(obs), flat(traj.action), flat(values), flat(targets)
+    mean, log_std = policy_net.apply(state.params["policy"], obs)
+    b = baselines(state.params, config, variant, obs, action, mean, log_std, values, key)
+    return Batch(
+        obs=obs,
+        action=action,
+        log_prob_i=per_dim_log_prob(action, mean, log_std),
+        value=values,
+        advantage_i=targets[:, None] - b,
+        target=targets,
+    )
+
+
+def update(env: Env, state: ppo.PPOState) -> tuple[ppo.PPOState, dict[str, jax.Array]]:
+    """One iteration: PPO's rollout and GAE, per-dimension advantages, per-dimension surrogate."""
+    config = state.config
+    key, k_roll, k_perm, k_base = jax.random.split(state.key, 4)
+    env_state, traj = ppo._rollout(env, state, k_roll)
+    batch = factor_batch(env, state, traj, config.baseline, k_base)
+    params, opt_state, info, lr = ppo.optimise(
+        state, batch, lambda p, mb: _loss(p, env, config, mb), k_perm
+    )
+    return ppo.finish(state, env_state, traj, params, opt_state, info, lr, key)
+
+
+def gradient_estimates(
+    env: Env, state: ppo.PPOState, key: jax.Array, variants: tuple[str, ...] = BASELINES
+) -> dict[str, jax.Array]:
+    """The policy-gradient estimate of one fresh rollout under each baseline variant, at the
+    current parameters: g_v = grad_theta mean_t sum_i log pi_i(a_ti|s_t) A_t^i (raw advantages,
+    no normalisation or clipping), flattened over the policy parameters. Every variant sees
+    the same trajectories (a paired comparison)."""
+    config = state.config
+    policy_net, _ = ppo._networks(env, config)
+    k_roll, k_base = jax.random.split(key)
+    _, traj = ppo._rollout(env, state, k_roll)
+    out = {}
+    for variant in variants:
+        batch = factor_batch(env, state, traj, variant, k_base)
+
+        def surrogate(policy_params, batch=batch):
+            mean, log_std = policy_net.apply(policy_params, batch.obs)
+            logp = per_dim_log_prob(batch.action, mean, log_std)
+            return jnp.mean(jnp.sum(logp * jax.lax.stop_gradient(batch.advantage_i), axis=-1))
+
+        grads = jax.grad(surrogate)(state.params["policy"])
+        out[variant] = jnp.concatenate([g.ravel() for g in jax.tree.leaves(grads)])
+    return out
+
+
+def decomposition(
+    env: Env,
+    state: ppo.PPOState,
+    key: jax.Array,
+    num_actions: int = 8,
+    num_futures: int = 8,
+    horizon: int = 20,
+    variants: tuple[str, ...] = BASELINES,
+) -> dict[str, dict[str, jax.Array]]:
+    """Tucker et al. (2018) split of the single-sample gradient variance at the current
+    parameters, by re-simulation from the run's current env states s (one per env).
+
+    For each s: ``num_actions`` actions a ~ pi(.|s); for each (s, a), ``num_futures`` futures
+    tau (fresh policy and env noise) give Q^(s, a, tau) = sum_{l<H} gamma^l r_l + gamma^H V(s_H)
+    (masked after a termination). With u_i = grad log pi_i(a_i|s), Q-bar = mean_tau Q^ and
+    h_v(s, a) = sum_i (Q-bar - b_i^v(s, a_-i)) u_i, the traces of
+
+        trajectory = E_{s,a} Var_tau(Q^) |sum_i u_i|^2          (the same for every baseline)
+        action     = E_s Var_a h_v(s, a) - trajectory / num_futures
+        state      = Var_s E_a h_v(s, a) - E_s[Var_a h_v] / num_actions
+
+    (the subtractions remove the finite-sample noise of the inner means). Returns
+    {variant: {"state", "action", "trajectory", "total"}}.
+    """
+    config = state.config
+    policy_net, value_net = ppo._networks(env, config)
+    tenv = training_env(env, config.episode_length)
+    start = state.env_state
+    n = config.num_envs
+    k_act, k_fut, k_base = jax.random.split(key, 3)
+    obs = start.obs
+    norm_obs = ppo._normalize(state, obs)
+    mean, log_std = policy_net.apply(state.params["policy"], norm_obs)
+    actions = gaussian_sample(
+        k_act, jnp.broadcast_to(mean, (num_actions, n, mean.shape[-1])), log_std
+    )  # [A, N, m]
+    act = ppo.policy(state, env)
+
+    def future(first_action: jax.Array, fkey: jax.Array) -> jax.Array:
+        """Q^ of one future per env from `start` with `first_action` [N, m]: [N]."""
+        s1 = tenv.step(start, jnp.clip(first_action, -1.0, 1.0))
+
+        def body(carry, skey):
+            s, ret, alive, disc = carry
+            a = jax.vmap(lambda o, k: act(o, k, False))(s.obs, jax.random.split(skey, n))
+            nxt = tenv.step(s, a)
+            ret = ret + alive * disc * config.reward_scaling * nxt.reward
+            alive = alive * (1.0 - nxt.done)
+            return (nxt, ret, alive, disc * config.gamma), None
+
+        ret0 = config.reward_scaling * s1.reward
+        alive0 = 1.0 - s1.done
+        (s_h, ret, alive, disc), _ = jax.lax.scan(
+            body, (s1, ret0, alive0, config.gamma), jax.random.split(fkey, horizon - 1)
+        )
+        v_h = value_net.apply(state.params["value"], ppo._normalize(state, s_h.obs))
+        return ret + alive * disc * v_h
+
+    fkeys = jax.random.split(k_fut, (num_actions, num_futures))
+    q_hat = jax.vmap(lambda a, ks: jax.vmap(lambda k: future(a, k))(ks))(actions, fkeys)
+    q_bar, q_var = q_hat.mean(1), q_hat.var(1, ddof=1)  # [A, N]
+
+    def score_grad(weights: jax.Array, o: jax.Array, a: jax.Array) -> jax.Array:
+        """grad_theta sum_i w_i log pi_i(a_i|s), flattened."""
+
+        def f(p):
+            mu, ls = policy_net.apply(p, o)
+            return jnp.sum(jax.lax.stop_gradient(weights) * per_dim_log_prob(a, mu, ls))
+
+        g = jax.grad(f)(state.params["policy"])
+        return jnp.concatenate([x.ravel() for x in jax.tree.leaves(g)])
+
+    ones = jnp.ones_like(actions[0, 0])
+    full = jax.vmap(jax.vmap(lambda o, a: score_grad(ones, o, a), (0, 0)), (None, 0))(
+        norm_obs, actions
+    )  # [A, N, P]: grad log pi(a|s)
+    trajectory = jnp.mean(q_var * jnp.sum(full**2, -1))
+    values = value_net.apply(state.params["value"], norm_obs)
+    out = {}
+    for variant in variants:
+        b = jax.vmap(
+            lambda a, v=variant: baselines(
+                state.params, config, v, norm_obs, a, mean, log_std, values, k_base
+            )
+        )(actions)  # [A, N, m]
+        w = q_bar[..., None] - b
+        h = jax.vmap(jax.vmap(score_grad, (0, 0, 0)), (0, None, 0))(w, norm_obs, actions)
+        per_state_mean = h.mean(0)  # [N, P]
+        action_raw = jnp.mean(jnp.sum(h.var(0, ddof=1), -1))
+        state_raw = jnp.sum(per_state_mean.var(0, ddof=1))
+        action = action_raw - trajectory / num_futures
+        st = state_raw - action_raw / num_actions
+        out[variant] = {
+            "state": st,
+            "action": action,
+            "trajectory": trajectory,
+            "total": st + action + trajectory,
+        }
+    return out
+
+
+def fit_baselines(env: Env, state: ppo.PPOState) -> ppo.PPOState:
+    """One `update` whose policy parameters are put back afterwards: V, Q and the regression
+    network are fitted to the current policy's returns at fixed theta (the variance study's
+    protocol: measure a fixed policy's gradient with baselines trained for that policy)."""
+    new, _ = update(env, state)
+    return new.replace(params={**new.params, "policy": state.params["policy"]})
+
+
+def _variant(variant: str) -> types.SimpleNamespace:
+    """The algorithm with `variant` as the default baseline (one sweep cell per variant)."""
+
+    @flax.struct.dataclass
+    class VariantConfig(Config):
+        baseline: str = static(variant, "Baseline: state, regression, marginal or mean_action.")
+
+    VariantConfig.__qualname__ = f"Config[{variant}]"
+    return types.SimpleNamespace(
+        __name__=f"rlx.algos.fpg_{variant}",
+        DESCRIPTION=f"Factorized-baseline PPO, {variant} baseline b_i (Wu et al. 2018).",
+        Config=VariantConfig,
+        init=init,
+        update=update,
+        policy=policy,
+        check_env=check_env,
+        gradient_estimates=gradient_estimates,
+        fit_baselines=fit_baselines,
+        decomposition=decomposition,
+    )
+
+
+STATE, REGRESSION, MARGINAL, MEAN_ACTION = (_variant(b) for b in BASELINES)

@@ -1,0 +1,296 @@
+"""Gradient-variance diagnostic for policy-gradient algorithms: `rlx gradvar FILE`.
+
+An algorithm takes part by providing ``gradient_estimates(env, state, key) -> {variant: flat
+gradient}`` (one fresh on-policy batch, every variant on the same trajectories) and optionally
+``fit_baselines(env, state) -> state`` (fit its critics at fixed policy parameters) and
+``decomposition(env, state, key, num_actions, num_futures, horizon) -> {variant: terms}``
+(re-simulation from saved env states). `rlx.algos.factorized_pg` provides all three.
+
+At fixed policy parameters theta (after ``train_updates`` updates of the algorithm and
+``fit_updates`` critic fits), with B independent batches g_1..g_B of one variant::
+
+    trace of the covariance   tr Cov = 1/(B-1) sum_b |g_b - g_mean|^2
+    cosine to the large batch  mean_b cos(g_b, mean of the other B-1 batches)
+    relative variance          tr Cov / |g_mean|^2
+
+The study is the ``[variance]`` section of a sweep file (`load`); its results (record JSON, a
+Markdown table, a log-log plot of tr Cov against the action dimension) go to
+``results/<name>/variance/``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from rlx import algorithm, envs, runner
+from rlx.errors import RlxError, unknown
+from rlx.provenance import describe_hardware, provenance
+
+VARIANCE_KEYS = {
+    "algorithm": "algorithm name (default factorized_pg)",
+    "environments": "list of environment names",
+    "seed": "seed of the measured run (int)",
+    "train_updates": "updates of the algorithm before the measurement (int >= 0)",
+    "fit_updates": "critic-fitting updates at fixed theta (int >= 0)",
+    "batches": "independent batches B (int >= 2)",
+    "num_actions": "decomposition: actions per state (int >= 2, 0 to skip the decomposition)",
+    "num_futures": "decomposition: futures per state-action (int >= 2)",
+    "horizon": "decomposition: steps of each future (int >= 1)",
+    "settings": "[variance.settings] config overrides",
+    "quick": "[variance.quick] overrides under --quick (batches, settings, ...)",
+}
+
+
+def batch_statistics(grads: np.ndarray) -> dict[str, float]:
+    """tr Cov, |mean|^2, relative variance and mean leave-one-out cosine of B gradients [B, P]."""
+    grads = np.asarray(grads, np.float64)
+    b = grads.shape[0]
+    if b < 2:
+        raise RlxError(f"need at least 2 gradient batches for a variance, got {b}.")
+    mean = grads.mean(0)
+    trace = float(np.sum((grads - mean) ** 2) / (b - 1))
+    others = (b * mean - grads) / (b - 1)
+    cos = np.sum(grads * others, 1) / (
+        np.linalg.norm(grads, axis=1) * np.linalg.norm(others, axis=1) + 1e-30
+    )
+    sq = float(np.sum(mean**2))
+    return {
+        "trace_cov": trace,
+        "mean_sq_norm": sq,
+        "relative_variance": trace / sq if sq > 0 else math.inf,
+        "cosine_to_rest": float(cos.mean()),
+    }
+
+
+def load(path: Path | str, quick: bool = False) -> dict[str, Any]:
+    """The validated ``[variance]`` section of a sweep file (with its name and env keywords)."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except OSError as err:
+        raise RlxError(f"cannot read sweep file {str(path)!r}: {err.strerror}.") from None
+    except tomllib.TOMLDecodeError as err:
+        raise RlxError(f"{path}: TOML syntax error: {err}.") from None
+    spec = raw.get("variance")
+    if not isinstance(spec, dict):
+        raise RlxError(f"{path}: no [variance] section; `rlx gradvar` needs one.")
+    for key in spec:
+        if key not in VARIANCE_KEYS:
+            raise RlxError(f"{path}: {unknown('[variance] key', key, VARIANCE_KEYS)}")
+    spec = {k: v for k, v in spec.items() if k != "quick"} | (
+        spec.get("quick", {}) if quick else {}
+    )
+    if quick and "settings" in raw["variance"].get("quick", {}):
+        spec["settings"] = {
+            **raw["variance"].get("settings", {}),
+            **raw["variance"]["quick"]["settings"],
+        }
+    out = {
+        "name": raw.get("name", path.stem),
+        "file": str(path),
+        "quick": quick,
+        "algorithm": spec.get("algorithm", "factorized_pg"),
+        "environments": spec.get("environments"),
+        "seed": spec.get("seed", 0),
+        "train_updates": spec.get("train_updates", 0),
+        "fit_updates": spec.get("fit_updates", 0),
+        "batches": spec.get("batches", 30),
+        "num_actions": spec.get("num_actions", 0),
+        "num_futures": spec.get("num_futures", 4),
+        "horizon": spec.get("horizon", 10),
+        "settings": spec.get("settings", {}),
+        "env_kwargs": raw.get("environment", {}),
+    }
+    module = algorithm.get(out["algorithm"])
+    if not hasattr(module, "gradient_estimates"):
+        raise RlxError(
+            f"{path}: algorithm {out['algorithm']!r} provides no gradient_estimates; "
+            "the diagnostic needs it."
+        )
+    names = out["environments"]
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise RlxError(f"{path}: [variance] environments must be a non-empty list of names.")
+    for name in names:
+        envs.check_name(name)
+    minimum = {"seed": 0, "train_updates": 0, "fit_updates": 0, "batches": 2,
+               "num_actions": 0, "num_futures": 2, "horizon": 1}  # fmt: skip
+    for key, low in minimum.items():
+        value = out[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise RlxError(
+                f"{path}: [variance] {key} must be an integer >= {low} "
+                f"({VARIANCE_KEYS[key]}), got {value!r}."
+            )
+    if out["num_actions"] == 1:
+        raise RlxError(f"{path}: [variance] num_actions must be 0 (skip) or >= 2, got 1.")
+    return out
+
+
+def _plan(spec: dict[str, Any], env_name: str) -> runner.RunPlan:
+    """A validated one-run plan (catches bad settings and env/algorithm mismatches)."""
+    module = algorithm.get(spec["algorithm"])
+    base = module.Config(**{k: v for k, v in spec["settings"].items() if k != "total_steps"})
+    updates = max(1, spec["train_updates"] + spec["fit_updates"])
+    return runner.plan(
+        spec["algorithm"], env_name, seeds=[spec["seed"]],
+        total_steps=updates * base.steps_per_update, overrides=dict(spec["settings"]),
+        num_evals=1, env_kwargs=dict(spec["env_kwargs"].get(env_name, {})),
+    )  # fmt: skip
+
+
+def measure(spec: dict[str, Any], env_name: str) -> dict[str, Any]:
+    """Trains, fits the critics, then measures every variant's gradient variance on one env."""
+    from rlx import config as cfg
+
+    rp = _plan(spec, env_name)
+    module = algorithm.get(spec["algorithm"])
+    env = envs.make(env_name, **rp.env_kwargs)
+    config = cfg.as_leaves(rp.base_config)
+    key = jax.random.PRNGKey(spec["seed"])
+    k_init, k_grad, k_dec = jax.random.split(key, 3)
+    state = jax.jit(lambda k: module.init(k, env, config))(k_init)
+
+    def repeat(step, n):
+        return jax.jit(lambda s: jax.lax.fori_loop(0, n, lambda _, x: step(env, x), s))
+
+    t0 = time.perf_counter()
+    if spec["train_updates"]:
+        state = repeat(lambda e, s: module.update(e, s)[0], spec["train_updates"])(state)
+    if spec["fit_updates"] and hasattr(module, "fit_baselines"):
+        state = repeat(module.fit_baselines, spec["fit_updates"])(state)
+    jax.block_until_ready(state)
+    prepare_s = time.perf_counter() - t0
+
+    estimate = jax.jit(lambda k: module.gradient_estimates(env, state, k))
+    keys = jax.random.split(k_grad, spec["batches"])
+    compiled = estimate.lower(keys[0]).compile()
+    t0 = time.perf_counter()
+    per_batch = [jax.device_get(compiled(k)) for k in keys]
+    estimate_s = (time.perf_counter() - t0) / spec["batches"]
+    variants = list(per_batch[0])
+    stats = {v: batch_statistics(np.stack([g[v] for g in per_batch])) for v in variants}
+    decomposition = None
+    if spec["num_actions"] and hasattr(module, "decomposition"):
+        terms = jax.jit(
+            lambda k: module.decomposition(
+                env, state, k, spec["num_actions"], spec["num_futures"], spec["horizon"]
+            )
+        )(k_dec)
+        decomposition = {v: {k: float(x) for k, x in t.items()} for v, t in terms.items()}
+    return {
+        "env": env_name,
+        "action_size": int(env.action_size),
+        "batch_size": int(rp.base_config.steps_per_update),
+        "num_params": int(per_batch[0][variants[0]].size),
+        "config": cfg.to_dict(rp.base_config),
+        "variants": stats,
+        "decomposition": decomposition,
+        "seconds": {"prepare": prepare_s, "estimate_all_variants": estimate_s},
+    }
+
+
+def run(spec: dict[str, Any], out: Path) -> Path:
+    """Measures every environment and writes variance.json, variance.md and the plot."""
+    results = []
+    for name in spec["environments"]:
+        print(f"[gradvar] {name}", flush=True)
+        results.append(measure(spec, name))
+    record = {"kind": "rlx.gradvar", "spec": spec, "results": results, "provenance": provenance()}
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / "variance.json.tmp"
+    tmp.write_text(json.dumps(record, indent=1, default=float))
+    tmp.replace(out / "variance.json")
+    (out / "variance.md").write_text(markdown(record))
+    plot(record, out / "variance_vs_dimension.png")
+    return out
+
+
+def markdown(record: dict[str, Any]) -> str:
+    """The variance table: per env and variant, tr Cov, its ratio to the state baseline's,
+    the cosine to the other batches' mean and the decomposition terms."""
+    spec, prov = record["spec"], record["provenance"]
+    v = prov["versions"]
+    lines = [
+        f"# Policy-gradient variance: {spec['name']}",
+        "",
+        f"- hardware: {describe_hardware(prov['hardware'])}",
+        f"- versions: python {v['python']}, jax {v['jax']}, flax {v['flax']}, brax {v['brax']}",
+        f"- git {prov['git']}, {prov['date']}; command: `rlx gradvar {spec['file']}"
+        f"{' --quick' if spec['quick'] else ''}`",
+        f"- protocol: {spec['train_updates']} training updates of {spec['algorithm']}, then "
+        f"{spec['fit_updates']} critic fits at fixed theta; {spec['batches']} independent "
+        "batches per variant, all variants on the same trajectories",
+        "",
+        "| env | m | batch | variant | tr Cov | vs state | cos to rest | state | action "
+        "| trajectory |",
+        "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for res in record["results"]:
+        ref = res["variants"].get("state", {}).get("trace_cov")
+        dec = res["decomposition"] or {}
+        for name, s in res["variants"].items():
+            terms = dec.get(name, {})
+            cells = [f"{terms[k]:.3g}" if k in terms else "" for k in ("state", "action",
+                                                                        "trajectory")]  # fmt: skip
+            ratio = f"{s['trace_cov'] / ref:.3f}" if ref else ""
+            lines.append(
+                f"| {res['env']} | {res['action_size']} | {res['batch_size']} | {name} "
+                f"| {s['trace_cov']:.4g} | {ratio} | {s['cosine_to_rest']:.3f} | "
+                + " | ".join(cells)
+                + " |"
+            )
+    lines += [
+        "",
+        "tr Cov: trace of the covariance of the batch gradient over the independent batches; "
+        "vs state: its ratio to the state-only baseline's (below 1: less variance); cos to "
+        "rest: mean cosine between one batch's gradient and the mean of the others. "
+        "state / action / trajectory: Tucker et al.'s split of the single-sample gradient "
+        "variance by re-simulation (trajectory is the same for every baseline).",
+        "",
+        "Seconds per batch (all variants, after compiling): "
+        + ", ".join(
+            f"{r['env']} {r['seconds']['estimate_all_variants']:.2f}" for r in record["results"]
+        )
+        + ".",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def plot(record: dict[str, Any], out: Path) -> Path | None:
+    """Log-log tr Cov against the action dimension, one line per variant (envs that share a
+    name prefix before ``_m``, e.g. target_matching_m6..m2000)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    series: dict[str, list[tuple[int, float]]] = {}
+    for res in record["results"]:
+        if "_m" not in res["env"]:
+            continue
+        for name, s in res["variants"].items():
+            series.setdefault(name, []).append((res["action_size"], s["trace_cov"]))
+    if not series:
+        return None
+    fig = Figure(figsize=(5.0, 3.8), layout="constrained")
+    ax = fig.subplots()
+    for name, points in series.items():
+        points.sort()
+        ax.plot(*zip(*points, strict=True), marker="o", label=name)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("action dimension m")
+    ax.set_ylabel("trace of gradient covariance")
+    ax.set_title("target matching: gradient variance vs m")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize="small")
+    FigureCanvasAgg(fig)
+    fig.savefig(out, dpi=120, format="png")
+    return out

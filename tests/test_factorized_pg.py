@@ -1,0 +1,272 @@
+"""Factorized baselines: every variant's policy gradient is unbiased (against a quadrature
+gradient on a bandit with a known objective), a baseline that sees a_i is caught as biased,
+trained action-dependent baselines cut the variance on a separable task, and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from brax.envs.base import Env, State
+from rlx.algos import factorized_pg as fpg
+from rlx.algos import ppo
+
+from rlx import runner
+from rlx.errors import RlxError
+
+M = 4  # action dimensions of the bandit
+
+
+class QuadraticBandit(Env):
+    """One-step task: observe a target g ~ U(-0.5, 0.5)^m, act, get r = -(1/m)|clip(a) - g|^2."""
+
+    episode_length = 1
+
+    def __init__(self, m: int = M):
+        self.m = m
+
+    @property
+    def observation_size(self) -> int:
+        return self.m
+
+    @property
+    def action_size(self) -> int:
+        return self.m
+
+    @property
+    def backend(self) -> str:
+        return "jax"
+
+    def reset(self, rng: jax.Array) -> State:
+        g = jax.random.uniform(rng, (self.m,), jnp.float32, -0.5, 0.5)
+        zero = jnp.zeros((), jnp.float32)
+        return State(pipeline_state=g, obs=g, reward=zero, done=zero, metrics={}, info={})
+
+    def step(self, state: State, action: jax.Array) -> State:
+        g = state.pipeline_state
+        r = -jnp.mean((jnp.clip(action, -1.0, 1.0) - g) ** 2)
+        return state.replace(reward=r.astype(jnp.float32), done=jnp.ones((), jnp.float32))
+
+
+class LinearBandit(QuadraticBandit):
+    """The same, with a reward linear in the (clipped) action: r = (1/m) sum_i w_i clip(a_i),
+    w = linspace(-1, 1, m); a critic fits it well, so the baselines' effect is visible."""
+
+    def step(self, state: State, action: jax.Array) -> State:
+        w = jnp.linspace(-1.0, 1.0, self.m)
+        r = jnp.mean(w * jnp.clip(action, -1.0, 1.0))
+        return state.replace(reward=r.astype(jnp.float32), done=jnp.ones((), jnp.float32))
+
+
+def _config(**kw) -> fpg.Config:
+    base = dict(total_steps=256 * 40, num_envs=256, unroll_length=1, num_minibatches=4,
+                num_epochs=4, gamma=0.0, normalize_observations=False, fit_all_baselines=True,
+                policy_hidden=(16,), value_hidden=(16,), critic_hidden=(32, 32),
+                learning_rate=3e-3, action_samples=8, reward_scaling=1.0,
+                anneal_lr=False, max_grad_norm=10.0)  # fmt: skip
+    return fpg.Config(**{**base, **kw})
+
+
+def expected_clipped_square(mu, sigma, g):
+    """E[(clip(X, -1, 1) - g)^2] for X ~ N(mu, sigma^2), in closed form: with a = (-1 - mu) /
+    sigma, b = (1 - mu) / sigma, Z standard normal and d = mu - g,
+    P(X < -1)(-1 - g)^2 + P(X > 1)(1 - g)^2
+    + d^2 [Phi(b) - Phi(a)] + 2 d sigma [phi(a) - phi(b)] + sigma^2 [Phi(b) - Phi(a) + a phi(a) - b phi(b)]."""
+    from jax.scipy.stats import norm
+
+    a, b = (-1.0 - mu) / sigma, (1.0 - mu) / sigma
+    pa, pb, da, db = norm.cdf(a), norm.cdf(b), norm.pdf(a), norm.pdf(b)
+    d = mu - g
+    middle = d**2 * (pb - pa) + 2 * d * sigma * (da - db) + sigma**2 * (pb - pa + a * da - b * db)
+    return pa * (-1.0 - g) ** 2 + (1.0 - pb) * (1.0 - g) ** 2 + middle
+
+
+def _true_gradient(env: Env, state: ppo.PPOState) -> np.ndarray:
+    """grad_theta of (1/N) sum_s E_{a~pi(.|s)} r(s, a) over the batch's start states (with
+    unroll_length = 1 these are the states acted in), from the closed-form expectation."""
+    policy_net, _ = ppo._networks(env, state.config)
+    obs = state.env_state.obs  # [N, m]
+
+    def objective(p):
+        mu, log_std = policy_net.apply(p, obs)
+        return -jnp.mean(jnp.mean(expected_clipped_square(mu, jnp.exp(log_std), obs), -1))
+
+    g = jax.grad(objective)(state.params["policy"])
+    return np.concatenate([np.ravel(x) for x in jax.tree.leaves(g)])
+
+
+def test_closed_form_expectation_matches_monte_carlo():
+    mu, sigma, g = jnp.float32(0.7), jnp.float32(0.6), jnp.float32(-0.2)
+    x = mu + sigma * jax.random.normal(jax.random.PRNGKey(0), (2_000_000,))
+    mc = float(jnp.mean((jnp.clip(x, -1.0, 1.0) - g) ** 2))
+    assert float(expected_clipped_square(mu, sigma, g)) == pytest.approx(mc, rel=2e-3)
+
+
+def _fitted_state(env: Env, config: fpg.Config, updates: int) -> ppo.PPOState:
+    """The initial policy with V, Q and the regression network fitted to it for `updates`."""
+    state = jax.jit(lambda k: fpg.init(k, env, config))(jax.random.PRNGKey(0))
+    step = jax.jit(lambda s: fpg.fit_baselines(env, s))
+    for _ in range(updates):
+        state = step(state)
+    return state
+
+
+def _estimates(env, state, batches: int, variants=fpg.BASELINES) -> dict[str, np.ndarray]:
+    fn = jax.jit(jax.vmap(lambda k: fpg.gradient_estimates(env, state, k, variants)))
+    out = fn(jax.random.split(jax.random.PRNGKey(1), batches))
+    return {k: np.asarray(v, np.float64) for k, v in out.items()}
+
+
+def _normalised_error(samples: np.ndarray, truth: np.ndarray) -> float:
+    """mean over coordinates of ((mean - truth) / standard error)^2: about 1 when unbiased.
+
+    The standard error gets a floor of 1e-3 of the true gradient's RMS, the float32 precision
+    of the estimates (a near-perfect baseline leaves almost no sampling error to compare to).
+    """
+    mean = samples.mean(0)
+    se = samples.std(0, ddof=1) / np.sqrt(samples.shape[0])
+    se = np.sqrt(se**2 + (1e-3 * np.sqrt(np.mean(truth**2))) ** 2)
+    return float(np.mean(((mean - truth) / se) ** 2))
+
+
+def test_every_variant_is_unbiased_and_a_biased_baseline_is_caught():
+    env = QuadraticBandit()
+    config = _config()
+    state = _fitted_state(env, config, updates=10)  # trained Q / regression baselines
+    truth = _true_gradient(env, state)
+    grads = _estimates(env, state, batches=400)
+    for variant, g in grads.items():
+        err = _normalised_error(g, truth)
+        assert err < 1.6, (variant, err)
+        cos = truth @ g.mean(0) / (np.linalg.norm(truth) * np.linalg.norm(g.mean(0)))
+        assert cos > 0.97, (variant, cos)
+    # Control: a "baseline" that sees a_i itself, b_i = Q(s, a), is biased, and the test sees it.
+    policy_net, _ = ppo._networks(env, config)
+    q_net, _ = fpg._critics(config)
+
+    def biased(key):
+        _, traj = ppo._rollout(env, state, key)
+        obs, action = traj.obs[0], traj.action[0]
+        b = q_net.apply(state.params["q"], obs, action)[:, None]
+        adv = traj.reward[0][:, None] - b
+
+        def surrogate(p):
+            mu, ls = policy_net.apply(p, obs)
+            return jnp.mean(jnp.sum(fpg.per_dim_log_prob(action, mu, ls) * adv, -1))
+
+        g = jax.grad(surrogate)(state.params["policy"])
+        return jnp.concatenate([x.ravel() for x in jax.tree.leaves(g)])
+
+    bad = np.asarray(jax.jit(jax.vmap(biased))(jax.random.split(jax.random.PRNGKey(2), 400)))
+    assert _normalised_error(bad.astype(np.float64), truth) > 5.0
+
+
+def test_action_dependent_baselines_cut_variance_on_a_separable_task():
+    env = LinearBandit(m=16)
+    state = _fitted_state(env, _config(), updates=30)
+    grads = _estimates(env, state, batches=40)
+    trace = {k: float(np.sum(g.var(0, ddof=1))) for k, g in grads.items()}
+    # 15 of the 16 dimensions' reward noise leaves dimension i's term: about 1/m of the variance.
+    assert trace["marginal"] < 0.3 * trace["state"], trace
+    assert trace["mean_action"] < 0.3 * trace["state"], trace
+    assert trace["regression"] < 0.3 * trace["state"], trace
+
+
+def test_variance_decomposition_terms_are_consistent():
+    env = LinearBandit(m=8)
+    config = _config(total_steps=64 * 40, num_envs=64)
+    state = _fitted_state(env, config, updates=30)
+    out = jax.jit(lambda k: fpg.decomposition(env, state, k, 8, 4, 1))(jax.random.PRNGKey(3))
+    # One-step task with gamma = 0: Q^ = r has no future randomness.
+    for terms in out.values():
+        assert float(terms["trajectory"]) == pytest.approx(0.0, abs=1e-6)
+        assert float(terms["total"]) > 0.0
+    assert float(out["marginal"]["action"]) < 0.5 * float(out["state"]["action"])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "env", "message"),
+    [
+        ({"baseline": "oracle"}, "target_matching", "baseline must be one of state, regression"),
+        ({"baseline": "marginal"}, "pendulum_swingup", "needs an action dimension of at least 2"),
+        ({"action_samples": 0}, "target_matching", "action_samples must be positive"),
+    ],
+)
+def test_bad_factorized_input_is_refused(overrides, env, message):
+    with pytest.raises(RlxError, match=message):
+        runner.plan("factorized_pg", env, total_steps=3_000, overrides=overrides, num_evals=1)
+
+
+VARIANCE_FILE = """
+name = "tiny_variance"
+algorithms = ["fpg_state"]
+environments = ["target_matching_m6"]
+seeds = 1
+total_steps = 512
+
+[variance]
+environments = ["target_matching_m6", "target_matching_m60"]
+train_updates = 1
+fit_updates = 2
+batches = 3
+num_actions = 2
+num_futures = 2
+horizon = 2
+
+[variance.settings]
+num_envs = 16
+unroll_length = 8
+num_minibatches = 2
+num_epochs = 1
+baseline = "state"
+fit_all_baselines = true
+policy_hidden = [16]
+value_hidden = [16]
+critic_hidden = [16]
+"""
+
+
+def test_gradvar_command_writes_table_and_plot(tmp_path, capsys):
+    from rlx import cli
+
+    path = tmp_path / "v.toml"
+    path.write_text(VARIANCE_FILE)
+    out = tmp_path / "out"
+    assert cli.main(["gradvar", str(path), "--out", str(out)]) == 0
+    record = json.loads((out / "variance.json").read_text())
+    assert [r["action_size"] for r in record["results"]] == [6, 60]
+    for res in record["results"]:
+        assert set(res["variants"]) == set(fpg.BASELINES)
+        assert all(s["trace_cov"] > 0 for s in res["variants"].values())
+        assert set(res["decomposition"]["marginal"]) == {"state", "action", "trajectory", "total"}
+    assert "| target_matching_m60 | 60 | 128 | marginal |" in (out / "variance.md").read_text()
+    assert (out / "variance_vs_dimension.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda t: t.replace("batches = 3", "batches = 1"), "batches must be an integer >= 2"),
+        (lambda t: t.replace("horizon = 2", "horizont = 2"), "unknown [variance] key 'horizont'"),
+        (
+            lambda t: t.replace('"target_matching_m60"]', '"target_matching_m61"]'),
+            "unknown environment",
+        ),
+        (
+            lambda t: t.replace("[variance]\n", '[variance]\nalgorithm = "td3"\n'),
+            "provides no gradient_estimates",
+        ),
+    ],
+)
+def test_bad_variance_section_is_refused(tmp_path, capsys, edit, message):
+    from rlx import cli
+
+    path = tmp_path / "v.toml"
+    path.write_text(edit(VARIANCE_FILE))
+    assert cli.main(["gradvar", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rlx: error: ") and message in err, err
+    assert not (tmp_path / "out").exists()
