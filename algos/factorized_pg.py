@@ -19,9 +19,15 @@ E[grad log pi_i(a_i|s) b_i(s, a_{-i})] = 0: the estimator is unbiased for every 
 Baselines (``baseline``), all m of them from one batched pass:
 
 - ``state``: b_i = V(s) for every i (PPO's advantage, with per-dimension ratios);
-- ``regression``: b_i(s, a_{-i}) from one leave-one-out network regressed on G;
-- ``marginal``: b_i = (1/K) sum_k Q(s, (a_{-i}, a_i^k)), a_i^k ~ pi_i(.|s), with Q regressed on G;
-- ``mean_action``: b_i = Q(s, (a_{-i}, mu_i(s))).
+- ``regression``: b_i = V(s) + f_i(s, a_{-i}), f one leave-one-out network regressed on G - V;
+- ``marginal``: b_i = V(s) + (1/K) sum_k Q(s, (a_{-i}, a_i^k)), a_i^k ~ pi_i(.|s), with Q
+  regressed on G - V (an advantage-like residual);
+- ``mean_action``: b_i = V(s) + Q(s, (a_{-i}, mu_i(s))).
+
+The learned part models only the residual G - V(s): with Q fitted to G itself, its misfit of
+the (large) state-dependent part of G would enter every dimension's advantage; written on top
+of V, that part is V's misfit alone, as with the state baseline, and b_i still does not
+depend on a_i. (V is the one from the rollout, held fixed while the residual nets are fitted.)
 
 The first layer of Q and of the leave-one-out network is linear in the action, so replacing
 a_i by x changes its pre-activation by ``W_a[i] (x - a_i)``: the m substituted evaluations
@@ -169,7 +175,12 @@ def baselines(
     value: jax.Array,
     key: jax.Array,
 ) -> jax.Array:
-    """b_i(s_n, a_{n,-i}) for every sample n and dimension i of a flat batch: [N, m]."""
+    """b_i(s_n, a_{n,-i}) for every sample n and dimension i of a flat batch: [N, m].
+
+    The learned networks model the residual of the state baseline: b_i = V(s) + f_i, with f
+    from the Q network (regressed on G - V(s)) or the leave-one-out network, so a misfit of
+    the state-dependent part of G is V's alone and f carries only the action dependence.
+    """
     n, m = action.shape
     chex.assert_shape([mean, log_std], (n, m))
     chex.assert_shape(value, (n,))
@@ -179,17 +190,17 @@ def baselines(
         return jnp.broadcast_to(value[:, None], (n, m))
     if variant == "regression":
         fn = lambda o, a: loo_net.apply(params["loo"], o, a)  # noqa: E731
-        return _chunked(fn, (obs, action), m * width)
+        return value[:, None] + _chunked(fn, (obs, action), m * width)
     if variant == "mean_action":
         fn = lambda o, a, mu: q_net.apply(params["q"], o, a, mu[:, None])[..., 0]  # noqa: E731
-        return _chunked(fn, (obs, action, mean), m * width)
+        return value[:, None] + _chunked(fn, (obs, action, mean), m * width)
     if variant == "marginal":
         k = config.action_samples
         samples = gaussian_sample(
             key, jnp.broadcast_to(mean[..., None], (n, m, k)), log_std[..., None]
         )
         fn = lambda o, a, x: q_net.apply(params["q"], o, a, x).mean(-1)  # noqa: E731
-        return _chunked(fn, (obs, action, samples), m * k * width)
+        return value[:, None] + _chunked(fn, (obs, action, samples), m * k * width)
     raise RlxError(f"baseline must be one of {', '.join(BASELINES)}; got {variant!r}.")
 
 
@@ -222,12 +233,13 @@ def _loss(params: dict, env: Env, config: Config, mb: Batch) -> tuple[jax.Array,
     policy_loss = -jnp.mean(jnp.sum(jnp.minimum(ratio * adv, clipped * adv), axis=-1))
     value_loss = 0.5 * jnp.mean((value_net.apply(params["value"], mb.obs) - mb.target) ** 2)
     baseline_loss = jnp.zeros(())
+    residual = mb.target - mb.value  # G - V_old(s): what the action-dependent nets model
     if config.fits_q:
         q = q_net.apply(params["q"], mb.obs, mb.action)
-        baseline_loss += 0.5 * jnp.mean((q - mb.target) ** 2)
+        baseline_loss += 0.5 * jnp.mean((q - residual) ** 2)
     if config.fits_regression:
         b = loo_net.apply(params["loo"], mb.obs, mb.action)
-        baseline_loss += 0.5 * jnp.mean((b - mb.target[:, None]) ** 2)
+        baseline_loss += 0.5 * jnp.mean((b - residual[:, None]) ** 2)
     entropy = jnp.mean(jnp.sum(log_std + 0.5 * (jnp.log(2.0 * jnp.pi) + 1.0), axis=-1))
     total = (
         policy_loss

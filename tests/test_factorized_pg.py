@@ -143,14 +143,17 @@ def test_every_variant_is_unbiased_and_a_biased_baseline_is_caught():
         assert err < 1.6, (variant, err)
         cos = truth @ g.mean(0) / (np.linalg.norm(truth) * np.linalg.norm(g.mean(0)))
         assert cos > 0.97, (variant, cos)
-    # Control: a "baseline" that sees a_i itself, b_i = Q(s, a), is biased, and the test sees it.
+    # Control: a "baseline" that sees a_i itself, b_i = V(s) + Q(s, a), is biased, and the
+    # test sees it.
     policy_net, _ = ppo._networks(env, config)
     q_net, _ = fpg._critics(config)
 
     def biased(key):
         _, traj = ppo._rollout(env, state, key)
         obs, action = traj.obs[0], traj.action[0]
-        b = q_net.apply(state.params["q"], obs, action)[:, None]
+        value_net = ppo._networks(env, config)[1]
+        v = value_net.apply(state.params["value"], obs)
+        b = (v + q_net.apply(state.params["q"], obs, action))[:, None]
         adv = traj.reward[0][:, None] - b
 
         def surrogate(p):
