@@ -10,9 +10,12 @@ process killed at any moment (``kill -9`` included) leaves the previous checkpoi
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import orbax.checkpoint as ocp
 
 for _name in ("absl", "orbax"):
@@ -40,17 +43,25 @@ class RunCheckpointer:
     def restore_state(self, abstract_state: Any) -> Any:
         """The latest checkpoint's state, laid out (shapes, dtypes, shardings) as `abstract_state`."""
         step = self._manager.latest_step()
+        specs, treedef = jax.tree.flatten(abstract_state)
         restored = self._manager.restore(
-            step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state))
-        )
-        return restored["state"]
+            step, args=ocp.args.Composite(state=ocp.args.StandardRestore(_stored(specs)))
+        )["state"]
+        leaves = [
+            restored[str(i)]
+            if str(i) in restored
+            else jax.device_put(jnp.zeros(spec.shape, spec.dtype), spec.sharding)
+            for i, spec in enumerate(specs)
+        ]
+        return jax.tree.unflatten(treedef, leaves)
 
     def save(self, step: int, state: Any, meta: dict[str, Any]) -> None:
         """Writes checkpoint `step` (blocking until it is complete on disk)."""
         self._manager.save(
             step,
             args=ocp.args.Composite(
-                state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)
+                state=ocp.args.StandardSave(_stored(jax.tree.leaves(state))),
+                meta=ocp.args.JsonSave(meta),
             ),
             force=True,
         )
@@ -59,3 +70,10 @@ class RunCheckpointer:
     def close(self) -> None:
         """Releases orbax's resources."""
         self._manager.close()
+
+
+def _stored(leaves: list[Any]) -> dict[str, Any]:
+    """The leaves orbax writes, keyed by position: every one but the empty arrays (orbax
+    refuses zero-size arrays, e.g. an MJX state's actuator activations of a model with none;
+    they are rebuilt as zeros on restore)."""
+    return {str(i): x for i, x in enumerate(leaves) if math.prod(x.shape) > 0}

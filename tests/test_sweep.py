@@ -250,3 +250,22 @@ def test_metric_at_an_evaluation_point_and_rate_formatting():
     assert np.isnan(table.run_value(run, "a@7")) and np.isnan(table.run_value(run, "b@1"))
     assert table.metric_label("eval/goal_reached@1") == "goal rate at eval 1"
     assert table._num(0.25, "train/episode_goal_reached@1") == "25%"
+
+
+def test_checkpoint_round_trip_keeps_zero_size_leaves(tmp_path):
+    import jax
+    import jax.numpy as jnp
+
+    from rlx.checkpoint import RunCheckpointer
+
+    # MJX states carry zero-size arrays (no actuator activations), which orbax refuses.
+    state = {"a": jnp.arange(3.0), "empty": jnp.zeros((2, 0)), "k": jnp.array([7], jnp.int32)}
+    sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    spec = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), state)
+    ckpt = RunCheckpointer(tmp_path / "ck")
+    ckpt.save(0, state, {"note": "x"})
+    back = ckpt.restore_state(spec)
+    ckpt.close()
+    assert back["empty"].shape == (2, 0)
+    np.testing.assert_array_equal(back["a"], [0.0, 1.0, 2.0])
+    assert int(back["k"][0]) == 7 and back["k"].dtype == jnp.int32
