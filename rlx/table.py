@@ -22,7 +22,17 @@ from rlx import plots, stats
 from rlx.errors import RlxError
 from rlx.provenance import describe_hardware
 
-HEADLINE_LABELS = {"eval/return": "return", "eval/goal_reached": "goal rate"}
+HEADLINE_LABELS = {
+    "eval/return": "return",
+    "eval/goal_reached": "goal rate",
+    "eval/avoidance": "avoidance",
+    "eval/treasure_collected": "treasure rate",
+    "eval/combined": "combined",
+    "eval/distance": "distance",
+    "train/episode_goal_reached": "train goal rate",
+    "train/episode_return": "train return",
+    "train/baseline_share": "baseline share",
+}
 
 
 def load_records(directory: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
