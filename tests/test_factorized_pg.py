@@ -211,7 +211,7 @@ seeds = 1
 total_steps = 512
 
 [variance]
-environments = ["target_matching_m6", "target_matching_m60"]
+environments = ["target_matching_m6"]
 train_updates = 1
 fit_updates = 2
 batches = 3
@@ -240,12 +240,12 @@ def test_gradvar_command_writes_table_and_plot(tmp_path, capsys):
     out = tmp_path / "out"
     assert cli.main(["gradvar", str(path), "--out", str(out)]) == 0
     record = json.loads((out / "variance.json").read_text())
-    assert [r["action_size"] for r in record["results"]] == [6, 60]
+    assert [r["action_size"] for r in record["results"]] == [6]
     for res in record["results"]:
         assert set(res["variants"]) == set(fpg.BASELINES)
         assert all(s["trace_cov"] > 0 for s in res["variants"].values())
         assert set(res["decomposition"]["marginal"]) == {"state", "action", "trajectory", "total"}
-    assert "| target_matching_m60 | 60 | 128 | marginal |" in (out / "variance.md").read_text()
+    assert "| target_matching_m6 | 6 | 128 | marginal |" in (out / "variance.md").read_text()
     assert (out / "variance_vs_dimension.png").stat().st_size > 1000
 
 
@@ -255,7 +255,7 @@ def test_gradvar_command_writes_table_and_plot(tmp_path, capsys):
         (lambda t: t.replace("batches = 3", "batches = 1"), "batches must be an integer >= 2"),
         (lambda t: t.replace("horizon = 2", "horizont = 2"), "unknown [variance] key 'horizont'"),
         (
-            lambda t: t.replace('"target_matching_m60"]', '"target_matching_m61"]'),
+            lambda t: t.replace('["target_matching_m6"]\ntrain', '["target_matching_m61"]\ntrain'),
             "unknown environment",
         ),
         (
