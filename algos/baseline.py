@@ -15,30 +15,20 @@ import jax.numpy as jnp
 from brax.envs.base import Env, State
 from rlx.envs import outcome_metrics, training_env
 
-from rlx.config import require_budget, require_counts, static
+from rlx.config import Rollouts, require_budget, require_counts, static
 from rlx.offpolicy import check_baseline, episode_summary
 
 DESCRIPTION = "The env's baseline controller alone (no learning): the reference row of a table."
 
 
 @flax.struct.dataclass
-class Config:
+class Config(Rollouts):
     """Settings of a baseline-only run (no hyperparameters)."""
 
     total_steps: int = static(100_000, "Env steps per run (all envs together).")
     num_envs: int = static(16, "Parallel environments per run.")
     unroll_length: int = static(8, "Env steps per env per update.")
     episode_length: int = static(0, "Episode time limit in steps (0: the environment's default).")
-
-    @property
-    def steps_per_update(self) -> int:
-        """Env steps consumed by one update: num_envs * unroll_length."""
-        return self.num_envs * self.unroll_length
-
-    @property
-    def num_updates(self) -> int:
-        """Updates in the budget: total_steps / steps_per_update."""
-        return self.total_steps // self.steps_per_update
 
     def validate(self) -> None:
         """Raises RlxError naming the first bad value and what is allowed."""

@@ -22,7 +22,7 @@ from brax.envs.base import Env, State
 from rlx.envs import observation_size, training_env
 
 from rlx import normalizer
-from rlx.config import hparam, require, require_budget, require_counts, static
+from rlx.config import Rollouts, hparam, require, require_budget, require_counts, static
 from rlx.distributions import gaussian_entropy, gaussian_log_prob, gaussian_sample
 from rlx.errors import RlxError
 from rlx.networks import GaussianPolicy, ValueNetwork
@@ -32,7 +32,7 @@ DESCRIPTION = "PPO, continuous actions: clipped surrogate, GAE with time-out boo
 
 
 @flax.struct.dataclass
-class Config:
+class Config(Rollouts):
     """PPO settings. Static fields fix the program; hyperparameters are vmappable leaves."""
 
     total_steps: int = static(300_000, "Env steps per run (all envs together).")
@@ -55,16 +55,6 @@ class Config:
     entropy_coef: float = hparam(0.0, "Entropy-bonus weight.")
     max_grad_norm: float = hparam(0.5, "Global gradient-norm clip.")
     reward_scaling: float = hparam(0.1, "Rewards are multiplied by this before GAE.")
-
-    @property
-    def steps_per_update(self) -> int:
-        """Env steps consumed by one update: num_envs * unroll_length."""
-        return self.num_envs * self.unroll_length
-
-    @property
-    def num_updates(self) -> int:
-        """Updates in the budget: total_steps / steps_per_update."""
-        return self.total_steps // self.steps_per_update
 
     def validate(self) -> None:
         """Raises RlxError naming the first bad value and what is allowed."""

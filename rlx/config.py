@@ -24,6 +24,25 @@ from rlx.errors import RlxError, unknown
 C = TypeVar("C")
 
 
+class Rollouts:
+    """Budget arithmetic of a config with ``total_steps``, ``num_envs`` and ``unroll_length``
+    fields (a mixin: it adds no fields)."""
+
+    total_steps: int
+    num_envs: int
+    unroll_length: int
+
+    @property
+    def steps_per_update(self) -> int:
+        """Env steps consumed by one update: num_envs * unroll_length."""
+        return self.num_envs * self.unroll_length
+
+    @property
+    def num_updates(self) -> int:
+        """Updates in the budget: total_steps / steps_per_update."""
+        return self.total_steps // self.steps_per_update
+
+
 def hparam(default: float, doc: str) -> Any:
     """A hyperparameter field: a pytree leaf (float32 array once batched), vmappable."""
     return flax.struct.field(pytree_node=True, default=default, metadata={"doc": doc})

@@ -30,14 +30,14 @@ import optax
 from brax.envs.base import Env, State
 
 from rlx import replay
-from rlx.config import hparam, require, require_budget, require_counts, static
+from rlx.config import Rollouts, hparam, require, require_budget, require_counts, static
 from rlx.envs import episode_length as default_episode_length
 from rlx.envs import observation_size, outcome_metrics, training_env
 from rlx.errors import RlxError
 
 
 @flax.struct.dataclass
-class Config:
+class Config(Rollouts):
     """Settings every off-policy algorithm shares; learners and behaviours subclass it."""
 
     total_steps: int = static(100_000, "Env steps per run (all envs together).")
@@ -52,16 +52,6 @@ class Config:
     gamma: float = hparam(0.99, "Discount factor.")
     tau: float = hparam(0.005, "Polyak rate of the target networks.")
     reward_scaling: float = hparam(1.0, "Rewards are multiplied by this in the critic target.")
-
-    @property
-    def steps_per_update(self) -> int:
-        """Env steps consumed by one update: num_envs * unroll_length."""
-        return self.num_envs * self.unroll_length
-
-    @property
-    def num_updates(self) -> int:
-        """Updates in the budget: total_steps / steps_per_update."""
-        return self.total_steps // self.steps_per_update
 
     @property
     def grad_steps(self) -> int:
