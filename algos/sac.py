@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from rlx.algos.td3 import init_twin_critic, twin_q
+from rlx.algos.td3 import init_twin_critic, regress_critics, twin_q
 
 from rlx import offpolicy
 from rlx.config import hparam, require, static
@@ -128,16 +128,8 @@ def learn(ls: dict, batches: offpolicy.Transition, key: jax.Array, config: Confi
     alpha = jnp.exp(ls["log_alpha"])
     a_next, logp_next = sample_action(actor, ls["actor"], batch.next_obs, k_next)
     q_next = twin_q(ls["critic_target"], config.hidden, batch.next_obs, a_next).min(0)
-    soft = q_next - alpha * logp_next
-    y = config.reward_scaling * batch.reward + config.gamma * (1.0 - batch.terminal) * soft
-    y = jax.lax.stop_gradient(y)
-
-    def critic_loss(params):
-        q = twin_q(params, config.hidden, batch.obs, batch.action)
-        return ((q - y) ** 2).mean(1).sum(), q.mean()
-
-    (l_q, q_mean), g_q = jax.value_and_grad(critic_loss, has_aux=True)(ls["critic"])
-    critic, critic_opt = offpolicy.adam_step(ls["critic"], g_q, ls["critic_opt"], config.critic_lr)
+    fitted, critic_info = regress_critics(ls, batch, q_next - alpha * logp_next, config)
+    critic, critic_opt = fitted["critic"], fitted["critic_opt"]
 
     def actor_loss(params):
         a, logp = sample_action(actor, params, batch.obs, k_pi)
@@ -170,10 +162,9 @@ def learn(ls: dict, batches: offpolicy.Transition, key: jax.Array, config: Confi
         "alpha_opt": alpha_opt,
     }
     return ls, {
-        "loss/critic": l_q,
+        **critic_info,
         "loss/actor": l_pi,
         "loss/alpha": l_alpha,
-        "q/mean": q_mean,
         "sac/alpha": alpha,
         "sac/entropy": -logp.mean(),
     }

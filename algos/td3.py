@@ -139,7 +139,13 @@ def _critic_step(ls: dict, batch: offpolicy.Transition, key: jax.Array, config: 
     eps = config.policy_noise * jax.random.normal(key, mu_next.shape, mu_next.dtype)
     a_next = jnp.clip(mu_next + jnp.clip(eps, -config.noise_clip, config.noise_clip), -1.0, 1.0)
     q_next = twin_q(ls["critic_target"], config.hidden, batch.next_obs, a_next).min(0)
-    y = config.reward_scaling * batch.reward + config.gamma * (1.0 - batch.terminal) * q_next
+    return regress_critics(ls, batch, q_next, config)
+
+
+def regress_critics(ls: dict, batch: offpolicy.Transition, next_value: jax.Array, config):
+    """One Adam step of both critics on L_Q = sum_j mean (Q_j(s, a) - y)^2 with
+    y = scale r + gamma (1 - terminal) next_value (next_value held fixed)."""
+    y = config.reward_scaling * batch.reward + config.gamma * (1.0 - batch.terminal) * next_value
     y = jax.lax.stop_gradient(y)
 
     def loss(params):

@@ -54,14 +54,7 @@ import jax.numpy as jnp
 import numpy as np
 from brax.envs.base import Env, State
 
-from rlx.errors import RlxError
-
-
-def _check_size(name: str, value: object) -> int:
-    """``value`` as an int if it is an integer ≥ 1, else raise RlxError naming it."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise RlxError(f"{name} must be an integer >= 1, got {value!r}.")
-    return int(value)
+from rlx.errors import positive_size
 
 
 class PointAgents(Env):
@@ -85,7 +78,7 @@ class PointAgents(Env):
         collision_penalty: float = 0.1,
     ):
         """Set the number of agents k = ``num_agents`` (an integer ≥ 1) and the constants."""
-        self.num_agents = _check_size("num_agents", num_agents)
+        self.num_agents = positive_size("num_agents", num_agents)
         self.damping = float(damping)
         self.accel_scale = float(accel_scale)
         self.dt = float(dt)

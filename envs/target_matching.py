@@ -46,17 +46,9 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from brax.envs.base import Env, State
 
-from rlx.errors import RlxError
-
-
-def _check_size(name: str, value: object) -> int:
-    """``value`` as an int if it is an integer ≥ 1, else raise RlxError naming it."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise RlxError(f"{name} must be an integer >= 1, got {value!r}.")
-    return int(value)
+from rlx.errors import RlxError, positive_size
 
 
 class TargetMatching(Env):
@@ -72,7 +64,7 @@ class TargetMatching(Env):
         goal_tolerance: float = 0.05,
     ):
         """Set the dimension m = ``action_dim`` (an integer ≥ 1), step δ and goal tolerance."""
-        self.action_dim = _check_size("action_dim", action_dim)
+        self.action_dim = positive_size("action_dim", action_dim)
         if not step_size > 0.0:
             raise RlxError(f"step_size must be > 0, got {step_size!r}.")
         self.step_size = float(step_size)
