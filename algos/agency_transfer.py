@@ -34,6 +34,7 @@ from rlx.algos import sac, td3
 from rlx import offpolicy
 from rlx.config import hparam, require, static
 from rlx.errors import RlxError
+from rlx.metrics import MetricRule
 
 BISECTION_STEPS = 50
 
@@ -199,6 +200,7 @@ AGENCY = offpolicy.Behaviour(
     act=_act,
     end_episodes=_end_episodes,
     evaluate=lambda env, action, obs: action,
+    metric_rules={"train/baseline_share": MetricRule(label="baseline share")},
 )
 
 TD3 = offpolicy.assemble(

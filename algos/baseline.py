@@ -15,7 +15,10 @@ import jax.numpy as jnp
 from brax.envs.base import Env, State
 from rlx.envs import outcome_metrics, training_env
 
+from rlx.algorithm import Algorithm, env_episode_rules
+from rlx.assets import Assets
 from rlx.config import Rollouts, require_budget, require_counts, static
+from rlx.metrics import MetricRule
 from rlx.offpolicy import check_baseline, episode_summary
 
 DESCRIPTION = "The env's baseline controller alone (no learning): the reference row of a table."
@@ -51,7 +54,7 @@ def check_env(env: Env, config: Config) -> None:
     check_baseline(env, "baseline")
 
 
-def init(key: jax.Array, env: Env, config: Config) -> BaselineState:
+def init(key: jax.Array, env: Env, config: Config, assets: Assets = None) -> BaselineState:
     """A batch of reset environments."""
     k_env, k_next = jax.random.split(key)
     env_state = training_env(env, config.episode_length).reset(
@@ -65,7 +68,9 @@ def policy(state: BaselineState, env: Env) -> Callable[..., jax.Array]:
     return lambda obs, key, deterministic=False: env.baseline_policy(obs)
 
 
-def update(env: Env, state: BaselineState) -> tuple[BaselineState, dict[str, jax.Array]]:
+def update(
+    env: Env, state: BaselineState, assets: Assets = None
+) -> tuple[BaselineState, dict[str, jax.Array]]:
     """unroll_length steps of every env under pi_0; episode returns and outcomes."""
     tenv = training_env(env, state.config.episode_length)
     outcomes = outcome_metrics(env)
@@ -83,3 +88,18 @@ def update(env: Env, state: BaselineState) -> tuple[BaselineState, dict[str, jax
     metrics = episode_summary(ends)
     metrics["train/baseline_share"] = jnp.ones((), jnp.float32)
     return state.replace(env_state=env_state, update_step=state.update_step + 1), metrics
+
+
+ALGORITHM = Algorithm(
+    name="baseline",
+    description=DESCRIPTION,
+    Config=Config,
+    init=init,
+    update=update,
+    policy=policy,
+    check_env=check_env,
+    metric_rules=lambda env: {
+        **env_episode_rules(env),
+        "train/baseline_share": MetricRule(label="baseline share"),
+    },
+)

@@ -37,7 +37,6 @@ during the epochs, after its advantages were computed (no same-batch leakage).
 
 from __future__ import annotations
 
-import types
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -50,6 +49,8 @@ from brax.envs.base import Env
 from rlx.algos import ppo
 from rlx.envs import observation_size, training_env
 
+from rlx.algorithm import Algorithm
+from rlx.assets import Assets
 from rlx.config import hparam, require, static
 from rlx.distributions import gaussian_sample
 from rlx.errors import RlxError
@@ -133,10 +134,10 @@ def _critics(config: Config) -> tuple[FactorCritic, FactorCritic]:
     )
 
 
-def init(key: jax.Array, env: Env, config: Config) -> ppo.PPOState:
+def init(key: jax.Array, env: Env, config: Config, assets: Assets = None) -> ppo.PPOState:
     """PPO's initial state with the Q and leave-one-out networks added to the parameters."""
     k_ppo, k_q, k_loo = jax.random.split(key, 3)
-    state = ppo.init(k_ppo, env, config)
+    state = ppo.init(k_ppo, env, config, assets)
     obs = jnp.zeros((observation_size(env),))
     act = jnp.zeros((env.action_size,))
     q_net, loo_net = _critics(config)
@@ -275,7 +276,9 @@ def factor_batch(env: Env, state: ppo.PPOState, traj: ppo.Transition, variant: s
     )
 
 
-def update(env: Env, state: ppo.PPOState) -> tuple[ppo.PPOState, dict[str, jax.Array]]:
+def update(
+    env: Env, state: ppo.PPOState, assets: Assets = None
+) -> tuple[ppo.PPOState, dict[str, jax.Array]]:
     """One iteration: PPO's rollout and GAE, per-dimension advantages, per-dimension surrogate."""
     config = state.config
     key, k_roll, k_perm, k_base = jax.random.split(state.key, 4)
@@ -421,26 +424,23 @@ def fit_baselines(env: Env, state: ppo.PPOState) -> ppo.PPOState:
     return new.replace(params={**new.params, "policy": state.params["policy"]})
 
 
-def _variant(variant: str) -> types.SimpleNamespace:
-    """The algorithm with `variant` as the default baseline (one sweep cell per variant)."""
-
-    @flax.struct.dataclass
-    class VariantConfig(Config):
-        baseline: str = static(variant, "Baseline: state, regression, marginal or mean_action.")
-
-    VariantConfig.__qualname__ = f"Config[{variant}]"
-    return types.SimpleNamespace(
-        __name__=f"rlx.algos.fpg_{variant}",
-        DESCRIPTION=f"Factorized-baseline PPO, {variant} baseline b_i (Wu et al. 2018).",
-        Config=VariantConfig,
-        init=init,
-        update=update,
-        policy=policy,
-        check_env=check_env,
-        gradient_estimates=gradient_estimates,
-        fit_baselines=fit_baselines,
-        decomposition=decomposition,
+ALGORITHM = Algorithm(
+    name="factorized_pg",
+    description=DESCRIPTION,
+    Config=Config,
+    init=init,
+    update=update,
+    policy=policy,
+    check_env=check_env,
+    extras={
+        "gradient_estimates": gradient_estimates,
+        "fit_baselines": fit_baselines,
+        "decomposition": decomposition,
+    },
+)
+STATE, REGRESSION, MARGINAL, MEAN_ACTION = (
+    ALGORITHM.variant(
+        f"fpg_{b}", f"Factorized-baseline PPO, {b} baseline b_i (Wu et al. 2018).", baseline=b
     )
-
-
-STATE, REGRESSION, MARGINAL, MEAN_ACTION = (_variant(b) for b in BASELINES)
+    for b in BASELINES
+)

@@ -22,6 +22,8 @@ from brax.envs.base import Env, State
 from rlx.envs import observation_size, training_env
 
 from rlx import normalizer
+from rlx.algorithm import Algorithm
+from rlx.assets import Assets
 from rlx.config import Rollouts, hparam, require, require_budget, require_counts, static
 from rlx.distributions import gaussian_entropy, gaussian_log_prob, gaussian_sample
 from rlx.errors import RlxError
@@ -143,7 +145,7 @@ def _normalize(state: PPOState, obs: jax.Array) -> jax.Array:
     return obs
 
 
-def init(key: jax.Array, env: Env, config: Config) -> PPOState:
+def init(key: jax.Array, env: Env, config: Config, assets: Assets = None) -> PPOState:
     """Initial parameters, optimiser state, normaliser and a batch of reset environments."""
     policy_net, value_net = _networks(env, config)
     k_policy, k_value, k_env, k_next = jax.random.split(key, 4)
@@ -310,7 +312,9 @@ def finish(
     return new_state, metrics
 
 
-def update(env: Env, state: PPOState) -> tuple[PPOState, dict[str, jax.Array]]:
+def update(
+    env: Env, state: PPOState, assets: Assets = None
+) -> tuple[PPOState, dict[str, jax.Array]]:
     """One PPO iteration: rollout, GAE, num_epochs x num_minibatches SGD steps, normaliser update."""
     config = state.config
     key, k_roll, k_perm = jax.random.split(state.key, 3)
@@ -323,3 +327,8 @@ def update(env: Env, state: PPOState) -> tuple[PPOState, dict[str, jax.Array]]:
         state, flat, lambda p, mb: _loss(p, env, config, mb), k_perm
     )
     return finish(state, env_state, traj, params, opt_state, info, lr, key)
+
+
+ALGORITHM = Algorithm(
+    name="ppo", description=DESCRIPTION, Config=Config, init=init, update=update, policy=policy
+)

@@ -179,5 +179,4 @@ LEARNER = offpolicy.Learner(
     group_size=lambda config: 1,
 )
 
-_ALGO = offpolicy.assemble("sac", DESCRIPTION, Config, LEARNER, offpolicy.PLAIN)
-init, update, policy, check_env = _ALGO.init, _ALGO.update, _ALGO.policy, _ALGO.check_env
+ALGORITHM = offpolicy.assemble("sac", DESCRIPTION, Config, LEARNER, offpolicy.PLAIN)

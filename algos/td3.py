@@ -194,5 +194,4 @@ LEARNER = offpolicy.Learner(
     group_size=lambda config: config.policy_frequency,
 )
 
-_ALGO = offpolicy.assemble("td3", DESCRIPTION, Config, LEARNER, offpolicy.PLAIN)
-init, update, policy, check_env = _ALGO.init, _ALGO.update, _ALGO.policy, _ALGO.check_env
+ALGORITHM = offpolicy.assemble("td3", DESCRIPTION, Config, LEARNER, offpolicy.PLAIN)

@@ -198,6 +198,17 @@ def outcome_metrics(env: Env) -> tuple[str, ...]:
     return ("goal_reached",) if "goal_reached" in metrics else ()
 
 
+OUTCOME_LABELS = {"goal_reached": "goal rate"}
+"""Labels of outcomes that many environments share; an env names its own in ``metric_labels``."""
+
+
+def outcome_labels(env: Env) -> dict[str, str]:
+    """Each outcome metric (`outcome_metrics`) with its table label: the env's own
+    ``metric_labels`` entry, else a shared label, else the name itself."""
+    own = getattr(env, "metric_labels", {})
+    return {m: own.get(m, OUTCOME_LABELS.get(m, m)) for m in outcome_metrics(env)}
+
+
 def is_brax(name: str) -> bool:
     """True for Brax physics environments (whose resets are costly: no resampling)."""
     return name.startswith("brax:")
@@ -214,6 +225,7 @@ __all__ = [
     "make",
     "names",
     "observation_size",
+    "outcome_labels",
     "outcome_metrics",
     "training_env",
     "wrap_for_training",

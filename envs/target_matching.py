@@ -44,6 +44,8 @@ within ``δ``; from any start it is on target after at most ``2 / δ = 20`` step
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import jax
 import jax.numpy as jnp
 from brax.envs.base import Env, State
@@ -56,6 +58,7 @@ class TargetMatching(Env):
 
     episode_length: int = 50
     episode_metrics: tuple[str, ...] = ("goal_reached", "distance")
+    metric_labels: ClassVar[dict[str, str]] = {"distance": "distance"}
 
     def __init__(
         self,

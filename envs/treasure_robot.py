@@ -64,6 +64,8 @@ treasure::
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -88,6 +90,10 @@ class TreasureRobot(Env):
 
     episode_length: int = 1000
     episode_metrics: tuple[str, ...] = ("goal_reached", "treasure_collected", "combined")
+    metric_labels: ClassVar[dict[str, str]] = {
+        "treasure_collected": "treasure rate",
+        "combined": "combined",
+    }
 
     DT = 0.05
     SPEED = 0.15

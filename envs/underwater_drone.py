@@ -73,6 +73,8 @@ Baseline controller (``baseline_policy``): a PD law on the position that ignores
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -89,6 +91,7 @@ class UnderwaterDrone(Env):
 
     episode_length: int = 1500
     episode_metrics: tuple[str, ...] = ("goal_reached", "avoidance")
+    metric_labels: ClassVar[dict[str, str]] = {"avoidance": "avoidance"}
 
     # Physical constants (see the module docstring).
     DT = 0.02

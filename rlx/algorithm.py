@@ -1,35 +1,104 @@
-"""The algorithm contract and the registry of algorithms.
+"""The algorithm contract (`Algorithm`) and the registry of algorithms.
 
-An algorithm is a module in ``algos/`` (importable as ``rlx.algos.<name>``) that defines:
+Every module in ``algos/`` (importable as ``rlx.algos.<name>``) exports one `Algorithm` record
+(or several, one per variant) built from pure functions:
 
 - ``Config``: a frozen `flax.struct.dataclass` of `static` fields and `hparam` leaves (see
-  `rlx.config`), with a ``total_steps`` static field (the env-step budget per run),
-  ``steps_per_update`` (a property: env steps consumed by one `update`) and ``validate()``
-  raising `rlx.errors.RlxError` for bad values;
-- ``init(key, env, config) -> state``: the whole training state as a pytree (params, optimiser
-  state, normaliser, env state, RNG, counters, and ``config`` itself, so hyperparameters travel
-  with the state and can be vmapped);
-- ``update(env, state) -> (state, metrics)``: one training iteration, pure and jittable, fixed
-  shapes, `metrics` a flat dict of float32 scalars. Keys ``train/episode_*`` are means over the
-  episodes finished in the iteration and are weighted by ``train/episodes`` when aggregated;
-- ``policy(state, env) -> act(obs, key, deterministic) -> action``: the acting function (it closes
-  over params and normaliser), used for evaluation and export;
-- ``DESCRIPTION``: one line for ``rlx list``;
-- optionally ``check_env(env, config)``: raises RlxError for environments it cannot run on
-  (called when a run is planned, before anything is built).
+  `rlx.config`), with a ``total_steps`` static field (the budget per run, in the algorithm's
+  `Unit`), ``steps_per_update`` / ``num_updates`` properties and ``validate()`` raising
+  `rlx.errors.RlxError` for bad values;
+- ``init(key, env, config, assets) -> state``: the whole training state as a pytree (params,
+  optimiser state, normaliser, env state, replay ring or dataset cursor, RNG, counters, and
+  ``config`` itself, so hyperparameters travel with the state and can be vmapped);
+- ``update(env, state, assets) -> (state, metrics)``: one training iteration, pure and
+  jittable, fixed shapes, `metrics` a flat dict of float32 scalars whose chunk summaries follow
+  ``metric_rules(env)`` (`rlx.metrics`);
+- ``policy(state, env) -> act(obs, key, deterministic) -> action``: the acting function (it
+  closes over params and normaliser), used for evaluation and export;
+- ``check_env(env, config)``: raises RlxError for environments it cannot run on (called when a
+  run is planned, before anything is built).
 
 `env` is the unwrapped `brax.envs.base.Env`; algorithms wrap it themselves with
-`rlx.envs.wrap_for_training` (a trace-time, Python-only operation).
+`rlx.envs.training_env` (a trace-time, Python-only operation). `assets` maps the names in
+``Algorithm.assets`` to read-only pytrees shared by every run of a batch (`rlx.assets`): a
+dataset, a pretrained policy. A variant is the same record under another name with other
+config defaults (`Algorithm.variant`), not a generated class.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import importlib
-from types import ModuleType
+from collections.abc import Callable, Mapping
+from typing import Any
 
+from brax.envs.base import Env
+
+from rlx import metrics as metric_rules_mod
+from rlx.assets import AssetSpec
 from rlx.errors import unknown
+from rlx.metrics import MetricRule
 
-# name -> "module" or "module:attribute" under rlx.algos (variants built from one module).
+
+class Unit(enum.Enum):
+    """What one update consumes: the unit of ``total_steps``, the progress bar, the curves' x
+    axis and the throughput figures."""
+
+    ENV_STEPS = "env_steps"
+    GRADIENT_STEPS = "gradient_steps"
+    EPISODES = "episodes"
+
+    @property
+    def label(self) -> str:
+        """Human form, e.g. 'env steps'."""
+        return self.value.replace("_", " ")
+
+
+def _accept_any_env(env: Env, config: Any) -> None:
+    """The default `check_env`: every environment is accepted."""
+
+
+def env_episode_rules(env: Env) -> dict[str, MetricRule]:
+    """The default `metric_rules`: the episode count, return and each of the env's outcomes."""
+    from rlx.envs import outcome_labels
+
+    return metric_rules_mod.episode_rules(outcome_labels(env))
+
+
+@dataclasses.dataclass(frozen=True)
+class Algorithm:
+    """One registered algorithm: its config class, pure functions and what they consume."""
+
+    name: str
+    description: str
+    Config: type
+    init: Callable[..., Any]
+    update: Callable[..., tuple[Any, dict[str, Any]]]
+    policy: Callable[..., Callable[..., Any]]
+    check_env: Callable[[Env, Any], None] = _accept_any_env
+    unit: Unit = Unit.ENV_STEPS
+    metric_rules: Callable[[Env], Mapping[str, MetricRule]] = env_episode_rules
+    assets: Mapping[str, AssetSpec] = dataclasses.field(default_factory=dict)
+    """Read-only inputs by name (`rlx.assets.AssetSpec`); required ones must be given."""
+    defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """Config values that differ from the Config class's defaults (a variant's identity)."""
+    extras: Mapping[str, Callable[..., Any]] = dataclasses.field(default_factory=dict)
+    """Optional capabilities by name, e.g. ``gradient_estimates`` for `rlx gradvar`."""
+
+    def make_config(self, **overrides: Any) -> Any:
+        """The config of this algorithm with `overrides` on top of its defaults."""
+        return self.Config(**{**self.defaults, **overrides})
+
+    def variant(self, name: str, description: str, **defaults: Any) -> Algorithm:
+        """The same algorithm under `name` with other config defaults."""
+        return dataclasses.replace(
+            self, name=name, description=description, defaults={**self.defaults, **defaults}
+        )
+
+
+# name -> "module" or "module:attribute" under rlx.algos; the attribute (default ALGORITHM) is
+# an `Algorithm` record.
 ALGORITHMS: dict[str, str] = {
     "ppo": "ppo",
     "td3": "td3",
@@ -47,16 +116,17 @@ ALGORITHMS: dict[str, str] = {
 }
 
 
-def get(name: str) -> ModuleType:
-    """The algorithm `name` (a module, or a module-like namespace of a variant), or an RlxError
-    listing the registered ones."""
+def get(name: str) -> Algorithm:
+    """The algorithm `name`, or an RlxError listing the registered ones."""
     if name not in ALGORITHMS:
         raise unknown("algorithm", name, ALGORITHMS)
     module, _, attr = ALGORITHMS[name].partition(":")
-    found = importlib.import_module(f"rlx.algos.{module}")
-    return getattr(found, attr) if attr else found
+    found = getattr(importlib.import_module(f"rlx.algos.{module}"), attr or "ALGORITHM")
+    if not isinstance(found, Algorithm):
+        raise TypeError(f"rlx.algos.{module}.{attr or 'ALGORITHM'} is not an Algorithm record.")
+    return found
 
 
 def names() -> dict[str, str]:
     """Every algorithm name with its one-line description."""
-    return {name: get(name).DESCRIPTION for name in ALGORITHMS}
+    return {name: get(name).description for name in ALGORITHMS}

@@ -110,7 +110,7 @@ def load(path: Path | str, quick: bool = False) -> dict[str, Any]:
         "env_kwargs": raw.get("environment", {}),
     }
     module = algorithm.get(out["algorithm"])
-    if not hasattr(module, "gradient_estimates"):
+    if "gradient_estimates" not in module.extras:
         raise RlxError(
             f"{path}: algorithm {out['algorithm']!r} provides no gradient_estimates; "
             "the diagnostic needs it."
@@ -137,7 +137,7 @@ def load(path: Path | str, quick: bool = False) -> dict[str, Any]:
 def _plan(spec: dict[str, Any], env_name: str) -> runner.RunPlan:
     """A validated one-run plan (catches bad settings and env/algorithm mismatches)."""
     module = algorithm.get(spec["algorithm"])
-    base = module.Config(**{k: v for k, v in spec["settings"].items() if k != "total_steps"})
+    base = module.make_config(**{k: v for k, v in spec["settings"].items() if k != "total_steps"})
     updates = max(1, spec["train_updates"] + spec["fit_updates"])
     return runner.plan(
         spec["algorithm"], env_name, seeds=[spec["seed"]],
@@ -156,20 +156,20 @@ def measure(spec: dict[str, Any], env_name: str) -> dict[str, Any]:
     config = cfg.as_leaves(rp.base_config)
     key = jax.random.PRNGKey(spec["seed"])
     k_init, k_grad, k_dec = jax.random.split(key, 3)
-    state = jax.jit(lambda k: module.init(k, env, config))(k_init)
+    state = jax.jit(lambda k: module.init(k, env, config, None))(k_init)
 
     def repeat(step, n):
         return jax.jit(lambda s: jax.lax.fori_loop(0, n, lambda _, x: step(env, x), s))
 
     t0 = time.perf_counter()
     if spec["train_updates"]:
-        state = repeat(lambda e, s: module.update(e, s)[0], spec["train_updates"])(state)
-    if spec["fit_updates"] and hasattr(module, "fit_baselines"):
-        state = repeat(module.fit_baselines, spec["fit_updates"])(state)
+        state = repeat(lambda e, s: module.update(e, s, None)[0], spec["train_updates"])(state)
+    if spec["fit_updates"] and "fit_baselines" in module.extras:
+        state = repeat(module.extras["fit_baselines"], spec["fit_updates"])(state)
     jax.block_until_ready(state)
     prepare_s = time.perf_counter() - t0
 
-    estimate = jax.jit(lambda k: module.gradient_estimates(env, state, k))
+    estimate = jax.jit(lambda k: module.extras["gradient_estimates"](env, state, k))
     keys = jax.random.split(k_grad, spec["batches"])
     compiled = estimate.lower(keys[0]).compile()
     t0 = time.perf_counter()
@@ -178,9 +178,9 @@ def measure(spec: dict[str, Any], env_name: str) -> dict[str, Any]:
     variants = list(per_batch[0])
     stats = {v: batch_statistics(np.stack([g[v] for g in per_batch])) for v in variants}
     decomposition = None
-    if spec["num_actions"] and hasattr(module, "decomposition"):
+    if spec["num_actions"] and "decomposition" in module.extras:
         terms = jax.jit(
-            lambda k: module.decomposition(
+            lambda k: module.extras["decomposition"](
                 env, state, k, spec["num_actions"], spec["num_futures"], spec["horizon"]
             )
         )(k_dec)

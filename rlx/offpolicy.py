@@ -18,8 +18,8 @@ state is held fixed (its gradient steps are computed and discarded: fixed shapes
 
 from __future__ import annotations
 
-import types
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import chex
@@ -30,10 +30,13 @@ import optax
 from brax.envs.base import Env, State
 
 from rlx import replay
+from rlx.algorithm import Algorithm, env_episode_rules
+from rlx.assets import Assets
 from rlx.config import Rollouts, hparam, require, require_budget, require_counts, static
 from rlx.envs import episode_length as default_episode_length
 from rlx.envs import observation_size, outcome_metrics, training_env
 from rlx.errors import RlxError
+from rlx.metrics import MetricRule
 
 
 @flax.struct.dataclass
@@ -132,6 +135,8 @@ class Behaviour(NamedTuple):
     end_episodes: Callable[[Any, Any, jax.Array, jax.Array, jax.Array], Any]
     # (env, learner action, obs) -> executed action of the standalone policy
     evaluate: Callable[[Env, jax.Array, jax.Array], jax.Array]
+    # rules of the training metrics `act` reports (rlx.metrics)
+    metric_rules: Mapping[str, MetricRule] = MappingProxyType({})
 
 
 def _plain_act(x: StepInput, carry: Any, key: jax.Array) -> tuple:
@@ -193,11 +198,10 @@ def polyak(target: Any, online: Any, tau: jax.Array) -> Any:
 
 def assemble(
     name: str, description: str, config_cls: type, learner: Learner, behaviour: Behaviour
-) -> types.SimpleNamespace:
-    """The algorithm (``Config``, ``init``, ``update``, ``policy``, ``check_env``) of a learner
-    run under a behaviour."""
+) -> Algorithm:
+    """The algorithm record of a learner run under a behaviour."""
 
-    def init(key: jax.Array, env: Env, config: Any) -> OffPolicyState:
+    def init(key: jax.Array, env: Env, config: Any, assets: Assets = None) -> OffPolicyState:
         """Learner state, an empty replay ring and a batch of reset environments."""
         k_learner, k_env, k_next = jax.random.split(key, 3)
         obs_size = observation_size(env)
@@ -293,7 +297,9 @@ def assemble(
         kept = jax.tree.map(lambda n, o: jnp.where(active, n, o), new, state.learner)
         return kept, {k: jnp.where(active, v.mean(), 0.0) for k, v in info.items()}
 
-    def update(env: Env, state: OffPolicyState) -> tuple[OffPolicyState, dict[str, jax.Array]]:
+    def update(
+        env: Env, state: OffPolicyState, assets: Assets = None
+    ) -> tuple[OffPolicyState, dict[str, jax.Array]]:
         """One iteration: unroll_length env steps of every env, then grad_steps learner steps."""
         config = state.config
         key, k_roll, k_learn = jax.random.split(state.key, 3)
@@ -323,16 +329,15 @@ def assemble(
         if behaviour.needs_baseline:
             check_baseline(env, name)
 
-    return types.SimpleNamespace(
-        __name__=f"rlx.algos.{name}",
-        DESCRIPTION=description,
+    return Algorithm(
+        name=name,
+        description=description,
         Config=config_cls,
         init=init,
         update=update,
         policy=policy,
         check_env=check_env,
-        learner=learner,
-        behaviour=behaviour,
+        metric_rules=lambda env: {**env_episode_rules(env), **behaviour.metric_rules},
     )
 
 

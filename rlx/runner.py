@@ -30,9 +30,8 @@ from rlx import config as cfg
 from rlx.checkpoint import RunCheckpointer
 from rlx.errors import RlxError, unknown
 from rlx.evaluation import evaluate
+from rlx.metrics import DEFAULT, aggregate
 from rlx.provenance import provenance
-
-WEIGHT_KEY = "train/episodes"
 
 
 def _donated_args() -> tuple[int, ...]:
@@ -106,7 +105,7 @@ def plan(
             raise RlxError(f"cannot grid over static field {key!r}; it changes the program.")
         if not values:
             raise RlxError(f"grid for {key!r} is empty; give at least one value.")
-    base = module.Config(**overrides)
+    base = module.make_config(**overrides)
     base.validate()
     for point in cfg.grid_points(grid or {}):
         base.replace(**point).validate()
@@ -117,29 +116,11 @@ def plan(
             f"{base.num_updates}."
         )
     env_obj = envs.make(env, **dict(env_kwargs or {}))  # bad keywords fail here, not mid-run
-    check_env = getattr(module, "check_env", None)
-    if check_env is not None:  # e.g. algorithms that need a baseline controller
-        check_env(env_obj, base)
+    module.check_env(env_obj, base)  # e.g. algorithms that need a baseline controller
     return RunPlan(
         algo, env, dict(env_kwargs or {}), base, dict(grid or {}), tuple(seed_list),
         num_evals, eval_episodes,
     )  # fmt: skip
-
-
-def _aggregate(metrics: dict[str, jax.Array]) -> dict[str, jax.Array]:
-    """Per-chunk summary of stacked per-update metrics: episode means weighted by episode counts."""
-    weights = metrics.get(WEIGHT_KEY)
-    out = {}
-    for key, value in metrics.items():
-        if key == WEIGHT_KEY:
-            out[key] = value.sum()
-        elif key.startswith("train/episode_") and weights is not None:
-            out[key] = jnp.where(
-                weights.sum() > 0, (value * weights).sum() / jnp.maximum(weights.sum(), 1), jnp.nan
-            )
-        else:
-            out[key] = value.mean()
-    return out
 
 
 @dataclasses.dataclass
@@ -163,19 +144,20 @@ def _build_programs(rp: RunPlan, env, keys, configs, sharding) -> Programs:
     """
     module = algorithm.get(rp.algo)
     ep_len = getattr(rp.base_config, "episode_length", 0) or envs.episode_length(env)
+    rules = module.metric_rules(env)
     traces = {"chunk": 0}
 
     def init_one(key, config):
-        return module.init(jax.random.split(key)[0], env, config)
+        return module.init(jax.random.split(key)[0], env, config, None)
 
     def chunk_one(state):
         traces["chunk"] += 1
 
         def body(s, _):
-            return module.update(env, s)
+            return module.update(env, s, None)
 
         state, metrics = jax.lax.scan(body, state, None, length=rp.updates_per_chunk)
-        return state, _aggregate(metrics)
+        return state, aggregate(metrics, rules)
 
     def eval_one(state, key, index):
         act = module.policy(state, env)
@@ -259,10 +241,11 @@ def _fits_in_memory(programs: Programs, devices: Sequence[jax.Device]) -> bool:
     return need <= 0.9 * limit
 
 
-def _finite_failure(metrics: dict[str, np.ndarray], j: int) -> str | None:
+def _finite_failure(metrics: dict[str, np.ndarray], j: int, rules) -> str | None:
     """The first metric that is NaN/Inf for run j (episode means may be NaN: no episode ended)."""
     for key, value in metrics.items():
-        if not key.startswith("train/episode_") and not np.isfinite(value[j]):
+        rule = rules.get(key, DEFAULT)
+        if not rule.may_be_nan and not np.isfinite(value[j]):
             return key
     return None
 
@@ -287,6 +270,7 @@ def run(
     """
     module = algorithm.get(rp.algo)
     env = envs.make(rp.env, **rp.env_kwargs)
+    rules = module.metric_rules(env)
     devices = list(devices or jax.devices())
     mesh = Mesh(np.array(devices), ("runs",))
     sharding = NamedSharding(mesh, PartitionSpec("runs"))
@@ -360,7 +344,7 @@ def run(
                 for j, i in enumerate(ids):
                     curve = curves[i]
                     curve.setdefault("env_steps", []).append(chunk_index * steps_per_chunk)
-                    bad = _finite_failure(metrics, j)
+                    bad = _finite_failure(metrics, j, rules)
                     if bad is not None and str(i) not in failures:
                         failures[str(i)] = {
                             "env_steps": chunk_index * steps_per_chunk,
@@ -448,7 +432,7 @@ def run(
         "timing": timing,
         "provenance": provenance(),
         "runs": run_rows,
-        "module": module.__name__,
+        "module": module.name,
     }
 
 
