@@ -200,7 +200,7 @@ AGENCY = offpolicy.Behaviour(
     act=_act,
     end_episodes=_end_episodes,
     evaluate=lambda env, action, obs: action,
-    metric_rules={"train/baseline_share": MetricRule(label="baseline share")},
+    metric_rules={"train/baseline_share": MetricRule(label="baseline share", percent=True)},
 )
 
 TD3 = offpolicy.assemble(

@@ -100,6 +100,6 @@ ALGORITHM = Algorithm(
     check_env=check_env,
     metric_rules=lambda env: {
         **env_episode_rules(env),
-        "train/baseline_share": MetricRule(label="baseline share"),
+        "train/baseline_share": MetricRule(label="baseline share", percent=True),
     },
 )

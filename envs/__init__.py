@@ -21,6 +21,7 @@ import jax
 from rlx.envs.wrappers import wrap_for_training
 
 from rlx.errors import RlxError, unknown
+from rlx.metrics import MetricRule
 
 BRAX_BACKENDS = ("mjx", "generalized", "positional", "spring")
 BRAX_EPISODE_LENGTH = 1000
@@ -198,15 +199,21 @@ def outcome_metrics(env: Env) -> tuple[str, ...]:
     return ("goal_reached",) if "goal_reached" in metrics else ()
 
 
-OUTCOME_LABELS = {"goal_reached": "goal rate"}
-"""Labels of outcomes that many environments share; an env names its own in ``metric_labels``."""
+SHARED_OUTCOMES = {"goal_reached": MetricRule(label="goal rate", percent=True)}
+"""Outcomes that many environments share; an env labels its own in ``metric_labels`` and names
+those that are shares in [0, 1] in ``rate_metrics``."""
 
 
-def outcome_labels(env: Env) -> dict[str, str]:
-    """Each outcome metric (`outcome_metrics`) with its table label: the env's own
-    ``metric_labels`` entry, else a shared label, else the name itself."""
-    own = getattr(env, "metric_labels", {})
-    return {m: own.get(m, OUTCOME_LABELS.get(m, m)) for m in outcome_metrics(env)}
+def outcome_rules(env: Env) -> dict[str, MetricRule]:
+    """Each outcome metric (`outcome_metrics`) with its table label and whether it is a rate."""
+    labels = getattr(env, "metric_labels", {})
+    rates = getattr(env, "rate_metrics", ())
+    out = {}
+    for name in outcome_metrics(env):
+        shared = SHARED_OUTCOMES.get(name, MetricRule(label=name))
+        out[name] = MetricRule(label=labels.get(name, shared.label),
+                               percent=name in rates or shared.percent)  # fmt: skip
+    return out
 
 
 def is_brax(name: str) -> bool:
@@ -225,8 +232,8 @@ __all__ = [
     "make",
     "names",
     "observation_size",
-    "outcome_labels",
     "outcome_metrics",
+    "outcome_rules",
     "training_env",
     "wrap_for_training",
 ]

@@ -94,6 +94,7 @@ class TreasureRobot(Env):
         "treasure_collected": "treasure rate",
         "combined": "combined",
     }
+    rate_metrics: tuple[str, ...] = ("treasure_collected",)
 
     DT = 0.05
     SPEED = 0.15

@@ -61,9 +61,9 @@ def _accept_any_env(env: Env, config: Any) -> None:
 
 def env_episode_rules(env: Env) -> dict[str, MetricRule]:
     """The default `metric_rules`: the episode count, return and each of the env's outcomes."""
-    from rlx.envs import outcome_labels
+    from rlx.envs import outcome_rules
 
-    return metric_rules_mod.episode_rules(outcome_labels(env))
+    return metric_rules_mod.episode_rules(outcome_rules(env))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -67,6 +67,16 @@ def _env_kwargs(pairs: list[str], backend: str | None) -> dict[str, object]:
     return out
 
 
+def _overrides(args: argparse.Namespace, spec) -> dict[str, str]:
+    """--set pairs, with --total-steps as the total_steps override (giving both is refused)."""
+    overrides = spec.parse_pairs(args.set, "--set")
+    if args.total_steps is not None:
+        if "total_steps" in overrides:
+            raise RlxError("total_steps is given twice (--total-steps and --set); keep one.")
+        overrides["total_steps"] = str(args.total_steps)
+    return overrides
+
+
 def cmd_list(_: argparse.Namespace) -> int:
     """Prints every environment and algorithm with a one-line description."""
     from rlx import algorithm, envs
@@ -82,10 +92,8 @@ def cmd_list(_: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Trains seeds x grid runs and writes the run record to --out."""
-    from rlx import algorithm, envs, record, runner
-    from rlx import config as cfg
+    from rlx import envs, record, runner, spec
 
-    module = algorithm.get(args.algo)
     envs.check_name(args.env)
     if args.backend is not None and not envs.is_brax(args.env):
         raise RlxError(f"--backend applies to brax:* environments only, not {args.env!r}.")
@@ -95,12 +103,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         args.algo,
         args.env,
         seeds=args.seeds,
-        total_steps=args.total_steps,
-        overrides=cfg.parse_assignments(module.Config, args.set),
-        grid=cfg.parse_grid(module.Config, args.grid),
+        overrides=_overrides(args, spec),
+        grid=spec.parse_grid_pairs(args.grid),
         num_evals=args.num_evals,
         eval_episodes=args.eval_episodes,
         env_kwargs=_env_kwargs(args.env_set, args.backend),
+        assets=spec.parse_pairs(args.asset, "--asset"),
     )
     _setup_jax(args)
     rec = runner.run(rp, runs_per_slice=args.runs_per_slice, progress=not args.quiet)
@@ -119,7 +127,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     _setup_jax(args)
     sweep_mod.run_sweep(
         sw, out, new=args.new, progress=not args.quiet, runs_per_slice=args.runs_per_slice,
-        tensorboard=args.tensorboard,
+        tensorboard=args.tensorboard, accept_revision_change=args.accept_revision_change,
     )  # fmt: skip
     paths = table.write_tables(out) + table.write_plots(out)
     print((out / "table.md").read_text())
@@ -180,7 +188,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--algo", required=True, help="algorithm name (see rlx list)")
     train.add_argument("--env", required=True, help="environment name (see rlx list)")
     train.add_argument("--seeds", type=_positive_int, default=8, help="number of seeds 0..N-1")
-    train.add_argument("--total-steps", type=_positive_int, default=None, help="env steps per run")
+    train.add_argument(
+        "--total-steps",
+        type=_positive_int,
+        default=None,
+        help="budget per run, in the algorithm's unit (env or gradient steps)",
+    )
     train.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                        help="override a config field (repeatable)")  # fmt: skip
     train.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2",
@@ -192,6 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--eval-episodes", type=_positive_int, default=16, help="episodes per evaluation"
     )
+    train.add_argument("--asset", action="append", default=[], metavar="NAME=PATH",
+                       help="a read-only input the algorithm needs, e.g. dataset=demos.npz")  # fmt: skip
     train.add_argument("--runs-per-slice", type=_positive_int, default=None,
                        help="run the batch in slices of this many runs (device memory)")  # fmt: skip
     train.add_argument("--out", required=True, help="run directory to write")
@@ -207,6 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="move a results directory of another configuration aside")  # fmt: skip
     sweep.add_argument("--runs-per-slice", type=_positive_int, default=None,
                        help="run each cell's batch in slices of this many runs")  # fmt: skip
+    sweep.add_argument("--accept-revision-change", action="store_true",
+                       help="resume or keep cells made by other code (the table says so)")  # fmt: skip
     sweep.add_argument("--tensorboard", action="store_true", help="also write TensorBoard events")
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
     sweep.set_defaults(func=cmd_sweep)

@@ -23,14 +23,14 @@ from __future__ import annotations
 import json
 import math
 import time
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import jax
 import numpy as np
 
-from rlx import algorithm, envs, runner
+from rlx import algorithm, envs, runner, sweep
+from rlx import spec as rlx_spec
 from rlx.errors import RlxError, unknown
 from rlx.provenance import describe_hardware, provenance
 
@@ -70,29 +70,33 @@ def batch_statistics(grads: np.ndarray) -> dict[str, float]:
     }
 
 
+def _layered(section: dict[str, Any], quick: bool) -> dict[str, Any]:
+    """The [variance] keys with --quick's on top: ``[variance] < [variance.quick]`` key by key,
+    and ``[variance.settings] < [variance.quick.settings]`` setting by setting."""
+    base = {k: v for k, v in section.items() if k != "quick"}
+    if not quick:
+        return base
+    over = section.get("quick", {})
+    settings = {**base.get("settings", {}), **over.get("settings", {})}
+    return {**base, **over, "settings": settings}
+
+
 def load(path: Path | str, quick: bool = False) -> dict[str, Any]:
     """The validated ``[variance]`` section of a sweep file (with its name and env keywords)."""
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text())
-    except OSError as err:
-        raise RlxError(f"cannot read sweep file {str(path)!r}: {err.strerror}.") from None
-    except tomllib.TOMLDecodeError as err:
-        raise RlxError(f"{path}: TOML syntax error: {err}.") from None
-    spec = raw.get("variance")
-    if not isinstance(spec, dict):
+    raw, where = sweep.read_toml(path)  # the one reader of sweep files (errors name the line)
+    section = raw.get("variance")
+    if not isinstance(section, dict):
         raise RlxError(f"{path}: no [variance] section; `rlx gradvar` needs one.")
-    for key in spec:
+    quick_keys = section.get("quick", {})
+    if not isinstance(quick_keys, dict):
+        raise where.error("[variance.quick] must be a table.", "quick")
+    for key in list(section) + [k for k in quick_keys if k != "quick"]:
         if key not in VARIANCE_KEYS:
-            raise RlxError(f"{path}: {unknown('[variance] key', key, VARIANCE_KEYS)}")
-    spec = {k: v for k, v in spec.items() if k != "quick"} | (
-        spec.get("quick", {}) if quick else {}
-    )
-    if quick and "settings" in raw["variance"].get("quick", {}):
-        spec["settings"] = {
-            **raw["variance"].get("settings", {}),
-            **raw["variance"]["quick"]["settings"],
-        }
+            raise where.error(str(unknown("[variance] key", key, VARIANCE_KEYS)), key)
+    if "quick" in quick_keys:
+        raise where.error("[variance.quick] cannot hold another quick table.", "quick")
+    spec = _layered(section, quick)
     out = {
         "name": raw.get("name", path.stem),
         "file": str(path),
@@ -110,6 +114,16 @@ def load(path: Path | str, quick: bool = False) -> dict[str, Any]:
         "env_kwargs": raw.get("environment", {}),
     }
     module = algorithm.get(out["algorithm"])
+    try:  # the one override path: keys, types, budgets
+        out["settings"] = rlx_spec.resolve(module, out["settings"]).overrides
+    except RlxError as err:
+        raise where.error(f"[variance] settings: {err}", "settings") from None
+    if "total_steps" in out["settings"]:
+        raise where.error(
+            "[variance] settings.total_steps would be ignored: the study's budget is "
+            "train_updates + fit_updates updates; remove it.",
+            "total_steps",
+        )
     if "gradient_estimates" not in module.extras:
         raise RlxError(
             f"{path}: algorithm {out['algorithm']!r} provides no gradient_estimates; "
@@ -137,11 +151,11 @@ def load(path: Path | str, quick: bool = False) -> dict[str, Any]:
 def _plan(spec: dict[str, Any], env_name: str) -> runner.RunPlan:
     """A validated one-run plan (catches bad settings and env/algorithm mismatches)."""
     module = algorithm.get(spec["algorithm"])
-    base = module.make_config(**{k: v for k, v in spec["settings"].items() if k != "total_steps"})
+    base = module.make_config(**spec["settings"])
     updates = max(1, spec["train_updates"] + spec["fit_updates"])
     return runner.plan(
         spec["algorithm"], env_name, seeds=[spec["seed"]],
-        total_steps=updates * base.steps_per_update, overrides=dict(spec["settings"]),
+        overrides={**spec["settings"], "total_steps": updates * base.steps_per_update},
         num_evals=1, env_kwargs=dict(spec["env_kwargs"].get(env_name, {})),
     )  # fmt: skip
 

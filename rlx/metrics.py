@@ -36,6 +36,8 @@ class MetricRule:
     reduce: Reduce = "mean"
     label: str | None = None
     """Column label in tables and plots (None: the metric's name)."""
+    percent: bool = False
+    """A share in [0, 1], shown as a percentage."""
 
     @property
     def may_be_nan(self) -> bool:
@@ -46,24 +48,32 @@ class MetricRule:
 DEFAULT = MetricRule()
 
 
-def episode_rules(outcome_labels: Mapping[str, str]) -> dict[str, MetricRule]:
+def episode_rules(outcomes: Mapping[str, MetricRule]) -> dict[str, MetricRule]:
     """Rules of the training metrics every env-stepping algorithm reports: the episode count,
-    the mean episode return and the mean of each episode outcome (``train/episode_<name>``)."""
+    the mean episode return and the mean of each episode outcome (``train/episode_<name>``;
+    `outcomes` are the env's, see `rlx.envs.outcome_rules`)."""
     rules = {
         EPISODES: MetricRule("sum", "train episodes"),
         "train/episode_return": MetricRule("episode_mean", "train return"),
     }
-    for name, label in outcome_labels.items():
-        rules[f"train/episode_{name}"] = MetricRule("episode_mean", f"train {label}")
+    for name, rule in outcomes.items():
+        label = f"train {rule.label or name}"
+        rules[f"train/episode_{name}"] = MetricRule("episode_mean", label, rule.percent)
     return rules
 
 
-def eval_rules(outcome_labels: Mapping[str, str]) -> dict[str, MetricRule]:
-    """Labels of the evaluation metrics (`rlx.evaluation.evaluate`): the return and each outcome."""
+def eval_rules(outcomes: Mapping[str, MetricRule]) -> dict[str, MetricRule]:
+    """Rules of the evaluation metrics (`rlx.evaluation.evaluate`): the return and each outcome."""
     rules = {"eval/return": MetricRule(label="return")}
-    for name, label in outcome_labels.items():
-        rules[f"eval/{name}"] = MetricRule(label=label)
+    for name, rule in outcomes.items():
+        rules[f"eval/{name}"] = MetricRule("mean", rule.label or name, rule.percent)
     return rules
+
+
+def from_json(data: Mapping[str, Mapping[str, Any]]) -> dict[str, MetricRule]:
+    """Rules as stored in a run record (`as_json`)."""
+    return {k: MetricRule(v.get("reduce", "mean"), v.get("label"), v.get("percent", False))
+            for k, v in data.items()}  # fmt: skip
 
 
 def aggregate(
@@ -91,4 +101,7 @@ def aggregate(
 
 def as_json(rules: Mapping[str, MetricRule]) -> dict[str, dict[str, Any]]:
     """The rules as JSON-ready data (stored in run records, read by tables)."""
-    return {k: {"reduce": r.reduce, "label": r.label} for k, r in sorted(rules.items())}
+    return {
+        k: {"reduce": r.reduce, "label": r.label, "percent": r.percent}
+        for k, r in sorted(rules.items())
+    }

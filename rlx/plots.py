@@ -44,6 +44,7 @@ def learning_curves(
     ylabel: str = "eval return",
     reps: int = 500,
     mark: tuple[float, str] | None = None,
+    xlabel: str = "env steps",
 ) -> Path:
     """Plots IQM learning curves with 95% bootstrap bands, one subplot per env; writes a PNG.
 
@@ -84,7 +85,7 @@ def learning_curves(
                         xytext=(-3, -3), textcoords="offset points", ha="right", va="top",
                         fontsize="small")  # fmt: skip
         ax.set_title(env)
-        ax.set_xlabel("env steps")
+        ax.set_xlabel(xlabel)
         ax.xaxis.set_major_formatter(EngFormatter())
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(ylabel)

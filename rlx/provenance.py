@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime
+import hashlib
 import importlib.metadata
 import os
 import platform
 import subprocess
+import sys
 from pathlib import Path
 
 import jax
@@ -23,6 +25,8 @@ PACKAGES = (
     "mujoco-mjx",
 )
 REPO_ROOT = Path(__file__).resolve().parents[1]
+CODE_PATHS = (".", ":(exclude)results", ":(exclude)runs")
+"""What counts as code for the revision: everything but generated results."""
 
 
 def versions() -> dict[str, str]:
@@ -36,28 +40,42 @@ def versions() -> dict[str, str]:
     return out
 
 
-def git_revision() -> str:
-    """The repository's HEAD commit, with '+dirty' when tracked files are modified."""
+def _git(*args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=True, timeout=10
+    ).stdout
+
+
+def git_state() -> dict[str, str | None]:
+    """HEAD's commit (``revision``, with '+dirty' when code files are modified or untracked
+    files are present: generated results under results/ and runs/ do not count) and, for a dirty tree, a SHA-256 of the diff against HEAD plus the
+    untracked files' names and contents (``diff_sha256``), so two dirty trees can be told apart."""
     try:
-        rev = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
+        rev = _git("rev-parse", "--short=12", "HEAD").strip()
+        changed = _git("status", "--porcelain", "--", *CODE_PATHS).strip()
+        if not changed:
+            return {"revision": rev, "diff_sha256": None}
+        digest = hashlib.sha256(_git("diff", "HEAD", "--binary", "--", *CODE_PATHS).encode())
+        untracked = _git("ls-files", "--others", "--exclude-standard", "--", *CODE_PATHS)
+        for name in sorted(untracked.split("\n")):
+            path = REPO_ROOT / name
+            if name and path.is_file():
+                digest.update(name.encode() + b"\0" + path.read_bytes())
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return rev + ("+dirty" if dirty else "")
+        return {"revision": "unknown", "diff_sha256": None}
+    return {"revision": rev + "+dirty", "diff_sha256": digest.hexdigest()[:16]}
+
+
+def git_revision() -> str:
+    """The repository's HEAD commit, with '+dirty' when the tree has uncommitted changes."""
+    return str(git_state()["revision"])
+
+
+def code_identity(prov: dict[str, object]) -> str:
+    """One string that names the code a provenance dict was made from: the revision, and the
+    diff hash of a dirty tree (two records made by the same code have equal identities)."""
+    diff = prov.get("diff_sha256")
+    return f"{prov.get('git')}" + (f" (diff {diff})" if diff else "")
 
 
 def _cpu_name() -> str:
@@ -93,11 +111,21 @@ def describe_hardware(hw: dict[str, object]) -> str:
     return f"{hw['device_count']}x {hw['device_kind']} ({hw['backend']}); host {hw['cpu']}"
 
 
+XLA_VARIABLES = ("XLA_FLAGS", "JAX_PLATFORMS", "JAX_ENABLE_X64", "JAX_DEFAULT_MATMUL_PRECISION",
+                 "CUDA_VISIBLE_DEVICES", "XLA_PYTHON_CLIENT_PREALLOCATE",
+                 "XLA_PYTHON_CLIENT_MEM_FRACTION", "TPU_VISIBLE_CHIPS")  # fmt: skip
+
+
 def provenance() -> dict[str, object]:
-    """Everything a table header needs to say where its numbers come from."""
+    """Everything a table header needs to say where its numbers come from. Read it once, when a
+    run or a sweep *starts*, and write that one copy into every record it produces."""
+    git = git_state()
     return {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "git": git_revision(),
+        "git": git["revision"],
+        "diff_sha256": git["diff_sha256"],
+        "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
+        "environment": {k: os.environ[k] for k in XLA_VARIABLES if k in os.environ},
         "versions": versions(),
         "hardware": hardware(),
         "matmul_precision": str(jax.config.jax_default_matmul_precision or "default"),

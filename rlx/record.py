@@ -18,7 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from rlx import metrics
 from rlx.errors import RlxError
+from rlx.metrics import MetricRule
 from rlx.provenance import describe_hardware
 
 
@@ -34,8 +36,32 @@ def check_out_dir(out: Path, overwrite: bool) -> None:
         raise RlxError(f"cannot write under {str(probe)!r}.")
 
 
-def _grid_label(point: dict[str, Any]) -> str:
+def grid_label(point: dict[str, Any]) -> str:
+    """A grid point as text, e.g. 'learning_rate=0.001, gamma=0.99' ('' for no grid)."""
     return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in point.items())
+
+
+def axis(record: dict[str, Any]) -> str:
+    """The curves' budget axis: the algorithm's unit (records before units: env_steps)."""
+    return record["budget"].get("unit", "env_steps")
+
+
+def rate(record: dict[str, Any]) -> float:
+    """Training throughput in the record's unit per second."""
+    t = record["timing"]
+    return t.get("steps_per_s", t.get("env_steps_per_s", math.nan))
+
+
+def rules(record: dict[str, Any]) -> dict[str, MetricRule]:
+    """The record's metric rules (labels, reductions); for records written before rules were
+    stored, the rules the algorithm and env declare now."""
+    if "metrics" in record:
+        return metrics.from_json(record["metrics"])
+    from rlx import algorithm, envs
+
+    env = envs.make(record["env"], **record.get("env_kwargs", {}))
+    outcomes = envs.outcome_rules(env)
+    return {**metrics.eval_rules(outcomes), **algorithm.get(record["algo"]).metric_rules(env)}
 
 
 def _mean_std(values: list[float]) -> str:
@@ -49,14 +75,15 @@ def curves_csv(record: dict[str, Any]) -> str:
     """Long-format learning curves: one row per (run, evaluation point)."""
     runs = record["runs"]
     grid_keys = list(record["grid"])
-    metrics = sorted({k for r in runs for k in r["curve"] if k != "env_steps"})
+    x = axis(record)
+    names = sorted({k for r in runs for k in r["curve"] if k != x})
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(["run", "seed", *grid_keys, "env_steps", *metrics])
+    writer.writerow(["run", "seed", *grid_keys, x, *names])
     for r in runs:
         curve = r["curve"]
-        for t, steps in enumerate(curve["env_steps"]):
-            values = [curve[m][t] if m in curve and t < len(curve[m]) else "" for m in metrics]
+        for t, steps in enumerate(curve[x]):
+            values = [curve[m][t] if m in curve and t < len(curve[m]) else "" for m in names]
             writer.writerow(
                 [r["run"], r["seed"], *(r["grid_point"][k] for k in grid_keys), steps, *values]
             )
@@ -67,13 +94,13 @@ def final_csv(record: dict[str, Any]) -> str:
     """Per-run final metrics: one row per run."""
     runs = record["runs"]
     grid_keys = list(record["grid"])
-    metrics = sorted({k for r in runs for k in r["final"]})
+    names = sorted({k for r in runs for k in r["final"]})
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(["run", "seed", *grid_keys, *metrics])
+    writer.writerow(["run", "seed", *grid_keys, *names])
     for r in runs:
         writer.writerow([r["run"], r["seed"], *(r["grid_point"][k] for k in grid_keys),
-                         *(r["final"].get(m, "") for m in metrics)])  # fmt: skip
+                         *(r["final"].get(m, "") for m in names)])  # fmt: skip
     return buf.getvalue()
 
 
@@ -87,7 +114,8 @@ def header(record: dict[str, Any]) -> list[str]:
         f"- versions: python {v['python']}, jax {v['jax']}, flax {v['flax']}, optax {v['optax']}, "
         f"brax {v['brax']}, mujoco {v['mujoco']}, mujoco-mjx {v['mujoco-mjx']}",
         f"- git {prov['git']}, {prov['date']}, matmul precision {prov['matmul_precision']}",
-        f"- budget: {budget['total_steps_per_run']:,} env steps per run, {len(record['seeds'])} seeds, "
+        f"- budget: {budget['total_steps_per_run']:,} {axis(record).replace('_', ' ')} per run, "
+        f"{len(record['seeds'])} seeds, "
         f"{budget['num_evals']} evaluations of {budget['eval_episodes']} deterministic episodes",
     ]
 
@@ -97,7 +125,7 @@ def summary_markdown(record: dict[str, Any]) -> str:
     runs = record["runs"]
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in runs:
-        groups.setdefault(_grid_label(r["grid_point"]) or "default", []).append(r)
+        groups.setdefault(grid_label(r["grid_point"]) or "default", []).append(r)
     has_goal = any("eval/goal_reached" in r["curve"] for r in runs)
     cols = []
     for label in groups:
@@ -109,10 +137,10 @@ def summary_markdown(record: dict[str, Any]) -> str:
         "",
         *header(record),
         "",
-        "| env steps | " + " | ".join(cols) + " |",
+        f"| {axis(record).replace('_', ' ')} | " + " | ".join(cols) + " |",
         "|---:|" + "---:|" * len(cols),
     ]
-    steps = runs[0]["curve"]["env_steps"]
+    steps = runs[0]["curve"][axis(record)]
     for t, step in enumerate(steps):
         cells = []
         for members in groups.values():
@@ -127,7 +155,7 @@ def summary_markdown(record: dict[str, Any]) -> str:
     lines += [
         "",
         f"Mean ± std over seeds of the deterministic policy's episode return. "
-        f"Training throughput {t['env_steps_per_s']:,.0f} env steps/s over all runs "
+        f"Training throughput {rate(record):,.0f} {axis(record).replace('_', ' ')}/s over all runs "
         f"({t['train_s']:.1f} s training, {t['compile_s']:.1f} s compiling, {t['eval_s']:.1f} s evaluating).",
         "",
     ]
@@ -159,7 +187,7 @@ def console_summary(record: dict[str, Any], out: Path | None) -> str:
     lines = []
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in record["runs"]:
-        groups.setdefault(_grid_label(r["grid_point"]) or "default", []).append(r)
+        groups.setdefault(grid_label(r["grid_point"]) or "default", []).append(r)
     for label, members in groups.items():
         ret = _mean_std([m["final"]["eval/return"] for m in members])
         goal = [m["final"].get("eval/goal_reached") for m in members]
@@ -173,7 +201,8 @@ def console_summary(record: dict[str, Any], out: Path | None) -> str:
         )
     t = record["timing"]
     lines.append(
-        f"{t['env_steps_total']:,} env steps at {t['env_steps_per_s']:,.0f} steps/s; "
+        f"{t.get('steps_total', t.get('env_steps_total', 0)):,} {axis(record).replace('_', ' ')} "
+        f"at {rate(record):,.0f} steps/s; "
         f"compile {t['compile_s']:.1f} s, wall {t['wall_s']:.1f} s"
     )
     if out is not None:

@@ -10,7 +10,8 @@ A sweep file is TOML::
     total_steps = 300_000                    # env steps per run (the full budget)
     quick_total_steps = 60_000               # optional: the budget under --quick
     [quick]                                  # optional: overrides under --quick, applied to
-    hidden = [64, 64]                        # every algorithm that has the field
+    hidden = [64, 64]                        # every algorithm that has the field (or give the
+                                             # quick budget here as total_steps, not both)
     num_evals = 10                           # evaluation points (must divide the updates)
     eval_episodes = 16                       # deterministic episodes per evaluation
 
@@ -32,7 +33,10 @@ A sweep file is TOML::
     mark_fraction = 0.9                      # optional vertical line at 90% of the budget
     mark_label = "baseline disabled"
 
-Every cell (algorithm, environment) runs its ``seeds x grid`` batch as one compiled program.
+Every cell (algorithm, environment) runs its ``seeds x grid`` batch as one compiled program. A
+cell's config overrides are layered as `rlx.spec.layer` documents: defaults < ``total_steps`` <
+``[settings.<algo>]`` < ``[cell."<algo>/<env>"]`` < the --quick overrides (``[quick]``,
+``quick_total_steps``).
 The whole file is validated before anything runs; errors name the file, line and key.
 """
 
@@ -48,9 +52,10 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from rlx import algorithm, envs, runner
+from rlx import algorithm, envs, runner, spec
 from rlx import config as cfg
-from rlx.errors import RlxError
+from rlx.errors import RlxError, unknown
+from rlx.provenance import code_identity, provenance
 
 TOP_KEYS = {
     "name": "experiment name (results/<name>/)",
@@ -146,46 +151,27 @@ def _expect(
         raise where.error(f"{what} must be {names}, got {value!r}.", *keys)
 
 
-def _coerce(where: _Where, config_cls: type, key: str, value: Any, ctx: str) -> Any:
-    """A TOML value as the type of config field `key` (ints are accepted for floats)."""
-    fields = cfg.fields(config_cls)
-    if key not in fields:
-        from rlx.errors import unknown
-
-        raise where.error(f"{ctx}: {unknown('setting', key, fields)}", key)
-    default = fields[key].default
-    if isinstance(default, bool):
-        _expect(where, value, bool, f"{ctx}.{key}", key)
-    elif isinstance(default, int):
-        _expect(where, value, int, f"{ctx}.{key}", key)
-    elif isinstance(default, float):
-        _expect(where, value, (int, float), f"{ctx}.{key}", key)
-        value = float(value)
-    elif isinstance(default, tuple):
-        if not isinstance(value, list) or not all(isinstance(v, int) for v in value):
-            raise where.error(f"{ctx}.{key} must be a list of ints, got {value!r}.", key)
-        value = tuple(value)
-    elif isinstance(default, str):
-        _expect(where, value, str, f"{ctx}.{key}", key)
-    return value
+def _expect_names(where: _Where, value: Any, what: str, key: str) -> None:
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise where.error(f"{what} must be a non-empty list of names, got {value!r}.", key)
 
 
-def load(path: Path | str, quick: bool = False) -> Sweep:
-    """Parses and validates a sweep file; raises RlxError naming the file, line and key."""
+def read_toml(path: Path | str) -> tuple[dict[str, Any], _Where]:
+    """A sweep file's TOML and a locator of its keys' lines (for errors); raises RlxError."""
     path = Path(path)
     if not path.is_file():
         raise RlxError(f"sweep file {str(path)!r} does not exist.")
     text = path.read_text()
-    where = _Where(path, text)
     try:
-        raw = tomllib.loads(text)
+        return tomllib.loads(text), _Where(path, text)
     except tomllib.TOMLDecodeError as err:
         raise RlxError(f"{path}: TOML syntax error: {err}") from None
 
+
+def _check_top(raw: dict[str, Any], where: _Where) -> None:
+    """Top-level keys: known, required ones present, names and counts well-typed."""
     for key in raw:
         if key not in TOP_KEYS:
-            from rlx.errors import unknown
-
             raise where.error(str(unknown("top-level key", key, TOP_KEYS)), key)
     for key in ("name", "algorithms", "environments", "seeds", "total_steps"):
         if key not in raw:
@@ -196,16 +182,12 @@ def load(path: Path | str, quick: bool = False) -> Sweep:
             f"name must use letters, digits, '_', '-', '.', got {raw['name']!r}.", "name"
         )
     for key in ("algorithms", "environments"):
-        value = raw[key]
-        if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
-            raise where.error(f"{key} must be a non-empty list of names, got {value!r}.", key)
+        _expect_names(where, raw[key], key, key)
     for algo in raw["algorithms"]:
         if algo not in algorithm.ALGORITHMS:
-            raise where.error(str(algorithm_error(algo)), "algorithms")
+            raise where.error(str(unknown("algorithm", algo, algorithm.ALGORITHMS)), "algorithms")
     for env in raw["environments"]:
         if env not in envs.names():
-            from rlx.errors import unknown
-
             raise where.error(str(unknown("environment", env, envs.names())), "environments")
     for key in ("seeds", "total_steps", "quick_total_steps", "num_evals", "eval_episodes"):
         if key in raw:
@@ -225,45 +207,56 @@ def load(path: Path | str, quick: bool = False) -> Sweep:
         if section in raw and not isinstance(raw[section], dict):
             raise where.error(f"{section} must be a table ([{section}...]).", section)
 
-    settings = raw.get("settings", {})
-    grids = raw.get("grid", {})
-    for section, table in (("settings", settings), ("grid", grids)):
-        for algo in table:
+
+def _check_sections(raw: dict[str, Any], where: _Where) -> None:
+    """[settings]/[grid] name listed algorithms, [environment] listed envs, [cell]/[reference]
+    listed cells, and references carry a numeric value."""
+    for section in ("settings", "grid"):
+        for algo in raw.get(section, {}):
             if algo not in raw["algorithms"]:
                 raise where.error(
                     f"[{section}.{algo}] names an algorithm not in algorithms "
                     f"({', '.join(raw['algorithms'])}).",
                     algo,
                 )
-    env_kwargs = raw.get("environment", {})
-    for env, kwargs in env_kwargs.items():
+    for env, kwargs in raw.get("environment", {}).items():
         if env not in raw["environments"]:
             raise where.error(
                 f'[environment."{env}"] names an environment not in environments.', env
             )
         _expect(where, kwargs, dict, f'environment."{env}"', env)
-    cells_raw = raw.get("cell", {})
     keys = {f"{a}/{e}" for a in raw["algorithms"] for e in raw["environments"]}
     for section in ("cell", "reference"):
         for key in raw.get(section, {}):
             if key not in keys:
-                from rlx.errors import unknown
-
                 raise where.error(str(unknown(f"{section} key", key, keys)), key)
     for key, ref in raw.get("reference", {}).items():
         _expect(where, ref, dict, f'reference."{key}"', key)
-        extra = set(ref) - REFERENCE_KEYS
-        if extra or "value" not in ref:
+        if set(ref) - REFERENCE_KEYS or "value" not in ref:
             raise where.error(
                 f'reference."{key}" needs value (and optionally source, metric); '
                 f"got keys {sorted(ref)}.",
                 key,
             )
         _expect(where, ref["value"], (int, float), f'reference."{key}".value', key)
+    if "total_steps" in raw.get("quick", {}) and "quick_total_steps" in raw:
+        raise where.error(
+            "the quick budget is given twice ([quick] total_steps and quick_total_steps); "
+            "keep one.",
+            "quick_total_steps",
+        )
 
-    table_metrics = raw.get("table", {}).get("metrics", ["eval/return"])
-    plot_raw = raw.get("plot", {})
-    plot_metric = plot_raw.get("metric", table_metrics[0] if table_metrics else "eval/return")
+
+def _metric_list(where: _Where, value: Any, what: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value or not all(isinstance(m, str) for m in value):
+        raise where.error(
+            f"{what} must be a non-empty list of metric names, got {value!r}.", "metrics"
+        )
+    return tuple(value)
+
+
+def _table_and_plot(raw: dict[str, Any], where: _Where) -> dict[str, Any]:
+    """[table] metrics, [plot] metrics and the optional budget marker."""
     for section, allowed in (
         ("table", {"metrics"}),
         ("plot", {"metric", "metrics", "mark_fraction", "mark_label"}),
@@ -271,29 +264,17 @@ def load(path: Path | str, quick: bool = False) -> Sweep:
         for key in raw.get(section, {}):
             if key not in allowed:
                 raise where.error(
-                    f"unknown key {key!r} in [{section}]; allowed: {', '.join(allowed)}.", key
+                    f"unknown key {key!r} in [{section}]; allowed: {', '.join(sorted(allowed))}.",
+                    key,
                 )
-    if (
-        not isinstance(table_metrics, list)
-        or not table_metrics
-        or not all(isinstance(m, str) for m in table_metrics)
-    ):
-        raise where.error(
-            f"[table] metrics must be a non-empty list of metric names, got {table_metrics!r}.",
-            "metrics",
-        )
-    _expect(where, plot_metric, str, "[plot] metric", "metric")
-    plot_metrics = plot_raw.get("metrics", [plot_metric])
-    if (
-        not isinstance(plot_metrics, list)
-        or not plot_metrics
-        or not all(isinstance(m, str) for m in plot_metrics)
-    ):
-        raise where.error(
-            f"[plot] metrics must be a non-empty list of metric names, got {plot_metrics!r}.",
-            "metrics",
-        )
-    plot_mark = None
+    table = _metric_list(
+        where, raw.get("table", {}).get("metrics", ["eval/return"]), "[table] metrics"
+    )
+    plot_raw = raw.get("plot", {})
+    metric = plot_raw.get("metric", table[0])
+    _expect(where, metric, str, "[plot] metric", "metric")
+    plot = _metric_list(where, plot_raw.get("metrics", [metric]), "[plot] metrics")
+    mark = None
     if "mark_fraction" in plot_raw:
         frac = plot_raw["mark_fraction"]
         _expect(where, frac, (int, float), "[plot] mark_fraction", "mark_fraction")
@@ -304,78 +285,93 @@ def load(path: Path | str, quick: bool = False) -> Sweep:
             )
         label = plot_raw.get("mark_label", "")
         _expect(where, label, str, "[plot] mark_label", "mark_label")
-        plot_mark = {"fraction": float(frac), "label": label}
+        mark = {"fraction": float(frac), "label": label}
+    return {"table_metrics": table, "plot_metrics": plot, "plot_mark": mark}
 
-    quick_raw = raw.get("quick", {})
-    for key in quick_raw:
-        if not any(key in cfg.fields(algorithm.get(a).Config) for a in raw["algorithms"]):
-            from rlx.errors import unknown
 
-            allowed = {k for a in raw["algorithms"] for k in cfg.fields(algorithm.get(a).Config)}
+def _typed(where: _Where, algo: str, values: dict[str, Any], ctx: str) -> dict[str, Any]:
+    """One layer of overrides checked and converted by `rlx.spec.resolve`, key by key, so an
+    error names the key's line."""
+    out = {}
+    for key, value in values.items():
+        try:
+            out.update(spec.resolve(algorithm.get(algo), {key: value}).overrides)
+        except RlxError as err:
+            raise where.error(f"{ctx}: {err}", key) from None
+    return out
+
+
+def _grid(where: _Where, algo: str, raw: dict[str, Any]) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {}
+    for key, values in raw.get("grid", {}).get(algo, {}).items():
+        try:
+            out.update(spec.resolve(algorithm.get(algo), grid={key: values}).grid)
+        except RlxError as err:
+            raise where.error(f"grid.{algo}.{key}: {err}", key) from None
+    return out
+
+
+def _quick_layer(raw: dict[str, Any], algo: str, where: _Where) -> dict[str, Any]:
+    """The --quick overrides that apply to `algo` ([quick] keys it has, quick_total_steps)."""
+    quick = dict(raw.get("quick", {}))
+    allowed = {k for a in raw["algorithms"] for k in cfg.fields(algorithm.get(a).Config)}
+    for key in quick:
+        if key not in allowed:
             raise where.error(str(unknown("[quick] setting", key, allowed)), key)
-    cells = []
-    for algo in raw["algorithms"]:
-        module = algorithm.get(algo)
-        quick_over = {
-            k: _coerce(where, module.Config, k, v, "quick")
-            for k, v in quick_raw.items()
-            if k in cfg.fields(module.Config)
-        }
-        overrides = {
-            k: _coerce(where, module.Config, k, v, f"settings.{algo}")
-            for k, v in settings.get(algo, {}).items()
-        }
-        grid: dict[str, list[Any]] = {}
-        for k, values in grids.get(algo, {}).items():
-            if not isinstance(values, list) or not values:
-                raise where.error(f"grid.{algo}.{k} must be a non-empty list, got {values!r}.", k)
-            grid[k] = [_coerce(where, module.Config, k, v, f"grid.{algo}") for v in values]
-            if not cfg.is_hparam(cfg.fields(module.Config)[k]):
-                allowed = [f.name for f in dataclasses.fields(module.Config) if cfg.is_hparam(f)]
-                raise where.error(
-                    f"grid.{algo}.{k} is a static field (it changes the compiled program); "
-                    f"grid keys allowed: {', '.join(allowed)}.",
-                    k,
-                )
-        for env in raw["environments"]:
-            key = f"{algo}/{env}"
-            cell_over = dict(overrides)
-            total = raw["total_steps"]
-            for k, v in cells_raw.get(key, {}).items():
-                cell_over[k] = _coerce(where, module.Config, k, v, f'cell."{key}"')
-            total = cell_over.pop("total_steps", total)
-            if quick:
-                total = raw.get("quick_total_steps", total)
-                cell_over.update({k: v for k, v in quick_over.items() if k != "total_steps"})
-            try:
-                rp = runner.plan(
-                    algo, env, seeds=raw["seeds"], total_steps=total, overrides=cell_over, grid=grid,
-                    num_evals=raw.get("num_evals", 10), eval_episodes=raw.get("eval_episodes", 16),
-                    env_kwargs=dict(env_kwargs.get(env, {})),
-                )  # fmt: skip
-            except RlxError as err:
-                raise where.error(f"cell {key}: {err}", key) from None
-            cells.append(Cell(algo, env, rp))
+    fields = cfg.fields(algorithm.get(algo).Config)
+    layer = _typed(where, algo, {k: v for k, v in quick.items() if k in fields}, "quick")
+    if "quick_total_steps" in raw:
+        layer["total_steps"] = raw["quick_total_steps"]
+    return layer
+
+
+def _cell_plan(raw: dict[str, Any], algo: str, env: str, quick: bool, where: _Where):
+    """The validated plan of one cell, its overrides layered as `rlx.spec.layer` documents."""
+    key = f"{algo}/{env}"
+    base = {"total_steps": raw["total_steps"]}
+    settings = {
+        **base,
+        **_typed(where, algo, raw.get("settings", {}).get(algo, {}), f"settings.{algo}"),
+    }
+    cell = _typed(where, algo, raw.get("cell", {}).get(key, {}), f'cell."{key}"')
+    overrides = spec.layer(settings, cell, _quick_layer(raw, algo, where) if quick else None)
+    grid = _grid(where, algo, raw)
+    try:
+        return runner.plan(
+            algo, env, seeds=raw["seeds"], overrides=overrides, grid=grid,
+            num_evals=raw.get("num_evals", 10), eval_episodes=raw.get("eval_episodes", 16),
+            env_kwargs=dict(raw.get("environment", {}).get(env, {})),
+        )  # fmt: skip
+    except RlxError as err:
+        raise where.error(f"cell {key}: {err}", key) from None
+
+
+def load(path: Path | str, quick: bool = False) -> Sweep:
+    """Parses and validates a sweep file; raises RlxError naming the file, line and key."""
+    raw, where = read_toml(path)
+    _check_top(raw, where)
+    _check_sections(raw, where)
+    shown = _table_and_plot(raw, where)
+    for algo in raw["algorithms"]:  # every layer is checked, with or without --quick
+        _quick_layer(raw, algo, where)
+    cells = tuple(
+        Cell(algo, env, _cell_plan(raw, algo, env, quick, where))
+        for algo in raw["algorithms"]
+        for env in raw["environments"]
+    )
     return Sweep(
-        path=path,
+        path=Path(path),
         name=raw["name"],
         description=raw.get("description", ""),
-        cells=tuple(cells),
+        cells=cells,
         references=raw.get("reference", {}),
-        table_metrics=tuple(table_metrics),
-        plot_metric=plot_metrics[0],
-        plot_metrics=tuple(plot_metrics),
-        plot_mark=plot_mark,
+        table_metrics=shown["table_metrics"],
+        plot_metric=shown["plot_metrics"][0],
+        plot_metrics=shown["plot_metrics"],
+        plot_mark=shown["plot_mark"],
         quick=quick,
         raw=raw,
     )
-
-
-def algorithm_error(name: str) -> RlxError:
-    """The unknown-algorithm error with suggestions."""
-    from rlx.errors import unknown
-
-    return unknown("algorithm", name, algorithm.ALGORITHMS)
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -423,6 +419,21 @@ def prepare_dir(sweep: Sweep, out: Path, new: bool) -> Path:
     return out
 
 
+def _finished(cell: Cell, cell_dir: Path, started: dict[str, Any], accept: bool) -> bool:
+    """True if `cell_dir` holds this cell's finished record (same plan hash). A record made by
+    other code is refused unless `accept` (the table then names every revision)."""
+    existing = _read_json(cell_dir / "record.json")
+    if existing is None or existing.get("config_hash") != runner.plan_hash(cell.plan):
+        return False
+    made_by, now = code_identity(existing.get("provenance", {})), code_identity(started)
+    if made_by != now and not accept:
+        raise RlxError(
+            f"cell {cell.key} in {str(cell_dir)!r} was made by code {made_by}, this is {now}; "
+            "pass --accept-revision-change to keep it (the table will say so), or --new."
+        )
+    return True
+
+
 def run_sweep(
     sweep: Sweep,
     out: Path,
@@ -431,23 +442,25 @@ def run_sweep(
     progress: bool = True,
     runs_per_slice: int | None = None,
     tensorboard: bool = False,
+    accept_revision_change: bool = False,
 ) -> list[Path]:
     """Runs every unfinished cell (resuming an interrupted one from its checkpoint) and returns
-    the cell directories. Finished cells with the same configuration hash are skipped."""
+    the cell directories. Finished cells with the same configuration hash and code are skipped.
+    The provenance (code revision, command, versions) is read once, now, for every cell."""
     from rlx import record
 
+    started = provenance()
     prepare_dir(sweep, out, new)
     done = []
     for cell in sweep.cells:
         cell_dir = out / "cells" / cell.dirname
-        existing = _read_json(cell_dir / "record.json")
-        digest = runner.plan_hash(cell.plan)
-        if existing is not None and existing.get("config_hash") == digest:
+        if _finished(cell, cell_dir, started, accept_revision_change):
             print(f"[sweep] {cell.key}: finished earlier, skipped")
             done.append(cell_dir)
             continue
+        budget = cell.plan.base_config.total_steps
         print(
-            f"[sweep] {cell.key}: {len(cell.plan.runs)} runs x {cell.plan.base_config.total_steps:,} env steps"
+            f"[sweep] {cell.key}: {len(cell.plan.runs)} runs x {budget:,} {cell.plan.algorithm.unit.label}"
         )
         ckpt_dir = out / "checkpoints" / cell.dirname
         callback = (
@@ -455,7 +468,8 @@ def run_sweep(
         )
         rec = runner.run(
             cell.plan, progress=progress, runs_per_slice=runs_per_slice,
-            checkpoint_dir=ckpt_dir, callback=callback,
+            checkpoint_dir=ckpt_dir, callback=callback, started=started,
+            accept_revision_change=accept_revision_change,
         )  # fmt: skip
         record.write_run(cell_dir, rec, overwrite=True)
         shutil.rmtree(ckpt_dir, ignore_errors=True)

@@ -18,21 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from rlx import plots, stats
+from rlx import plots, record, stats
 from rlx.errors import RlxError
-from rlx.provenance import describe_hardware
-
-HEADLINE_LABELS = {
-    "eval/return": "return",
-    "eval/goal_reached": "goal rate",
-    "eval/avoidance": "avoidance",
-    "eval/treasure_collected": "treasure rate",
-    "eval/combined": "combined",
-    "eval/distance": "distance",
-    "train/episode_goal_reached": "train goal rate",
-    "train/episode_return": "train return",
-    "train/baseline_share": "baseline share",
-}
+from rlx.metrics import MetricRule
+from rlx.provenance import code_identity, describe_hardware
 
 
 def load_records(directory: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -59,15 +48,19 @@ def load_records(directory: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]
     return meta, records
 
 
-def _label(point: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in point.items())
+def metric_rules(records: list[dict[str, Any]]) -> dict[str, MetricRule]:
+    """The metric rules (labels, percentages) of every record, merged."""
+    out: dict[str, MetricRule] = {}
+    for rec in records:
+        out.update(record.rules(rec))
+    return out
 
 
-def metric_label(metric: str) -> str:
+def metric_label(metric: str, rules: dict[str, MetricRule]) -> str:
     """Column label of a table metric: ``name`` (its final value) or ``name@K`` (its value at
     evaluation point K; for training metrics, K = 1 is the first chunk of the budget)."""
     name, at, index = metric.partition("@")
-    base = HEADLINE_LABELS.get(name, name)
+    base = rules.get(name, MetricRule()).label or name
     return f"{base} at eval {index}" if at else base
 
 
@@ -88,7 +81,7 @@ def rows(meta: dict[str, Any], records: list[dict[str, Any]]) -> list[dict[str, 
     for rec in records:
         groups: dict[str, list[dict[str, Any]]] = {}
         for run in rec["runs"]:
-            groups.setdefault(_label(run["grid_point"]), []).append(run)
+            groups.setdefault(record.grid_label(run["grid_point"]), []).append(run)
         ref = meta.get("references", {}).get(f"{rec['algo']}/{rec['env']}")
         for label, runs in groups.items():
             ok = [r for r in runs if "failed" not in r]
@@ -99,13 +92,14 @@ def rows(meta: dict[str, Any], records: list[dict[str, Any]]) -> list[dict[str, 
                 "seeds": len(ok),
                 "failed": len(runs) - len(ok),
                 "failed_detail": [
-                    f"seed {r['seed']} at {r['failed']['env_steps']:,} steps ({r['failed']['metric']})"
+                    f"seed {r['seed']} at {r['failed'].get('steps', r['failed'].get('env_steps')):,} "
+                    f"steps ({r['failed']['metric']})"
                     for r in runs
                     if "failed" in r
                 ],
                 "env_steps": rec["budget"]["total_steps_per_run"],
                 "wall_s": rec["timing"]["wall_s"],
-                "env_steps_per_s": rec["timing"]["env_steps_per_s"],
+                "env_steps_per_s": record.rate(rec),
                 "reference": ref,
             }
             for m in metrics:
@@ -127,16 +121,12 @@ def rows(meta: dict[str, Any], records: list[dict[str, Any]]) -> list[dict[str, 
     return out
 
 
-def _is_rate(metric: str) -> bool:
-    name = metric.partition("@")[0]
-    return name.endswith(("goal_reached", "_rate", "_collected", "baseline_share"))
+def _num(x: float, metric: str, rules: dict[str, MetricRule]) -> str:
+    percent = rules.get(metric.partition("@")[0], MetricRule()).percent
+    return f"{100 * x:.0f}%" if percent else f"{x:.1f}"
 
 
-def _num(x: float, metric: str) -> str:
-    return f"{100 * x:.0f}%" if _is_rate(metric) else f"{x:.1f}"
-
-
-def _cells(row: dict[str, Any], metrics: list[str]) -> list[str]:
+def _cells(row: dict[str, Any], metrics: list[str], rules: dict[str, MetricRule]) -> list[str]:
     cells = []
     for i, m in enumerate(metrics):
         s = row[m]
@@ -145,15 +135,16 @@ def _cells(row: dict[str, Any], metrics: list[str]) -> list[str]:
             continue
         if i == 0:
             cells += [
-                f"{_num(s['mean'], m)} ± {_num(s['std'], m)}",
-                f"{_num(s['iqm'], m)} [{_num(s['ci'][0], m)}, {_num(s['ci'][1], m)}]",
+                f"{_num(s['mean'], m, rules)} ± {_num(s['std'], m, rules)}",
+                f"{_num(s['iqm'], m, rules)} [{_num(s['ci'][0], m, rules)}, "
+                f"{_num(s['ci'][1], m, rules)}]",
             ]
             ref = row["reference"]
             cells.append(f"{ref['value']:g}" if ref else "")
         else:
             cells.append(
-                f"{_num(s['mean'], m)} ± {_num(s['std'], m)} "
-                f"[{_num(s['ci'][0], m)}, {_num(s['ci'][1], m)}]"
+                f"{_num(s['mean'], m, rules)} ± {_num(s['std'], m, rules)} "
+                f"[{_num(s['ci'][0], m, rules)}, {_num(s['ci'][1], m, rules)}]"
             )
     return cells
 
@@ -161,13 +152,15 @@ def _cells(row: dict[str, Any], metrics: list[str]) -> list[str]:
 def _header_lines(meta: dict[str, Any], records: list[dict[str, Any]]) -> list[str]:
     prov = records[0]["provenance"]
     v = prov["versions"]
-    gits = sorted({r["provenance"]["git"] for r in records})
+    gits = sorted({code_identity(r["provenance"]) for r in records})
     dates = sorted(r["provenance"]["date"] for r in records)
+    several = f" (cells from {len(gits)} code revisions; each cell's record.json names its own)"
     return [
         f"- hardware: {describe_hardware(prov['hardware'])}",
         f"- versions: python {v['python']}, jax {v['jax']}, flax {v['flax']}, optax {v['optax']}, "
         f"brax {v['brax']}, mujoco {v['mujoco']}, mujoco-mjx {v['mujoco-mjx']}",
-        f"- git {', '.join(gits)}; runs from {dates[0]} to {dates[-1]}; matmul precision "
+        f"- git {', '.join(gits)}{several if len(gits) > 1 else ''}; runs from {dates[0]} to "
+        f"{dates[-1]}; matmul precision "
         f"{prov['matmul_precision']}",
         f"- budget: {'--quick profile' if meta.get('quick') else 'full budget'}; "
         f"{records[0]['budget']['num_evals']} evaluations of {records[0]['budget']['eval_episodes']} "
@@ -178,11 +171,13 @@ def _header_lines(meta: dict[str, Any], records: list[dict[str, Any]]) -> list[s
 def markdown(meta: dict[str, Any], records: list[dict[str, Any]]) -> str:
     """The Markdown table with its provenance header."""
     metrics = meta.get("table_metrics") or ["eval/return"]
-    head = metric_label(metrics[0])
-    cols = ["algorithm", "environment", "setting", "seeds", "env steps/run",
+    rules = metric_rules(records)
+    unit = record.axis(records[0]).replace("_", " ")
+    head = metric_label(metrics[0], rules)
+    cols = ["algorithm", "environment", "setting", "seeds", f"{unit}/run",
             f"{head} mean ± std", f"{head} IQM [95% CI]", "reference"]  # fmt: skip
-    cols += [f"{metric_label(m)} mean ± std [IQM 95% CI]" for m in metrics[1:]]
-    cols += ["wall-clock s", "env steps/s"]
+    cols += [f"{metric_label(m, rules)} mean ± std [IQM 95% CI]" for m in metrics[1:]]
+    cols += ["wall-clock s", f"{unit}/s"]
     lines = [f"# {meta['name']}", ""]
     if meta.get("description"):
         lines += [meta["description"], ""]
@@ -199,7 +194,7 @@ def markdown(meta: dict[str, Any], records: list[dict[str, Any]]) -> str:
             seeds,
             f"{row['env_steps']:,}",
         ]
-        cells += _cells(row, metrics)
+        cells += _cells(row, metrics, rules)
         cells += [f"{row['wall_s']:.0f}", f"{row['env_steps_per_s']:,.0f}"]
         lines.append("| " + " | ".join(cells) + " |")
         notes += [f"- {row['algorithm']}/{row['environment']}: {d}" for d in row["failed_detail"]]
@@ -207,7 +202,7 @@ def markdown(meta: dict[str, Any], records: list[dict[str, Any]]) -> str:
     lines.append("")
     lines.append(
         "IQM: interquartile mean over seeds; CI: 95% stratified-bootstrap percentile interval "
-        "(2,000 resamples). Wall-clock and env steps/s are per cell (all its runs in one program)."
+        f"(2,000 resamples). Wall-clock and {unit}/s are per cell (all its runs in one program)."
     )
     if refs:
         lines += ["", "References:"] + [f"- {k}: {r['value']:g} ({r['source']})" for k, r in refs]
@@ -257,7 +252,8 @@ def _tex(text: str) -> str:
 def latex(meta: dict[str, Any], records: list[dict[str, Any]]) -> str:
     """A booktabs tabular of the headline metric."""
     metrics = meta.get("table_metrics") or ["eval/return"]
-    head = metric_label(metrics[0])
+    rules = metric_rules(records)
+    head = metric_label(metrics[0], rules)
     lines = [
         r"\begin{tabular}{lllrrll}",
         r"\toprule",
@@ -266,7 +262,7 @@ def latex(meta: dict[str, Any], records: list[dict[str, Any]]) -> str:
         r"\midrule",
     ]
     for row in rows(meta, records):
-        c = _cells(row, metrics)
+        c = _cells(row, metrics, rules)
         cells = [
             row["algorithm"],
             row["environment"],
@@ -306,6 +302,7 @@ def write_plots(directory: Path) -> list[Path]:
     meta, records = load_records(directory)
     metrics = meta.get("plot_metrics") or [meta.get("plot_metric") or "eval/return"]
     mark = meta.get("plot_mark")
+    rules = metric_rules(records)
     paths = []
     for i, metric in enumerate(metrics):
         curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
@@ -314,10 +311,10 @@ def write_plots(directory: Path) -> list[Path]:
             groups: dict[str, list[dict[str, Any]]] = {}
             for run in rec["runs"]:
                 point = run["grid_point"]
-                label = rec["algo"] + (f" [{_label(point)}]" if point else "")
+                label = rec["algo"] + (f" [{record.grid_label(point)}]" if point else "")
                 groups.setdefault(label, []).append(run)
             for label, runs in groups.items():
-                steps = np.asarray(runs[0]["curve"]["env_steps"], dtype=np.float64)
+                steps = np.asarray(runs[0]["curve"][record.axis(rec)], dtype=np.float64)
                 scores = np.array(
                     [r["curve"].get(metric, [math.nan] * len(steps)) for r in runs],
                     dtype=np.float64,
@@ -335,7 +332,8 @@ def write_plots(directory: Path) -> list[Path]:
                 curves,
                 directory / name,
                 title=meta["name"],
-                ylabel=metric_label(metric),
+                ylabel=metric_label(metric, rules),
+                xlabel=record.axis(records[0]).replace("_", " "),
                 mark=where,
             )
         )

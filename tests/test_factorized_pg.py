@@ -200,7 +200,9 @@ def test_variance_decomposition_terms_are_consistent():
 )
 def test_bad_factorized_input_is_refused(overrides, env, message):
     with pytest.raises(RlxError, match=message):
-        runner.plan("factorized_pg", env, total_steps=3_000, overrides=overrides, num_evals=1)
+        runner.plan(
+            "factorized_pg", env, overrides={**overrides, "total_steps": 3_000}, num_evals=1
+        )
 
 
 VARIANCE_FILE = """

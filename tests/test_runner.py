@@ -10,11 +10,14 @@ import subprocess
 import sys
 import textwrap
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import rlx
-from rlx import cli
+from rlx import cli, runner
+from rlx.runner import execute
 
 # A tiny PPO: 8 envs x 8 steps per update, 2 updates per chunk, 3 chunks.
 TINY = dict(
@@ -29,11 +32,10 @@ STEPS = 8 * 8 * 6
 
 
 def _run(**kw):
-    kw.setdefault("overrides", TINY)
+    kw["overrides"] = {"total_steps": STEPS, **kw.get("overrides", TINY)}
     return rlx.run(
         "ppo",
         "pendulum_swingup",
-        total_steps=STEPS,
         num_evals=3,
         eval_episodes=4,
         progress=False,
@@ -60,8 +62,27 @@ def test_seed_in_batch_reproduces_single_run(batch_of_four):
     assert not np.allclose(_curves(batch_of_four)[0], _curves(batch_of_four)[1])
 
 
-def test_no_recompilation_across_chunks(batch_of_four):
-    assert batch_of_four["execution"]["chunk_traces"] == 1
+def test_compiled_chunk_refuses_a_state_whose_dtypes_drifted():
+    """The chunk program is compiled ahead of time for the init state's exact signature: a
+    state whose dtype (or weak type) drifted is an error, never a silent recompile."""
+    rp = runner.plan("ppo", "pendulum_swingup", seeds=2, num_evals=3, eval_episodes=2,
+                     overrides={**TINY, "total_steps": STEPS})  # fmt: skip
+    batch = execute.Batch.make(rp, jax.devices(), None)
+    programs = batch.programs_for([0, 1])
+    state = programs.init(*batch.inputs([0, 1]), batch.assets)
+    state, _ = programs.chunk(state, batch.assets)  # its own output is accepted
+    drifted = state.replace(update_step=state.update_step.astype(jnp.float32))
+    with pytest.raises((TypeError, ValueError)):
+        programs.chunk(drifted, batch.assets)
+    weak = state.replace(key=state.key, update_step=state.update_step + 0)  # same dtype: fine
+    programs.chunk(weak, batch.assets)
+    weakly = jax.tree.map(lambda x: x, state).replace(
+        config=state.config.replace(gamma=jax.vmap(lambda g: g * 1.0)(state.config.gamma))
+    )
+    programs.chunk(weakly, batch.assets)
+
+
+def test_curves_have_one_point_per_evaluation(batch_of_four):
     assert len(batch_of_four["runs"][0]["curve"]["env_steps"]) == 4  # step 0 + 3 chunks
 
 
@@ -99,8 +120,8 @@ SHARDED = textwrap.dedent(
     """
     import json, jax, numpy as np, rlx
     assert jax.device_count() == 4, jax.devices()
-    kw = dict(seeds=4, total_steps={steps}, num_evals=3, eval_episodes=4, progress=False,
-              overrides={tiny})
+    kw = dict(seeds=4, num_evals=3, eval_episodes=4, progress=False,
+              overrides={{**{tiny}, "total_steps": {steps}}})
     sharded = rlx.run("ppo", "pendulum_swingup", **kw)
     single_device = rlx.run("ppo", "pendulum_swingup", devices=jax.devices()[:1], **kw)
     three = rlx.run("ppo", "pendulum_swingup", **{{**kw, "seeds": 3}})  # padded to 4 devices

@@ -61,15 +61,21 @@ def _write(tmp_path: Path, text: str, name: str = "s.toml") -> Path:
             lambda t: t.replace('"pendulum_swingup"]', '"pendulum"]'),
             "unknown environment 'pendulum'",
         ),
-        (lambda t: t + "\n[grid.ppo]\ngamma = []\n", "grid.ppo.gamma must be a non-empty list"),
+        (
+            lambda t: t + "\n[grid.ppo]\ngamma = []\n",
+            "grid.ppo.gamma: grid for 'gamma' must be a non-empty list",
+        ),
         (
             lambda t: t + "\n[grid.ppo]\ngama = [0.9]\n",
-            "unknown setting 'gama'. Did you mean 'gamma'?",
+            "unknown ppo setting 'gama'. Did you mean 'gamma'?",
         ),
-        (lambda t: t + "\n[grid.ppo]\nnum_envs = [8, 16]\n", "grid.ppo.num_envs is a static field"),
+        (
+            lambda t: t + "\n[grid.ppo]\nnum_envs = [8, 16]\n",
+            "grid.ppo.num_envs: cannot grid over static field 'num_envs'",
+        ),
         (
             lambda t: t.replace("num_epochs = 2", "num_epochs = 2.5"),
-            "settings.ppo.num_epochs must be int, got 2.5",
+            "settings.ppo: bad value 2.5 for 'num_epochs': expected int",
         ),
         (
             lambda t: t.replace("num_epochs = 2", "num_epochs = 0"),
@@ -188,7 +194,7 @@ def test_nan_run_fails_alone_and_is_marked_and_tensorboard_logs(tmp_path):
     ok = [r for r in rec["runs"] if "failed" not in r]
     assert {r["grid_point"]["reward_scaling"] for r in failed} == {1e38}
     assert len(ok) == 2 and all(np.isfinite(r["curve"]["eval/return"]).all() for r in ok)
-    assert all(r["failed"]["env_steps"] > 0 for r in failed)
+    assert all(r["failed"]["steps"] > 0 for r in failed)
     table.write_tables(out)
     md = (out / "table.md").read_text()
     assert "0 (2 failed)" in md and "Failed runs" in md
@@ -248,8 +254,16 @@ def test_metric_at_an_evaluation_point_and_rate_formatting():
     assert table.run_value(run, "a") == 0.5
     assert table.run_value(run, "a@1") == 0.25
     assert np.isnan(table.run_value(run, "a@7")) and np.isnan(table.run_value(run, "b@1"))
-    assert table.metric_label("eval/goal_reached@1") == "goal rate at eval 1"
-    assert table._num(0.25, "train/episode_goal_reached@1") == "25%"
+    # labels and percentages come from the rules the env and the algorithm declare
+    rec = {"algo": "ppo", "env": "treasure_robot", "env_kwargs": {}}
+    rules = table.metric_rules([rec])
+    assert table.metric_label("eval/goal_reached@1", rules) == "goal rate at eval 1"
+    assert table.metric_label("eval/treasure_collected", rules) == "treasure rate"
+    assert table.metric_label("train/episode_combined", rules) == "train combined"
+    assert table._num(0.25, "train/episode_goal_reached@1", rules) == "25%"
+    assert table._num(0.25, "eval/treasure_collected", rules) == "25%"
+    assert table._num(0.25, "eval/combined", rules) == "0.2"
+    assert table.metric_label("loss/value", rules) == "loss/value"  # undeclared: its name
 
 
 def test_checkpoint_round_trip_keeps_zero_size_leaves(tmp_path):

@@ -119,7 +119,7 @@ def ours(name: str, case: dict, seeds: int, total_steps: int) -> dict:
     """(b): rlx PPO on `seeds` seeds in one program."""
     ppo = {**case["ppo"], "total_steps": total_steps}
     rp = runner.plan(
-        "ppo", name, seeds=seeds, total_steps=total_steps, overrides=ppo,
+        "ppo", name, seeds=seeds, overrides={**ppo, "total_steps": total_steps},
         num_evals=case["num_evals"], eval_episodes=case["eval_episodes"],
         env_kwargs={"backend": case["backend"]} if case["backend"] else {},
     )  # fmt: skip

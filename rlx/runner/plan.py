@@ -1,0 +1,151 @@
+"""A validated batch of runs (`RunPlan`) and its hash: everything checked before anything runs."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from rlx import algorithm, envs, spec
+from rlx import config as cfg
+from rlx.assets import Asset
+from rlx.assets import resolve as resolve_assets
+from rlx.errors import RlxError
+
+
+@dataclasses.dataclass(frozen=True)
+class RunPlan:
+    """A validated batch of runs: which algorithm, env, configs, seeds and assets, and how often
+    to evaluate."""
+
+    algo: str
+    env: str
+    env_kwargs: dict[str, Any]
+    base_config: Any
+    grid: dict[str, list[Any]]
+    seeds: tuple[int, ...]
+    num_evals: int
+    eval_episodes: int
+    assets: dict[str, Asset] = dataclasses.field(default_factory=dict)
+
+    @property
+    def algorithm(self) -> algorithm.Algorithm:
+        """The algorithm record."""
+        return algorithm.get(self.algo)
+
+    @property
+    def points(self) -> list[dict[str, Any]]:
+        """Grid points (overrides of the base config), one empty dict without a grid."""
+        return cfg.grid_points(self.grid)
+
+    @property
+    def runs(self) -> list[tuple[int, int]]:
+        """(grid point index, seed) of every run, grid-major."""
+        return [(g, s) for g in range(len(self.points)) for s in self.seeds]
+
+    @property
+    def updates_per_chunk(self) -> int:
+        """Updates between two evaluations."""
+        return self.base_config.num_updates // self.num_evals
+
+    @property
+    def steps_per_chunk(self) -> int:
+        """Budget units (env steps, gradient steps, ...) consumed per run between evaluations."""
+        return self.updates_per_chunk * self.base_config.steps_per_update
+
+    def make_env(self):
+        """The (unwrapped) environment of every run."""
+        return envs.make(self.env, **self.env_kwargs)
+
+
+def _seed_list(seeds: int | Sequence[int]) -> list[int]:
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        if seeds <= 0:
+            raise RlxError(f"seeds must be a positive integer, got {seeds}.")
+        return list(range(seeds))
+    out = [int(s) for s in seeds]
+    if not out:
+        raise RlxError("seeds must be a positive integer or a non-empty list of seeds.")
+    if len(set(out)) != len(out):
+        raise RlxError(f"seeds must be distinct, got {out}.")
+    return out
+
+
+def _check_counts(num_evals: Any, eval_episodes: Any) -> None:
+    for name, value in (("num_evals", num_evals), ("eval_episodes", eval_episodes)):
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise RlxError(f"{name} must be a positive integer, got {value!r}.")
+
+
+def _check_budget(base: Any, num_evals: int) -> None:
+    if base.num_updates % num_evals:
+        raise RlxError(
+            f"num_evals={num_evals} must divide the number of updates "
+            f"total_steps/steps_per_update = {base.total_steps}/{base.steps_per_update} = "
+            f"{base.num_updates}."
+        )
+
+
+def plan(
+    algo: str,
+    env: str,
+    *,
+    seeds: int | Sequence[int] = 1,
+    overrides: Mapping[str, Any] | None = None,
+    grid: Mapping[str, Sequence[Any]] | None = None,
+    num_evals: int = 10,
+    eval_episodes: int = 16,
+    env_kwargs: Mapping[str, Any] | None = None,
+    assets: Mapping[str, str | Path] | None = None,
+) -> RunPlan:
+    """Validates everything about a batch of runs before anything is built; raises RlxError.
+
+    `overrides` and `grid` go through `rlx.spec.resolve` (the one override path; the budget is
+    the ``total_steps`` override); `assets` maps the algorithm's asset names to files.
+    """
+    record = algorithm.get(algo)
+    envs.check_name(env)
+    seed_list = _seed_list(seeds)
+    _check_counts(num_evals, eval_episodes)
+    settings = spec.resolve(record, overrides, grid)
+    base = record.make_config(**settings.overrides)
+    base.validate()
+    for point in cfg.grid_points(settings.grid):
+        base.replace(**point).validate()
+    _check_budget(base, num_evals)
+    env_obj = envs.make(env, **dict(env_kwargs or {}))  # bad keywords fail here, not mid-run
+    record.check_env(env_obj, base)
+    resolved = resolve_assets(record.assets, dict(assets or {}), env_obj, base)
+    return RunPlan(
+        algo, env, dict(env_kwargs or {}), base, settings.grid, tuple(seed_list), num_evals,
+        eval_episodes, resolved,
+    )  # fmt: skip
+
+
+def plan_spec(rp: RunPlan) -> dict[str, Any]:
+    """What a plan runs, as JSON-ready data (hashed, and copied into the run record)."""
+    out = {
+        "algo": rp.algo,
+        "env": rp.env,
+        "env_kwargs": rp.env_kwargs,
+        "config": cfg.to_dict(rp.base_config),
+        "grid": rp.grid,
+        "seeds": list(rp.seeds),
+    }
+    if rp.assets:  # absent without assets, so earlier plans keep their hashes
+        out["assets"] = {name: a.identity() for name, a in sorted(rp.assets.items())}
+    return out
+
+
+def plan_hash(rp: RunPlan) -> str:
+    """SHA-256 of everything that determines a batch's numbers (not how it is executed)."""
+    data = {
+        "format": 1,
+        **plan_spec(rp),
+        "num_evals": rp.num_evals,
+        "eval_episodes": rp.eval_episodes,
+    }
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
