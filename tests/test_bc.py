@@ -70,6 +70,10 @@ def test_collect_marks_episode_ends_terminations_and_next_observations():
     }
     for name, want in window.items():
         np.testing.assert_array_equal(np.asarray(data[name]).reshape(-1), want * 2, err_msg=name)
+    # A time limit of 2 steps: the episode is truncated, not terminated (mask 1).
+    short = jax.jit(lambda k: collect(Countdown(), _zero_act, k, 1, 2))(jax.random.PRNGKey(0))
+    np.testing.assert_array_equal(short["terminals"], [0, 1])
+    np.testing.assert_array_equal(short["masks"], [1, 1])
 
 
 def test_collect_baseline_dataset_on_pendulum():
@@ -137,6 +141,9 @@ def test_loader_refuses_missing_corrupt_and_incomplete_files(tmp_path):
     mismatch = {**_tiny_dataset(), "next_observations": np.zeros((6, 4), np.float32)}
     with pytest.raises(RlxError, match="next_observations"):
         load_dataset(save_npz(tmp_path / "mismatch.npz", mismatch))
+    nan = {**_tiny_dataset(), "rewards": np.array([0, 1, np.nan, 0, 0, 0], np.float32)}
+    with pytest.raises(RlxError, match="non-finite values in rewards"):
+        load_dataset(save_npz(tmp_path / "nan.npz", nan))
     with pytest.raises(RlxError, match="does not exist"):
         assets.resolve({"dataset": DATASET}, {"dataset": tmp_path / "absent.npz"}, None, None)
 
@@ -162,6 +169,16 @@ def test_bc_loss_against_hand_computed_values():
     assert float(jax.jit(bc.bc_loss)(predicted, target)) == pytest.approx(want)
     with pytest.raises(AssertionError):
         bc.bc_loss(predicted, target[:, :1])
+
+
+def test_sample_batch_keeps_rows_together_and_covers_the_dataset():
+    rows = np.arange(8, dtype=np.float32)
+    dataset = {"observations": rows[:, None], "actions": 10.0 * rows[:, None]}
+    obs, actions = jax.jit(lambda k: bc.sample_batch(dataset, k, 4096))(jax.random.PRNGKey(0))
+    assert obs.shape == (4096, 1) and actions.shape == (4096, 1)
+    np.testing.assert_array_equal(actions, 10.0 * obs)
+    counts = np.bincount(np.asarray(obs[:, 0], dtype=int), minlength=8)
+    assert counts.min() > 400 and counts.max() < 624, counts  # 512 expected per row
 
 
 def test_config_budget_and_registry():
