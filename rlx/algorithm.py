@@ -108,6 +108,7 @@ ALGORITHMS: dict[str, str] = {
     "residual_td3": "residual:TD3",
     "residual_sac": "residual:SAC",
     "baseline": "baseline",
+    "bc": "bc",
     "factorized_pg": "factorized_pg",
     "fpg_state": "factorized_pg:STATE",
     "fpg_regression": "factorized_pg:REGRESSION",
