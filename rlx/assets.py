@@ -78,7 +78,11 @@ def content_hash(path: Path) -> str:
 
 
 def resolve(
-    specs: Mapping[str, AssetSpec], paths: Mapping[str, str | Path], env: Any, config: Any
+    specs: Mapping[str, AssetSpec],
+    paths: Mapping[str, str | Path],
+    env: Any,
+    config: Any,
+    owner: str = "this algorithm",
 ) -> dict[str, Asset]:
     """Checks that `paths` names exactly the assets `specs` needs, that each file exists, loads
     in the declared format and fits `env` and `config`; returns the resolved assets.
@@ -88,7 +92,7 @@ def resolve(
     for name in paths:
         if name not in specs:
             if not specs:
-                raise RlxError(f"this algorithm reads no assets, but {name!r} was given.")
+                raise RlxError(f"{owner} reads no assets, but {name!r} was given.")
             raise unknown("asset", name, specs)
     missing = [n for n, s in specs.items() if s.required and n not in paths]
     if missing:
@@ -122,7 +126,8 @@ def load_npz(path: Path, fields: Mapping[str, int]) -> dict[str, np.ndarray]:
                 )
             out = {f: np.asarray(data[f], dtype=np.float32) for f in fields}
     except (OSError, ValueError, zipfile.BadZipFile) as err:
-        raise RlxError(f"cannot read {str(path)!r} as an .npz array file: {err}.") from None
+        reason = str(err).split(". ")[0].rstrip(".")
+        raise RlxError(f"cannot read {str(path)!r} as an .npz array file: {reason}.") from None
     lengths = {f: a.shape[0] if a.ndim else None for f, a in out.items()}
     for name, ndim in fields.items():
         if out[name].ndim != ndim:

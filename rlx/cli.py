@@ -167,6 +167,26 @@ def cmd_gradvar(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dataset(args: argparse.Namespace) -> int:
+    """Collects a dataset of the env's baseline controller and writes it as an .npz asset."""
+    from rlx import datasets
+    from rlx.assets import content_hash
+
+    out = Path(args.out)
+    if out.suffix != ".npz":
+        raise RlxError(f"--out must name an .npz file, got {str(out)!r}.")
+    if out.exists() and not args.overwrite:
+        raise RlxError(f"{str(out)!r} exists; pass --overwrite to replace it.")
+    _setup_jax(args)
+    data = datasets.collect_baseline_dataset(
+        args.env, args.episodes, args.episode_length, args.noise, args.seed
+    )
+    datasets.save_npz(out, data)
+    rows = len(data["actions"])
+    print(f"wrote {out}: {rows:,} transitions, sha256 {content_hash(out)[:16]}")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     """Runs the throughput benchmark and writes results/bench."""
     from rlx.bench import throughput
@@ -239,6 +259,18 @@ def build_parser() -> argparse.ArgumentParser:
     grad.add_argument("--quick", action="store_true", help="the section's CPU-scale settings")
     grad.add_argument("--out", default=None, help="directory (default results/<name>/variance)")
     grad.set_defaults(func=cmd_gradvar)
+
+    data = sub.add_parser("dataset", help="collect a dataset asset (.npz) with an env's controller")
+    data.add_argument("action", choices=("collect",), help="what to do")
+    data.add_argument("--env", required=True, help="environment with a baseline controller")
+    data.add_argument("--episodes", type=_positive_int, required=True, help="episodes to collect")
+    data.add_argument("--episode-length", type=int, default=0,
+                      help="steps per episode (0: the env's default)")  # fmt: skip
+    data.add_argument("--noise", type=float, default=0.0, help="std of Gaussian action noise")
+    data.add_argument("--seed", type=int, default=0, help="PRNG seed")
+    data.add_argument("--out", required=True, help="the .npz file to write")
+    data.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    data.set_defaults(func=cmd_dataset)
 
     bench = sub.add_parser("bench", help="throughput benchmark: raw env vs PPO vs Brax PPO")
     bench.add_argument("--out", default="results/bench", help="directory for the tables")

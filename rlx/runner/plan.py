@@ -118,7 +118,7 @@ def plan(
     _check_budget(base, num_evals)
     env_obj = envs.make(env, **dict(env_kwargs or {}))  # bad keywords fail here, not mid-run
     record.check_env(env_obj, base)
-    resolved = resolve_assets(record.assets, dict(assets or {}), env_obj, base)
+    resolved = resolve_assets(record.assets, dict(assets or {}), env_obj, base, algo)
     return RunPlan(
         algo, env, dict(env_kwargs or {}), base, settings.grid, tuple(seed_list), num_evals,
         eval_episodes, resolved,
