@@ -167,3 +167,53 @@ def test_train_command_writes_a_run_record(tmp_path, capsys):
     assert len((out / "curves.csv").read_text().splitlines()) == 1 + 2 * 4
     assert "final eval return" in capsys.readouterr().out
     assert [p.name for p in tmp_path.iterdir()] == ["run"]  # no temporary directory left behind
+
+
+def test_slice_size_is_halved_until_the_chunk_fits_a_faked_memory_limit(monkeypatch):
+    """With a device that holds a 2-run chunk but not a 4-run one, 8 runs go 8 -> 4 -> 2 and
+    run as 4 slices, with the numbers of the unsliced batch."""
+    from rlx.runner import programs
+
+    rp = runner.plan("ppo", "pendulum_swingup", seeds=8, num_evals=3, eval_episodes=4,
+                     overrides={**TINY, "total_steps": STEPS})  # fmt: skip
+    probe = execute.Batch.make(rp, jax.devices(), None)
+    need = {n: programs.chunk_bytes(probe.programs_for(list(range(n)))) for n in (2, 4)}
+    assert need[2] < need[4]
+    monkeypatch.setattr(programs, "device_memory_limit", lambda devices: need[2] / 0.9 + 1)
+    sliced = runner.run(rp, progress=False)
+    assert sliced["execution"]["runs_per_slice"] == 2 and sliced["execution"]["slices"] == 4
+    monkeypatch.undo()
+    whole = runner.run(rp, progress=False)
+    assert whole["execution"]["slices"] == 1
+    for a, b in zip(sliced["runs"], whole["runs"], strict=True):
+        for key, values in a["curve"].items():
+            np.testing.assert_allclose(values, b["curve"][key], rtol=1e-5, atol=1e-6)
+
+
+def test_python_api_forwards_every_runner_keyword(tmp_path):
+    seen = []
+    rec = _run(seeds=1, checkpoint_dir=tmp_path / "ck", callback=lambda s, m: seen.append(s))
+    assert seen == [0, 128, 256, 384]
+    assert (tmp_path / "ck").is_dir()  # the checkpoints went where they were asked to
+    assert rec["provenance"]["command"] and "environment" in rec["provenance"]
+    with pytest.raises(TypeError, match=r"unexpected keyword.*checkpoint_dri"):
+        _run(seeds=1, checkpoint_dri=tmp_path)
+
+
+def test_resume_across_code_revisions_is_refused_unless_accepted(tmp_path):
+    from rlx.errors import RlxError
+
+    ckpt = tmp_path / "ck"
+    first = _run(seeds=1, checkpoint_dir=ckpt, started={**_started(), "git": "aaaa"})
+    assert not first["execution"]["resumed"]  # the finished run's last checkpoint stays
+    with pytest.raises(RlxError, match="made by code aaaa, this is bbbb"):
+        _run(seeds=1, checkpoint_dir=ckpt, started={**_started(), "git": "bbbb"})
+    again = _run(seeds=1, checkpoint_dir=ckpt, started={**_started(), "git": "bbbb"},
+                 accept_revision_change=True)  # fmt: skip
+    assert again["execution"]["resumed_from_code"] == "aaaa"
+
+
+def _started():
+    from rlx.provenance import provenance
+
+    return {**provenance(), "diff_sha256": None}

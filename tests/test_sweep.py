@@ -283,3 +283,23 @@ def test_checkpoint_round_trip_keeps_zero_size_leaves(tmp_path):
     assert back["empty"].shape == (2, 0)
     np.testing.assert_array_equal(back["a"], [0.0, 1.0, 2.0])
     assert int(back["k"][0]) == 7 and back["k"].dtype == jnp.int32
+
+
+def test_finished_cells_of_other_code_are_refused_unless_accepted(tmp_path, capsys):
+    two_envs = TINY.replace('["pendulum_swingup"]', '["pendulum_swingup", "cartpole_swingup"]')
+    sw = sweep.load(_write(tmp_path, two_envs))
+    out = tmp_path / "out"
+    sweep.run_sweep(sw, out, progress=False)
+    path = out / "cells" / sw.cells[0].dirname / "record.json"
+    rec = json.loads(path.read_text())
+    rec["provenance"]["git"] = "0123456789ab"
+    rec["provenance"]["diff_sha256"] = None
+    path.write_text(json.dumps(rec))
+    with pytest.raises(
+        RlxError, match=r"made by code 0123456789ab, this is .*accept-revision-change"
+    ):
+        sweep.run_sweep(sw, out, progress=False)
+    sweep.run_sweep(sw, out, progress=False, accept_revision_change=True)
+    assert "finished earlier, skipped" in capsys.readouterr().out
+    header = table.markdown(*table.load_records(out))
+    assert "0123456789ab" in header and "(cells from 2 code revisions;" in header
