@@ -193,6 +193,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     os.environ["RLX_COMPILATION_CACHE"] = ""  # compile seconds are measured: no persistent cache
     _setup_jax(args)
+    if args.assets:
+        from rlx.bench import assets_memory
+
+        path = assets_memory.main(Path(args.out), transitions=args.transitions)
+        print(path.read_text())
+        return 0
     throughput.main(args)
     return 0
 
@@ -278,6 +284,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--no-peer", action="store_true", help="skip the Brax PPO peer rows")
     bench.add_argument("--envs", default=None, help="comma-separated env names to benchmark")
     bench.add_argument("--seeds", default="1,8,32", help="comma-separated seed counts")
+    bench.add_argument("--assets", action="store_true",
+                       help="instead: memory of one dataset asset shared by 1 and 16 seeds")  # fmt: skip
+    bench.add_argument("--transitions", type=_positive_int, default=10_000_000,
+                       help="with --assets: dataset size")  # fmt: skip
     bench.set_defaults(func=cmd_bench)
 
     for p in (train, sweep, grad, bench):
