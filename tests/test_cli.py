@@ -35,6 +35,12 @@ from rlx import cli
         (["--grid", "num_envs=8,16"], "cannot grid over static field 'num_envs'"),
         (["--grid", "gamma="], "expected name=v1,v2"),
         (["--backend", "mjx"], "--backend applies to brax:* environments only"),
+        (["--set", "gamma=0.9", "--set", "gamma=0.8"], "--set gamma is given twice"),
+        (["--total-steps", "3000", "--set", "total_steps=6000"], "total_steps is given twice"),
+        (["--algo", "bc"], "missing asset(s) dataset"),
+        (["--algo", "bc", "--asset", "dataset=/nonexistent/demos.npz"], "does not exist"),
+        (["--asset", "dataset=demos.npz"], "ppo reads no assets, but 'dataset' was given"),
+        (["--algo", "bc", "--asset", "data=x.npz"], "unknown asset 'data'. Did you mean"),
     ],
 )
 def test_bad_train_input(tmp_path, capsys, argv, expected):
