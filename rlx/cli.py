@@ -203,13 +203,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of every subcommand."""
-    parser = _Parser(prog="rlx", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
-    sub.add_parser("list", help="list environments and algorithms").set_defaults(func=cmd_list)
-
+def _add_train(sub) -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train seeds x grid runs in one compiled program")
     train.add_argument("--algo", required=True, help="algorithm name (see rlx list)")
     train.add_argument("--env", required=True, help="environment name (see rlx list)")
@@ -239,7 +233,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=cmd_train)
+    return train
 
+
+def _add_sweep(sub) -> argparse.ArgumentParser:
     sweep = sub.add_parser("sweep", help="run a sweep file (resumable), then its tables and plots")
     sweep.add_argument("file", help="sweep file (TOML), e.g. sweeps/quickstart.toml")
     sweep.add_argument("--quick", action="store_true", help="the file's CPU-scale budget")
@@ -253,19 +250,27 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--tensorboard", action="store_true", help="also write TensorBoard events")
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
     sweep.set_defaults(func=cmd_sweep)
+    return sweep
 
+
+def _add_reports(sub) -> None:
     for name, func, text in (("table", cmd_table, "Markdown/CSV/LaTeX tables"),
                              ("plot", cmd_plot, "learning curves and performance profile PNGs")):  # fmt: skip
         p = sub.add_parser(name, help=f"{text} of a sweep results directory")
         p.add_argument("dir", help="results/<experiment>")
         p.set_defaults(func=func)
 
+
+def _add_gradvar(sub) -> argparse.ArgumentParser:
     grad = sub.add_parser("gradvar", help="policy-gradient variance study ([variance] of a file)")
     grad.add_argument("file", help="sweep file with a [variance] section")
     grad.add_argument("--quick", action="store_true", help="the section's CPU-scale settings")
     grad.add_argument("--out", default=None, help="directory (default results/<name>/variance)")
     grad.set_defaults(func=cmd_gradvar)
+    return grad
 
+
+def _add_dataset(sub) -> None:
     data = sub.add_parser("dataset", help="collect a dataset asset (.npz) with an env's controller")
     data.add_argument("action", choices=("collect",), help="what to do")
     data.add_argument("--env", required=True, help="environment with a baseline controller")
@@ -278,6 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     data.set_defaults(func=cmd_dataset)
 
+
+def _add_bench(sub) -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="throughput benchmark: raw env vs PPO vs Brax PPO")
     bench.add_argument("--out", default="results/bench", help="directory for the tables")
     bench.add_argument("--quick", action="store_true", help="small budgets (CPU smoke run)")
@@ -289,7 +296,19 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--transitions", type=_positive_int, default=10_000_000,
                        help="with --assets: dataset size")  # fmt: skip
     bench.set_defaults(func=cmd_bench)
+    return bench
 
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = _Parser(prog="rlx", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub.add_parser("list", help="list environments and algorithms").set_defaults(func=cmd_list)
+    train, sweep = _add_train(sub), _add_sweep(sub)
+    _add_reports(sub)
+    grad = _add_gradvar(sub)
+    _add_dataset(sub)
+    bench = _add_bench(sub)
     for p in (train, sweep, grad, bench):
         p.add_argument("--precision", choices=("default", "high", "highest"), default="default",
                        help="jax_default_matmul_precision (TF32 on GPUs unless 'highest')")  # fmt: skip

@@ -129,6 +129,12 @@ def load(path: Path | str, quick: bool = False) -> dict[str, Any]:
             f"{path}: algorithm {out['algorithm']!r} provides no gradient_estimates; "
             "the diagnostic needs it."
         )
+    _check_study(out, path)
+    return out
+
+
+def _check_study(out: dict[str, Any], path: Path) -> None:
+    """Environments named and known; counts integers within their ranges."""
     names = out["environments"]
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
         raise RlxError(f"{path}: [variance] environments must be a non-empty list of names.")
@@ -145,7 +151,6 @@ def load(path: Path | str, quick: bool = False) -> dict[str, Any]:
             )
     if out["num_actions"] == 1:
         raise RlxError(f"{path}: [variance] num_actions must be 0 (skip) or >= 2, got 1.")
-    return out
 
 
 def _plan(spec: dict[str, Any], env_name: str) -> runner.RunPlan:
