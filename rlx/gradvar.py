@@ -114,6 +114,11 @@ def load(path: Path | str, quick: bool = False) -> dict[str, Any]:
         "env_kwargs": raw.get("environment", {}),
     }
     module = algorithm.get(out["algorithm"])
+    if "gradient_estimates" not in module.extras:
+        raise RlxError(
+            f"{path}: algorithm {out['algorithm']!r} provides no gradient_estimates; "
+            "the diagnostic needs it."
+        )
     try:  # the one override path: keys, types, budgets
         out["settings"] = rlx_spec.resolve(module, out["settings"]).overrides
     except RlxError as err:
@@ -123,11 +128,6 @@ def load(path: Path | str, quick: bool = False) -> dict[str, Any]:
             "[variance] settings.total_steps would be ignored: the study's budget is "
             "train_updates + fit_updates updates; remove it.",
             "total_steps",
-        )
-    if "gradient_estimates" not in module.extras:
-        raise RlxError(
-            f"{path}: algorithm {out['algorithm']!r} provides no gradient_estimates; "
-            "the diagnostic needs it."
         )
     _check_study(out, path)
     return out

@@ -255,6 +255,14 @@ def test_gradvar_command_writes_table_and_plot(tmp_path, capsys):
     ("edit", "message"),
     [
         (lambda t: t.replace("batches = 3", "batches = 1"), "batches must be an integer >= 2"),
+        (
+            lambda t: t.replace("[variance.settings]\n", "[variance.settings]\ntotal_steps = 64\n"),
+            "settings.total_steps would be ignored",
+        ),
+        (
+            lambda t: t.replace("[variance.settings]\n", "[variance.settings]\nlearning_rat = 1\n"),
+            "unknown factorized_pg setting 'learning_rat'",
+        ),
         (lambda t: t.replace("horizon = 2", "horizont = 2"), "unknown [variance] key 'horizont'"),
         (
             lambda t: t.replace('["target_matching_m6"]\ntrain', '["target_matching_m61"]\ntrain'),
