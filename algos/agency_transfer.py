@@ -26,9 +26,15 @@ result is a standalone policy (the learner's actor) that needs no baseline.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+import chex
 import flax.struct
 import jax
 import jax.numpy as jnp
+from brax.envs.base import Env
 from rlx.algos import sac, td3
 
 from rlx import offpolicy
@@ -102,71 +108,56 @@ def schedule(
     return p_start, lam
 
 
-def _agency_config(base: type) -> type:
-    @flax.struct.dataclass
-    class Config(base):
-        """Agency-transfer settings (defaults: the paper's main runs) on top of the learner's."""
+@flax.struct.dataclass
+class AgencySettings:
+    """Agency-transfer settings (defaults: the paper's main runs), a mixin on top of a learner's
+    config: ``class C(AgencySettings, learner.Config)`` puts these fields after the learner's
+    and validates both."""
 
-        store_action: str = static("proposed", "Buffer action: proposed (paper) or executed.")
-        selective_buffer: bool = static(False, "Store only steps where the learner acted.")
-        length_window: int = static(20, "Episodes in the mean length L of the lambda solve.")
-        p0: float = hparam(0.9, "Initial relax probability p at an episode start.")
-        lambda0: float = hparam(0.96, "Initial in-episode decay factor of p.")
-        nu: float = hparam(0.01, "Critic improvement needed to certify the learner's action.")
-        anneal_frac: float = hparam(0.9, "Share of the budget after which the baseline is off.")
+    store_action: str = static("proposed", "Buffer action: proposed (paper) or executed.")
+    selective_buffer: bool = static(False, "Store only steps where the learner acted.")
+    length_window: int = static(20, "Episodes in the mean length L of the lambda solve.")
+    p0: float = hparam(0.9, "Initial relax probability p at an episode start.")
+    lambda0: float = hparam(0.96, "Initial in-episode decay factor of p.")
+    nu: float = hparam(0.01, "Critic improvement needed to certify the learner's action.")
+    anneal_frac: float = hparam(0.9, "Share of the budget after which the baseline is off.")
 
-        def validate(self) -> None:
-            """Raises RlxError naming the first bad value and what is allowed."""
-            super().validate()
-            if self.store_action not in ("proposed", "executed"):
-                raise RlxError(
-                    f"store_action must be 'proposed' or 'executed', got {self.store_action!r}."
-                )
-            if self.length_window <= 0:
-                raise RlxError(f"length_window must be positive, got {self.length_window}.")
-            require(
-                self,
-                p0=(lambda v: 0 <= v <= 1, "a probability in [0, 1]"),
-                lambda0=(lambda v: 0 <= v <= 1, "in [0, 1]"),
-                nu=(lambda v: v >= 0, ">= 0"),
-                anneal_frac=(lambda v: 0 < v <= 1, "in (0, 1]"),
+    def validate(self) -> None:
+        """Raises RlxError naming the first bad value and what is allowed (the learner's
+        settings first)."""
+        super().validate()  # type: ignore[misc]  # the learner's Config, next in the MRO
+        if self.store_action not in ("proposed", "executed"):
+            raise RlxError(
+                f"store_action must be 'proposed' or 'executed', got {self.store_action!r}."
             )
-
-    Config.__qualname__ = f"{base.__module__.rsplit('.', 1)[-1].upper()}AgencyConfig"
-    return Config
-
-
-def _init(config, num_envs: int, episode_length: int) -> Arbiter:
-    return Arbiter(
-        best_q=jnp.full((num_envs,), -jnp.inf, jnp.float32),
-        p_rel=jnp.full((num_envs,), config.p0, jnp.float32),
-        lam=jnp.asarray(config.lambda0, jnp.float32),
-        lengths=jnp.full((config.length_window,), episode_length, jnp.float32),
-        episodes=jnp.zeros((), jnp.int32),
-    )
+        if self.length_window <= 0:
+            raise RlxError(f"length_window must be positive, got {self.length_window}.")
+        require(
+            self,
+            p0=(lambda v: 0 <= v <= 1, "a probability in [0, 1]"),
+            lambda0=(lambda v: 0 <= v <= 1, "in [0, 1]"),
+            nu=(lambda v: v >= 0, ">= 0"),
+            anneal_frac=(lambda v: 0 < v <= 1, "in (0, 1]"),
+        )
 
 
-def _act(x: offpolicy.StepInput, arb: Arbiter, key: jax.Array):
-    config = x.config
-    q = x.learner.certify(x.ls, x.obs, x.proposal, config)
-    u = jax.random.uniform(key, q.shape)
-    use, best_q = arbitrate(q, arb.best_q, arb.p_rel, u, config.nu)
-    executed = jnp.where(use[:, None], x.proposal, x.baseline)
-    stored = x.proposal if config.store_action == "proposed" else executed
-    keep = use if config.selective_buffer else jnp.ones_like(use)
-    metrics = {
-        "train/baseline_share": 1.0 - use.mean(),
-        "agency/p_rel": arb.p_rel.mean(),
-        "agency/lambda": arb.lam,
-    }
-    arb = arb.replace(best_q=best_q, p_rel=arb.lam * arb.p_rel)
-    return executed, stored, keep, arb, metrics
+@flax.struct.dataclass
+class TD3Config(AgencySettings, td3.Config):
+    """Agency-transfer settings (defaults: the paper's main runs) on top of TD3's."""
 
 
-def _end_episodes(config, arb: Arbiter, done, lengths, env_steps) -> Arbiter:
-    """Records finished episodes' lengths; re-solves (p_start, lambda); resets best_q."""
-    done = done > 0
-    window = config.length_window
+@flax.struct.dataclass
+class SACConfig(AgencySettings, sac.Config):
+    """Agency-transfer settings (defaults: the paper's main runs) on top of SAC's."""
+
+
+def end_of_episode_lengths(
+    arb: Arbiter, done: jax.Array, lengths: jax.Array, window: int
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Writes the lengths of the episodes that ended (``done[N]``) into the ring of the last
+    ``window`` lengths. Returns (ring, episodes so far, mean L over the filled rows; the ring's
+    first row while it is empty)."""
+    chex.assert_equal_shape([done, lengths])
     offset = jnp.cumsum(done.astype(jnp.int32)) - 1
     rows = jnp.where(done, (arb.episodes + offset) % window, window)
     ring = arb.lengths.at[rows].set(lengths.astype(jnp.float32), mode="drop")
@@ -175,45 +166,89 @@ def _end_episodes(config, arb: Arbiter, done, lengths, env_steps) -> Arbiter:
     mean_len = jnp.where(
         filled > 0, (ring * (jnp.arange(window) < filled)).sum() / jnp.maximum(filled, 1), ring[0]
     )
-    p_start, lam = schedule(
-        env_steps.astype(jnp.float32),
-        config.total_steps,
-        config.anneal_frac,
-        config.p0,
-        config.lambda0,
-        mean_len,
-    )
-    any_done = done.any()
-    return Arbiter(
-        best_q=jnp.where(done, -jnp.inf, arb.best_q),
-        p_rel=jnp.where(done, p_start, arb.p_rel),
-        lam=jnp.where(any_done, lam, arb.lam),
-        lengths=ring,
-        episodes=episodes,
-    )
+    return ring, episodes, mean_len
 
 
-AGENCY = offpolicy.Behaviour(
-    name="agency_transfer",
-    needs_baseline=True,
-    init=_init,
-    act=_act,
-    end_episodes=_end_episodes,
-    evaluate=lambda env, action, obs: action,
-    metric_rules={"train/baseline_share": MetricRule(label="baseline share", percent=True)},
-)
+class AgencyTransfer:
+    """Agency transfer as an `rlx.offpolicy.Behaviour`: its carry is an `Arbiter`."""
+
+    name: str = "agency_transfer"
+    needs_baseline: bool = True
+    metric_rules: Mapping[str, MetricRule] = MappingProxyType(
+        {"train/baseline_share": MetricRule(label="baseline share", percent=True)}
+    )
+
+    def init(self, config: Any, num_envs: int, episode_length: int) -> Arbiter:
+        """best_q = -inf and p_rel = p0 in every env, lambda = lambda0, the length ring full
+        of the episode limit."""
+        return Arbiter(
+            best_q=jnp.full((num_envs,), -jnp.inf, jnp.float32),
+            p_rel=jnp.full((num_envs,), config.p0, jnp.float32),
+            lam=jnp.asarray(config.lambda0, jnp.float32),
+            lengths=jnp.full((config.length_window,), episode_length, jnp.float32),
+            episodes=jnp.zeros((), jnp.int32),
+        )
+
+    def act(self, x: offpolicy.StepInput, arb: Arbiter, key: jax.Array) -> offpolicy.BehaviourStep:
+        """`arbitrate` between the proposal and the baseline with q = certify(s, a_L);
+        p_rel <- lambda p_rel."""
+        config = x.config
+        q = x.certify(x.obs, x.proposal)
+        chex.assert_shape(q, x.proposal.shape[:1])
+        u = jax.random.uniform(key, q.shape)
+        use, best_q = arbitrate(q, arb.best_q, arb.p_rel, u, config.nu)
+        executed = jnp.where(use[:, None], x.proposal, x.baseline)
+        stored = x.proposal if config.store_action == "proposed" else executed
+        keep = use if config.selective_buffer else jnp.ones_like(use)
+        metrics = {
+            "train/baseline_share": 1.0 - use.mean(),
+            "agency/p_rel": arb.p_rel.mean(),
+            "agency/lambda": arb.lam,
+        }
+        arb = arb.replace(best_q=best_q, p_rel=arb.lam * arb.p_rel)
+        return offpolicy.BehaviourStep(executed, stored, keep, arb, metrics)
+
+    def end_episodes(
+        self, config: Any, arb: Arbiter, done: jax.Array, lengths: jax.Array, env_steps: jax.Array
+    ) -> Arbiter:
+        """Records finished episodes' lengths; re-solves (p_start, lambda) by `schedule`;
+        resets best_q and p_rel of the envs whose episode ended."""
+        done = done > 0
+        ring, episodes, mean_len = end_of_episode_lengths(arb, done, lengths, config.length_window)
+        p_start, lam = schedule(
+            env_steps.astype(jnp.float32),
+            config.total_steps,
+            config.anneal_frac,
+            config.p0,
+            config.lambda0,
+            mean_len,
+        )
+        return Arbiter(
+            best_q=jnp.where(done, -jnp.inf, arb.best_q),
+            p_rel=jnp.where(done, p_start, arb.p_rel),
+            lam=jnp.where(done.any(), lam, arb.lam),
+            lengths=ring,
+            episodes=episodes,
+        )
+
+    def evaluate(self, env: Env, action: jax.Array, obs: jax.Array) -> jax.Array:
+        """The learner alone: the trained policy needs no baseline."""
+        return action
+
+
+AGENCY = AgencyTransfer()
 
 TD3 = offpolicy.assemble(
     "agency_td3",
     "Agency transfer, TD3 backbone: baseline/learner arbitration annealed to the learner alone.",
-    _agency_config(td3.Config),
+    TD3Config,
     td3.LEARNER,
     AGENCY,
 )
 SAC = offpolicy.assemble(
     "agency_sac",
     "Agency transfer, SAC backbone: baseline/learner arbitration annealed to the learner alone.",
-    _agency_config(sac.Config),
+    SACConfig,
     sac.LEARNER,
     AGENCY,
 )

@@ -13,13 +13,12 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 from brax.envs.base import Env, State
-from rlx.envs import outcome_metrics, training_env
+from rlx.envs import outcome_metrics, require_baseline, training_env
 
 from rlx.algorithm import Algorithm, env_episode_rules
 from rlx.assets import Assets
 from rlx.config import Rollouts, require_budget, require_counts, static
-from rlx.metrics import MetricRule
-from rlx.offpolicy import check_baseline, episode_summary
+from rlx.metrics import MetricRule, episode_summary
 
 DESCRIPTION = "The env's baseline controller alone (no learning): the reference row of a table."
 
@@ -51,7 +50,7 @@ class BaselineState:
 
 def check_env(env: Env, config: Config) -> None:
     """Refuses environments without a baseline controller."""
-    check_baseline(env, "baseline")
+    require_baseline(env, "baseline")
 
 
 def init(key: jax.Array, env: Env, config: Config, assets: Assets = None) -> BaselineState:
@@ -78,14 +77,15 @@ def update(
     def _env_step(env_state: State, _):
         nxt = tenv.step(env_state, env.baseline_policy(env_state.obs))
         ends = {
-            "done": nxt.done,
             "return": nxt.info["episode_metrics"]["sum_reward"],
             **{m: nxt.metrics[m] for m in outcomes},
         }
-        return nxt, ends
+        return nxt, (nxt.done, ends)
 
-    env_state, ends = jax.lax.scan(_env_step, state.env_state, None, state.config.unroll_length)
-    metrics = episode_summary(ends)
+    env_state, (done, ends) = jax.lax.scan(
+        _env_step, state.env_state, None, state.config.unroll_length
+    )
+    metrics = episode_summary(done, ends)
     metrics["train/baseline_share"] = jnp.ones((), jnp.float32)
     return state.replace(env_state=env_state, update_step=state.update_step + 1), metrics
 

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import optax
 from brax.envs.base import Env, State
-from rlx.envs import observation_size, training_env
+from rlx.envs import observation_size, outcome_metrics, training_env
 
 from rlx import normalizer
 from rlx.algorithm import Algorithm
@@ -27,6 +27,7 @@ from rlx.assets import Assets
 from rlx.config import Rollouts, hparam, require, require_budget, require_counts, static
 from rlx.distributions import gaussian_entropy, gaussian_log_prob, gaussian_sample
 from rlx.errors import RlxError
+from rlx.metrics import episode_summary
 from rlx.networks import GaussianPolicy, ValueNetwork
 from rlx.returns import gae
 
@@ -111,7 +112,9 @@ class Transition(NamedTuple):
     termination: jax.Array
     done: jax.Array
     final_obs: jax.Array
-    episode_return: jax.Array
+    episode_end: dict[str, jax.Array]
+    """The return and each outcome (`rlx.envs.outcome_metrics`) of the episode that ended at
+    this step (meaningful where ``done``)."""
 
 
 class Batch(NamedTuple):
@@ -182,6 +185,7 @@ def _rollout(env: Env, state: PPOState, key: jax.Array) -> tuple[State, Transiti
     """Runs the policy for unroll_length steps in every env; returns the new env state and [T, N] data."""
     policy_net, _ = _networks(env, state.config)
     tenv = training_env(env, state.config.episode_length)
+    outcomes = outcome_metrics(env)
 
     def _env_step(env_state: State, step_key: jax.Array) -> tuple[State, Transition]:
         mean, log_std = policy_net.apply(state.params["policy"], _normalize(state, env_state.obs))
@@ -196,7 +200,10 @@ def _rollout(env: Env, state: PPOState, key: jax.Array) -> tuple[State, Transiti
             termination=nxt.done * (1.0 - truncation),
             done=nxt.done,
             final_obs=nxt.info["final_obs"],
-            episode_return=nxt.info["episode_metrics"]["sum_reward"],
+            episode_end={
+                "return": nxt.info["episode_metrics"]["sum_reward"],
+                **{m: nxt.metrics[m] for m in outcomes},
+            },
         )
 
     keys = jax.random.split(key, state.config.unroll_length)
@@ -293,13 +300,11 @@ def finish(
     lr: jax.Array,
     key: jax.Array,
 ) -> tuple[PPOState, dict[str, jax.Array]]:
-    """The next state (normaliser updated with the rollout) and the iteration's metrics."""
-    episodes = traj.done.sum()
+    """The next state (normaliser updated with the rollout) and the iteration's metrics: the
+    mean losses, the step size and the finished episodes' count, return and outcomes
+    (`rlx.metrics.episode_summary`, as every env-stepping algorithm reports them)."""
     metrics = {k: v.mean() for k, v in info.items()}
-    metrics["train/episodes"] = episodes
-    metrics["train/episode_return"] = (traj.done * traj.episode_return).sum() / jnp.maximum(
-        episodes, 1.0
-    )
+    metrics.update(episode_summary(traj.done, traj.episode_end))
     metrics["train/learning_rate"] = lr
     new_state = state.replace(
         params=params,

@@ -10,6 +10,9 @@ trained policy needs the baseline at run time: it is ``clip(pi_0(s) + mu(s), -1,
 
 from __future__ import annotations
 
+from typing import Any
+
+import chex
 import jax
 import jax.numpy as jnp
 from brax.envs.base import Env
@@ -18,23 +21,30 @@ from rlx.algos import sac, td3
 from rlx import offpolicy
 
 
-def _act(x: offpolicy.StepInput, carry, key: jax.Array):
-    executed = jnp.clip(x.baseline + x.proposal, -1.0, 1.0)
-    return executed, x.proposal, jnp.ones(x.proposal.shape[:1], bool), carry, {}
+def residual_action(baseline: jax.Array, residual: jax.Array) -> jax.Array:
+    """The executed action a = clip(pi_0(s) + a_res, -1, 1)."""
+    chex.assert_equal_shape([baseline, residual])
+    return jnp.clip(baseline + residual, -1.0, 1.0)
 
 
-def _evaluate(env: Env, action: jax.Array, obs: jax.Array) -> jax.Array:
-    return jnp.clip(env.baseline_policy(obs) + action, -1.0, 1.0)
+class Residual(offpolicy.Memoryless):
+    """Residual RL as an `rlx.offpolicy.Behaviour` (no carry)."""
+
+    name: str = "residual"
+    needs_baseline: bool = True
+
+    def act(self, x: offpolicy.StepInput, carry: Any, key: jax.Array) -> offpolicy.BehaviourStep:
+        """executed = `residual_action` (pi_0(s), proposal); stored = the proposal; keep all."""
+        executed = residual_action(x.baseline, x.proposal)
+        keep = jnp.ones(x.proposal.shape[:1], bool)
+        return offpolicy.BehaviourStep(executed, x.proposal, keep, carry, {})
+
+    def evaluate(self, env: Env, action: jax.Array, obs: jax.Array) -> jax.Array:
+        """The trained policy clip(pi_0(s) + a, -1, 1): it needs the baseline at run time."""
+        return residual_action(env.baseline_policy(obs), action)
 
 
-RESIDUAL = offpolicy.Behaviour(
-    name="residual",
-    needs_baseline=True,
-    init=lambda config, n, length: (),
-    act=_act,
-    end_episodes=lambda config, carry, done, lengths, steps: carry,
-    evaluate=_evaluate,
-)
+RESIDUAL = Residual()
 
 TD3 = offpolicy.assemble(
     "residual_td3",

@@ -14,17 +14,20 @@ with pi(.|s) = tanh(N(mu(s), sigma(s)^2)) and log pi corrected by -sum log(1 - t
 
 from __future__ import annotations
 
+from typing import Any
+
+import chex
 import flax.linen as nn
 import flax.struct
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from rlx.algos.td3 import init_twin_critic, regress_critics, twin_q
 
-from rlx import offpolicy
+from rlx import critics, offpolicy
 from rlx.config import hparam, require, static
 from rlx.networks import MLP
+from rlx.optim import adam_step, polyak
 
 DESCRIPTION = "SAC: twin critics, tanh-Gaussian actor, auto temperature; on-device replay."
 
@@ -69,16 +72,31 @@ class Actor(nn.Module):
         return mean, log_std
 
 
-def _actor(config: Config, ls: dict) -> Actor:
-    """The actor module, its width read off the output layer's bias (``Dense_<len(hidden)>``)."""
-    out = ls["actor"]["params"]["MLP_0"][f"Dense_{len(config.hidden)}"]["bias"]
-    return Actor(config.hidden, out.shape[-1] // 2)
+@flax.struct.dataclass
+class SACState:
+    """The learner's state: actor, twin critic (stacked on an axis of 2) and its target,
+    log alpha, their Adam states, and the action size A (static)."""
+
+    actor: Any
+    critic: Any
+    critic_target: Any
+    log_alpha: jax.Array
+    actor_opt: optax.OptState
+    critic_opt: optax.OptState
+    alpha_opt: optax.OptState
+    action_size: int = flax.struct.field(pytree_node=False)
+
+
+def _actor(config: Config, state: SACState) -> Actor:
+    """The actor module of this learner's sizes."""
+    return Actor(config.hidden, state.action_size)
 
 
 def sample_action(
-    actor: Actor, params, obs: jax.Array, key: jax.Array
+    actor: Actor, params: Any, obs: jax.Array, key: jax.Array
 ) -> tuple[jax.Array, jax.Array]:
-    """a = tanh(u), u ~ N(mu, sigma^2); returns (a, log pi(a|s)) with the tanh correction."""
+    """a = tanh(u), u ~ N(mu, sigma^2); returns (a, log pi(a|s)) with the tanh correction
+    log pi(a|s) = sum_i [log N(u_i; mu_i, sigma_i^2) - log(1 - a_i^2 + 1e-6)]."""
     mean, log_std = actor.apply(params, obs)
     u = mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape, mean.dtype)
     a = jnp.tanh(u)
@@ -87,96 +105,114 @@ def sample_action(
     return a, log_prob.sum(-1)
 
 
-def init_learner(key: jax.Array, obs_size: int, action_size: int, config: Config) -> dict:
-    """Actor, twin critic and its target, log alpha, and Adam states."""
-    k_actor, k_critic = jax.random.split(key)
-    actor = Actor(config.hidden, action_size).init(k_actor, jnp.zeros((obs_size,)))
-    critic = init_twin_critic(k_critic, config.hidden, obs_size, action_size)
-    log_alpha = jnp.log(jnp.asarray(config.init_alpha, jnp.float32))
-    adam = optax.scale_by_adam()
-    return {
-        "actor": actor,
-        "critic": critic,
-        "critic_target": critic,
-        "log_alpha": log_alpha,
-        "actor_opt": adam.init(actor),
-        "critic_opt": adam.init(critic),
-        "alpha_opt": adam.init(log_alpha),
-    }
+def critic_step(
+    state: SACState, batch: offpolicy.Transition, key: jax.Array, config: Config
+) -> tuple[SACState, dict[str, jax.Array]]:
+    """One regression step of both critics on y = scale r + gamma (1 - terminal) v',
+    v' = min_j Q'_j(s', a') - alpha log pi(a'|s'), a' ~ pi(.|s')."""
+    alpha = jnp.exp(state.log_alpha)
+    a_next, logp_next = sample_action(_actor(config, state), state.actor, batch.next_obs, key)
+    q_next = critics.twin_q(state.critic_target, config.hidden, batch.next_obs, a_next).min(0)
+    critic, opt, info = critics.regress(
+        state.critic, state.critic_opt, batch, q_next - alpha * logp_next, config
+    )
+    return state.replace(critic=critic, critic_opt=opt), info
 
 
-def act(ls: dict, obs: jax.Array, config: Config) -> jax.Array:
-    """The deterministic action tanh(mu(s))."""
-    return jnp.tanh(_actor(config, ls).apply(ls["actor"], obs)[0])
+def actor_step(
+    state: SACState, batch: offpolicy.Transition, key: jax.Array, config: Config
+) -> tuple[SACState, jax.Array, jax.Array]:
+    """One Adam step of the actor on L_pi = mean (alpha log pi(a~|s) - min_j Q_j(s, a~)),
+    a~ ~ pi(.|s) reparameterised; returns L_pi and the (gradient-free) log pi(a~|s) ``[B]``."""
+    actor, alpha = _actor(config, state), jnp.exp(state.log_alpha)
 
-
-def explore(ls: dict, obs: jax.Array, key: jax.Array, config: Config) -> jax.Array:
-    """A sample of pi(.|s)."""
-    return sample_action(_actor(config, ls), ls["actor"], obs, key)[0]
-
-
-def certify(ls: dict, obs: jax.Array, action: jax.Array, config: Config) -> jax.Array:
-    """min_j Q'_j(s, a) of the target critics."""
-    return twin_q(ls["critic_target"], config.hidden, obs, action).min(0)
-
-
-def learn(ls: dict, batches: offpolicy.Transition, key: jax.Array, config: Config):
-    """One gradient step (a group of one): critics, actor, temperature, target critics."""
-    batch = jax.tree.map(lambda x: x[0], batches)
-    actor = _actor(config, ls)
-    k_next, k_pi = jax.random.split(key)
-    alpha = jnp.exp(ls["log_alpha"])
-    a_next, logp_next = sample_action(actor, ls["actor"], batch.next_obs, k_next)
-    q_next = twin_q(ls["critic_target"], config.hidden, batch.next_obs, a_next).min(0)
-    fitted, critic_info = regress_critics(ls, batch, q_next - alpha * logp_next, config)
-    critic, critic_opt = fitted["critic"], fitted["critic_opt"]
-
-    def actor_loss(params):
-        a, logp = sample_action(actor, params, batch.obs, k_pi)
-        q = twin_q(critic, config.hidden, batch.obs, a).min(0)
+    def actor_loss(params: Any) -> tuple[jax.Array, jax.Array]:
+        a, logp = sample_action(actor, params, batch.obs, key)
+        q = critics.twin_q(state.critic, config.hidden, batch.obs, a).min(0)
         return (alpha * logp - q).mean(), logp
 
-    (l_pi, logp), g_pi = jax.value_and_grad(actor_loss, has_aux=True)(ls["actor"])
-    actor_params, actor_opt = offpolicy.adam_step(
-        ls["actor"], g_pi, ls["actor_opt"], config.actor_lr
-    )
+    (value, logp), grads = jax.value_and_grad(actor_loss, has_aux=True)(state.actor)
+    params, opt = adam_step(state.actor, grads, state.actor_opt, config.actor_lr)
+    return state.replace(actor=params, actor_opt=opt), value, jax.lax.stop_gradient(logp)
 
-    target_entropy = -config.entropy_scale * actor.action_size
-    logp = jax.lax.stop_gradient(logp)
-    l_alpha, g_alpha = jax.value_and_grad(lambda la: -(la * (logp + target_entropy)).mean())(
-        ls["log_alpha"]
+
+def temperature_step(
+    state: SACState, logp: jax.Array, config: Config
+) -> tuple[SACState, jax.Array]:
+    """One Adam step of log alpha on L_alpha = -mean log(alpha) (log pi(a~|s) + H_target),
+    H_target = -entropy_scale * A (held fixed without ``autotune``); returns L_alpha."""
+    chex.assert_rank(logp, 1)
+    target_entropy = -config.entropy_scale * state.action_size
+    value, grad = jax.value_and_grad(lambda la: -(la * (logp + target_entropy)).mean())(
+        state.log_alpha
     )
-    log_alpha, alpha_opt = offpolicy.adam_step(
-        ls["log_alpha"], g_alpha, ls["alpha_opt"], config.alpha_lr
-    )
+    log_alpha, opt = adam_step(state.log_alpha, grad, state.alpha_opt, config.alpha_lr)
     if not config.autotune:
-        log_alpha, alpha_opt = ls["log_alpha"], ls["alpha_opt"]
-    ls = {
-        **ls,
-        "actor": actor_params,
-        "critic": critic,
-        "critic_target": offpolicy.polyak(ls["critic_target"], critic, config.tau),
-        "log_alpha": log_alpha,
-        "actor_opt": actor_opt,
-        "critic_opt": critic_opt,
-        "alpha_opt": alpha_opt,
-    }
-    return ls, {
-        **critic_info,
-        "loss/actor": l_pi,
-        "loss/alpha": l_alpha,
-        "sac/alpha": alpha,
-        "sac/entropy": -logp.mean(),
-    }
+        log_alpha, opt = state.log_alpha, state.alpha_opt
+    return state.replace(log_alpha=log_alpha, alpha_opt=opt), value
 
 
-LEARNER = offpolicy.Learner(
-    init=init_learner,
-    explore=explore,
-    act=act,
-    certify=certify,
-    learn=learn,
-    group_size=lambda config: 1,
-)
+class SACLearner:
+    """SAC as an `rlx.offpolicy.Learner`: its state is a `SACState`."""
+
+    def init(self, key: jax.Array, obs_size: int, action_size: int, config: Config) -> SACState:
+        """Actor, twin critic and its target, log alpha, and Adam states."""
+        k_actor, k_critic = jax.random.split(key)
+        actor = Actor(config.hidden, action_size).init(k_actor, jnp.zeros((obs_size,)))
+        critic = critics.init_twin(k_critic, config.hidden, obs_size, action_size)
+        log_alpha = jnp.log(jnp.asarray(config.init_alpha, jnp.float32))
+        adam = optax.scale_by_adam()
+        return SACState(
+            actor=actor,
+            critic=critic,
+            critic_target=critic,
+            log_alpha=log_alpha,
+            actor_opt=adam.init(actor),
+            critic_opt=adam.init(critic),
+            alpha_opt=adam.init(log_alpha),
+            action_size=action_size,
+        )
+
+    def act(self, state: SACState, obs: jax.Array, config: Config) -> jax.Array:
+        """The deterministic action tanh(mu(s))."""
+        return jnp.tanh(_actor(config, state).apply(state.actor, obs)[0])
+
+    def explore(self, state: SACState, obs: jax.Array, key: jax.Array, config: Config) -> jax.Array:
+        """A sample of pi(.|s)."""
+        return sample_action(_actor(config, state), state.actor, obs, key)[0]
+
+    def certify(
+        self, state: SACState, obs: jax.Array, action: jax.Array, config: Config
+    ) -> jax.Array:
+        """min_j Q'_j(s, a) of the target critics."""
+        return critics.twin_q(state.critic_target, config.hidden, obs, action).min(0)
+
+    def learn(
+        self, state: SACState, batches: offpolicy.Transition, key: jax.Array, config: Config
+    ) -> tuple[SACState, dict[str, jax.Array]]:
+        """One gradient step (a group of one): critics, then the actor (against the updated
+        critics), the temperature and the Polyak update of the target critics."""
+        chex.assert_axis_dimension(batches.reward, 0, 1)
+        batch = jax.tree.map(lambda x: x[0], batches)
+        k_next, k_pi = jax.random.split(key)
+        alpha = jnp.exp(state.log_alpha)
+        state, critic_info = critic_step(state, batch, k_next, config)
+        state, actor_loss, logp = actor_step(state, batch, k_pi, config)
+        state, alpha_loss = temperature_step(state, logp, config)
+        state = state.replace(critic_target=polyak(state.critic_target, state.critic, config.tau))
+        return state, {
+            **critic_info,
+            "loss/actor": actor_loss,
+            "loss/alpha": alpha_loss,
+            "sac/alpha": alpha,
+            "sac/entropy": -logp.mean(),
+        }
+
+    def group_size(self, config: Config) -> int:
+        """1: every gradient step updates everything."""
+        return 1
+
+
+LEARNER = SACLearner()
 
 ALGORITHM = offpolicy.assemble("sac", DESCRIPTION, Config, LEARNER, offpolicy.PLAIN)

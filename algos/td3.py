@@ -18,16 +18,18 @@ from __future__ import annotations
 
 from typing import Any
 
+import chex
 import flax.linen as nn
 import flax.struct
 import jax
 import jax.numpy as jnp
 import optax
 
-from rlx import offpolicy
+from rlx import critics, offpolicy
 from rlx.config import hparam, require, static
 from rlx.errors import RlxError
 from rlx.networks import MLP
+from rlx.optim import adam_step, polyak
 
 DESCRIPTION = "TD3: twin critics, target smoothing, delayed actor; on-device replay, many envs."
 
@@ -72,126 +74,121 @@ class Actor(nn.Module):
         return jnp.tanh(MLP(self.hidden, self.action_size, "relu", out_scale=0.01)(obs))
 
 
-class Critic(nn.Module):
-    """Q(s, a) -> scalar, an MLP on [s, a]."""
+@flax.struct.dataclass
+class TD3State:
+    """The learner's state: actor, twin critic (stacked on an axis of 2), their targets and
+    Adam states, and the action size A (static)."""
 
-    hidden: tuple[int, ...]
-
-    @nn.compact
-    def __call__(self, obs: jax.Array, action: jax.Array) -> jax.Array:
-        return MLP(self.hidden, 1, "relu")(jnp.concatenate([obs, action], -1))[..., 0]
-
-
-def init_twin_critic(key: jax.Array, hidden: tuple[int, ...], obs_size: int, action_size: int):
-    """Parameters of two independent critics, stacked on a leading axis of 2."""
-    critic = Critic(hidden)
-    obs, act = jnp.zeros((obs_size,)), jnp.zeros((action_size,))
-    return jax.vmap(lambda k: critic.init(k, obs, act))(jax.random.split(key))
+    actor: Any
+    critic: Any
+    actor_target: Any
+    critic_target: Any
+    actor_opt: optax.OptState
+    critic_opt: optax.OptState
+    action_size: int = flax.struct.field(pytree_node=False)
 
 
-def twin_q(params: Any, hidden: tuple[int, ...], obs: jax.Array, action: jax.Array) -> jax.Array:
-    """[Q_1(s, a), Q_2(s, a)] stacked on a leading axis of 2."""
-    return jax.vmap(lambda p: Critic(hidden).apply(p, obs, action))(params)
+def _actor(config: Config, state: TD3State) -> Actor:
+    """The actor module of this learner's sizes."""
+    return Actor(config.hidden, state.action_size)
 
 
-def _actor(config: Config, ls: dict) -> Actor:
-    """The actor module, its width read off the output layer's bias (``Dense_<len(hidden)>``)."""
-    out = ls["actor"]["params"]["MLP_0"][f"Dense_{len(config.hidden)}"]["bias"]
-    return Actor(config.hidden, out.shape[-1])
-
-
-def init_learner(key: jax.Array, obs_size: int, action_size: int, config: Config) -> dict:
-    """Actor, twin critic, their targets (copies) and Adam states."""
-    k_actor, k_critic = jax.random.split(key)
-    actor = Actor(config.hidden, action_size).init(k_actor, jnp.zeros((obs_size,)))
-    critic = init_twin_critic(k_critic, config.hidden, obs_size, action_size)
-    adam = optax.scale_by_adam()
-    return {
-        "actor": actor,
-        "critic": critic,
-        "actor_target": actor,
-        "critic_target": critic,
-        "actor_opt": adam.init(actor),
-        "critic_opt": adam.init(critic),
-    }
-
-
-def act(ls: dict, obs: jax.Array, config: Config) -> jax.Array:
-    """The deterministic action mu(s)."""
-    return _actor(config, ls).apply(ls["actor"], obs)
-
-
-def explore(ls: dict, obs: jax.Array, key: jax.Array, config: Config) -> jax.Array:
-    """clip(mu(s) + N(0, exploration_noise^2), -1, 1)."""
-    mu = act(ls, obs, config)
-    noise = config.exploration_noise * jax.random.normal(key, mu.shape, mu.dtype)
-    return jnp.clip(mu + noise, -1.0, 1.0)
-
-
-def certify(ls: dict, obs: jax.Array, action: jax.Array, config: Config) -> jax.Array:
-    """min_j Q'_j(s, a) of the target critics."""
-    return twin_q(ls["critic_target"], config.hidden, obs, action).min(0)
-
-
-def _critic_step(ls: dict, batch: offpolicy.Transition, key: jax.Array, config: Config):
-    actor = _actor(config, ls)
-    mu_next = actor.apply(ls["actor_target"], batch.next_obs)
+def target_action(
+    state: TD3State, next_obs: jax.Array, key: jax.Array, config: Config
+) -> jax.Array:
+    """Target policy smoothing: a~' = clip(mu'(s') + clip(eps, -c, c), -1, 1),
+    eps ~ N(0, policy_noise^2), c = noise_clip."""
+    mu_next = _actor(config, state).apply(state.actor_target, next_obs)
     eps = config.policy_noise * jax.random.normal(key, mu_next.shape, mu_next.dtype)
-    a_next = jnp.clip(mu_next + jnp.clip(eps, -config.noise_clip, config.noise_clip), -1.0, 1.0)
-    q_next = twin_q(ls["critic_target"], config.hidden, batch.next_obs, a_next).min(0)
-    return regress_critics(ls, batch, q_next, config)
+    return jnp.clip(mu_next + jnp.clip(eps, -config.noise_clip, config.noise_clip), -1.0, 1.0)
 
 
-def regress_critics(ls: dict, batch: offpolicy.Transition, next_value: jax.Array, config):
-    """One Adam step of both critics on L_Q = sum_j mean (Q_j(s, a) - y)^2 with
-    y = scale r + gamma (1 - terminal) next_value (next_value held fixed)."""
-    y = config.reward_scaling * batch.reward + config.gamma * (1.0 - batch.terminal) * next_value
-    y = jax.lax.stop_gradient(y)
-
-    def loss(params):
-        q = twin_q(params, config.hidden, batch.obs, batch.action)
-        return ((q - y) ** 2).mean(1).sum(), q.mean()
-
-    (value, q_mean), grads = jax.value_and_grad(loss, has_aux=True)(ls["critic"])
-    critic, opt = offpolicy.adam_step(ls["critic"], grads, ls["critic_opt"], config.critic_lr)
-    return {**ls, "critic": critic, "critic_opt": opt}, {"loss/critic": value, "q/mean": q_mean}
+def critic_step(
+    state: TD3State, batch: offpolicy.Transition, key: jax.Array, config: Config
+) -> tuple[TD3State, dict[str, jax.Array]]:
+    """One regression step of both critics on y = scale r + gamma (1 - terminal) v',
+    v' = min_j Q'_j(s', a~') (`target_action`)."""
+    a_next = target_action(state, batch.next_obs, key, config)
+    q_next = critics.twin_q(state.critic_target, config.hidden, batch.next_obs, a_next).min(0)
+    critic, opt, info = critics.regress(state.critic, state.critic_opt, batch, q_next, config)
+    return state.replace(critic=critic, critic_opt=opt), info
 
 
-def learn(ls: dict, batches: offpolicy.Transition, key: jax.Array, config: Config):
-    """policy_frequency critic steps (one per batch), then one actor step and target updates."""
-    keys = jax.random.split(key, config.policy_frequency)
+def actor_step(
+    state: TD3State, batch: offpolicy.Transition, config: Config
+) -> tuple[TD3State, jax.Array]:
+    """One Adam step of the actor on L_mu = -mean Q_1(s, mu(s)); returns L_mu."""
+    actor = _actor(config, state)
 
-    def _critic(ls, xs):
-        batch, k = xs
-        return _critic_step(ls, batch, k, config)
-
-    ls, info = jax.lax.scan(_critic, ls, (batches, keys))
-    batch = jax.tree.map(lambda x: x[-1], batches)
-    actor = _actor(config, ls)
-
-    def actor_loss(params):
-        q = twin_q(ls["critic"], config.hidden, batch.obs, actor.apply(params, batch.obs))
+    def actor_loss(params: Any) -> jax.Array:
+        q = critics.twin_q(state.critic, config.hidden, batch.obs, actor.apply(params, batch.obs))
         return -q[0].mean()
 
-    value, grads = jax.value_and_grad(actor_loss)(ls["actor"])
-    actor_params, opt = offpolicy.adam_step(ls["actor"], grads, ls["actor_opt"], config.actor_lr)
-    ls = {
-        **ls,
-        "actor": actor_params,
-        "actor_opt": opt,
-        "actor_target": offpolicy.polyak(ls["actor_target"], actor_params, config.tau),
-        "critic_target": offpolicy.polyak(ls["critic_target"], ls["critic"], config.tau),
-    }
-    return ls, {**{k: v.mean() for k, v in info.items()}, "loss/actor": value}
+    value, grads = jax.value_and_grad(actor_loss)(state.actor)
+    params, opt = adam_step(state.actor, grads, state.actor_opt, config.actor_lr)
+    return state.replace(actor=params, actor_opt=opt), value
 
 
-LEARNER = offpolicy.Learner(
-    init=init_learner,
-    explore=explore,
-    act=act,
-    certify=certify,
-    learn=learn,
-    group_size=lambda config: config.policy_frequency,
-)
+class TD3Learner:
+    """TD3 as an `rlx.offpolicy.Learner`: its state is a `TD3State`."""
+
+    def init(self, key: jax.Array, obs_size: int, action_size: int, config: Config) -> TD3State:
+        """Actor, twin critic, their targets (copies) and Adam states."""
+        k_actor, k_critic = jax.random.split(key)
+        actor = Actor(config.hidden, action_size).init(k_actor, jnp.zeros((obs_size,)))
+        critic = critics.init_twin(k_critic, config.hidden, obs_size, action_size)
+        adam = optax.scale_by_adam()
+        return TD3State(
+            actor=actor,
+            critic=critic,
+            actor_target=actor,
+            critic_target=critic,
+            actor_opt=adam.init(actor),
+            critic_opt=adam.init(critic),
+            action_size=action_size,
+        )
+
+    def act(self, state: TD3State, obs: jax.Array, config: Config) -> jax.Array:
+        """The deterministic action mu(s)."""
+        return _actor(config, state).apply(state.actor, obs)
+
+    def explore(self, state: TD3State, obs: jax.Array, key: jax.Array, config: Config) -> jax.Array:
+        """clip(mu(s) + N(0, exploration_noise^2), -1, 1)."""
+        mu = self.act(state, obs, config)
+        noise = config.exploration_noise * jax.random.normal(key, mu.shape, mu.dtype)
+        return jnp.clip(mu + noise, -1.0, 1.0)
+
+    def certify(
+        self, state: TD3State, obs: jax.Array, action: jax.Array, config: Config
+    ) -> jax.Array:
+        """min_j Q'_j(s, a) of the target critics."""
+        return critics.twin_q(state.critic_target, config.hidden, obs, action).min(0)
+
+    def learn(
+        self, state: TD3State, batches: offpolicy.Transition, key: jax.Array, config: Config
+    ) -> tuple[TD3State, dict[str, jax.Array]]:
+        """policy_frequency critic steps (one per batch), then one actor step on the last
+        batch and the Polyak updates of both targets."""
+        chex.assert_axis_dimension(batches.reward, 0, config.policy_frequency)
+
+        def _critic(s: TD3State, xs: tuple[offpolicy.Transition, jax.Array]):
+            batch, k = xs
+            return critic_step(s, batch, k, config)
+
+        keys = jax.random.split(key, config.policy_frequency)
+        state, info = jax.lax.scan(_critic, state, (batches, keys))
+        state, actor_loss = actor_step(state, jax.tree.map(lambda x: x[-1], batches), config)
+        state = state.replace(
+            actor_target=polyak(state.actor_target, state.actor, config.tau),
+            critic_target=polyak(state.critic_target, state.critic, config.tau),
+        )
+        return state, {**{k: v.mean() for k, v in info.items()}, "loss/actor": actor_loss}
+
+    def group_size(self, config: Config) -> int:
+        """policy_frequency: the critic steps of one actor step."""
+        return config.policy_frequency
+
+
+LEARNER = TD3Learner()
 
 ALGORITHM = offpolicy.assemble("td3", DESCRIPTION, Config, LEARNER, offpolicy.PLAIN)

@@ -186,6 +186,18 @@ def has_baseline(env: Env) -> bool:
     return callable(getattr(env, "baseline_policy", None))
 
 
+def require_baseline(env: Env, what: str) -> None:
+    """Raises RlxError, naming the environments that have one, unless `env` ships a hand-made
+    controller (`has_baseline`); `what` names the algorithm that needs it."""
+    if has_baseline(env):
+        return
+    with_baseline = [n for n in names() if not is_brax(n) and has_baseline(make(n))]
+    raise RlxError(
+        f"{what} needs an environment with a baseline controller (baseline_policy); "
+        f"{type(env).__name__} has none. Environments with one: {', '.join(with_baseline)}."
+    )
+
+
 def outcome_metrics(env: Env) -> tuple[str, ...]:
     """Names of ``state.metrics`` whose value at an episode's last step is its outcome.
 
@@ -234,6 +246,7 @@ __all__ = [
     "observation_size",
     "outcome_metrics",
     "outcome_rules",
+    "require_baseline",
     "training_env",
     "wrap_for_training",
 ]

@@ -105,3 +105,24 @@ def as_json(rules: Mapping[str, MetricRule]) -> dict[str, dict[str, Any]]:
         k: {"reduce": r.reduce, "label": r.label, "percent": r.percent}
         for k, r in sorted(rules.items())
     }
+
+
+def episode_summary(done: jax.Array, ends: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
+    """Training metrics of the episodes that ended during a rollout, shared by every
+    env-stepping algorithm.
+
+    ``done`` and each ``ends`` value (the episode's return, each outcome, as read at its last
+    step) have the same shape, e.g. ``[T, N]``. With ``n = sum done``::
+
+        train/episodes        n
+        train/episode_<key>   sum(done * ends[key]) / max(n, 1)    (0 when no episode ended)
+
+    The chunk summary weights each episode mean by ``train/episodes`` (`episode_rules`).
+    """
+    count = done.sum()
+    out = {EPISODES: count}
+    for key, value in ends.items():
+        if value.shape != done.shape:
+            raise ValueError(f"episode value {key!r} has shape {value.shape}, done {done.shape}.")
+        out[f"train/episode_{key}"] = (done * value).sum() / jnp.maximum(count, 1.0)
+    return out

@@ -1,14 +1,18 @@
 """Off-policy training on the device: many envs, a replay ring inside the state, one learner.
 
-An off-policy algorithm is a *learner* (TD3, SAC: networks and losses, `Learner`) combined with
-a *behaviour* (`Behaviour`: how the action that is executed is chosen from the learner's
-proposal: as is, as a residual on a baseline controller, or arbitrated against the baseline by
-agency transfer). `assemble` turns the pair into the algorithm contract of `rlx.algorithm`
+An off-policy algorithm is a *learner* (TD3, SAC: networks and losses; a `Learner`) run under a
+*behaviour* (a `Behaviour`: how the executed action is chosen from the learner's proposal: as
+is, as a residual on a baseline controller, or arbitrated against the baseline by agency
+transfer). `assemble` turns the pair into the algorithm record of `rlx.algorithm`
 (``init / update / policy``). One `update` is::
 
-    update -> _rollout(_env_step x unroll_length)   # propose, execute, step num_envs envs
+    update -> _rollout(_env_step x unroll_length)   # propose, act, step num_envs envs
            -> replay.add                            # [unroll_length * num_envs] transitions
            -> _learn(_group x grad_steps/group)     # learner steps on uniform replay batches
+
+The behaviour never sees the learner or its state: at each step it gets the proposal and a
+`Certify` function, ``certify(obs, action) -> min_j Q'_j(s, a)``, closed over the learner's
+state by this module, and answers with a `BehaviourStep`.
 
 Transitions store ``final_obs`` (the state reached before an auto-reset) as ``next_obs`` and
 ``terminal = done * (1 - truncation)``, so a time-out is bootstrapped and a termination is not.
@@ -18,15 +22,15 @@ state is held fixed (its gradient steps are computed and discarded: fixed shapes
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol, TypeVar, runtime_checkable
 
 import chex
 import flax.struct
 import jax
 import jax.numpy as jnp
-import optax
 from brax.envs.base import Env, State
 
 from rlx import replay
@@ -34,9 +38,14 @@ from rlx.algorithm import Algorithm, env_episode_rules
 from rlx.assets import Assets
 from rlx.config import Rollouts, hparam, require, require_budget, require_counts, static
 from rlx.envs import episode_length as default_episode_length
-from rlx.envs import observation_size, outcome_metrics, training_env
+from rlx.envs import observation_size, outcome_metrics, require_baseline, training_env
 from rlx.errors import RlxError
-from rlx.metrics import MetricRule
+from rlx.metrics import MetricRule, episode_summary
+
+S = TypeVar("S")
+"""A learner's state (params, targets, optimiser states): a pytree."""
+C = TypeVar("C")
+"""A behaviour's carry between env steps (e.g. agency transfer's arbiter): a pytree."""
 
 
 @flax.struct.dataclass
@@ -100,58 +109,148 @@ class Transition(NamedTuple):
     next_obs: jax.Array
 
 
-class Learner(NamedTuple):
-    """A learner's pure functions. `ls` is its state (params, targets, optimiser states)."""
+@runtime_checkable
+class Learner(Protocol[S]):
+    """A learner's pure functions (TD3, SAC). ``config`` is the run's config (the learner's
+    `Config` subclass, hyperparameters traced); ``state`` is the learner's own state pytree,
+    which knows its action size. Observations and actions may carry leading batch axes."""
 
-    init: Callable[[jax.Array, int, int, Any], Any]  # (key, obs_size, action_size, cfg) -> ls
-    explore: Callable[[Any, jax.Array, jax.Array, Any], jax.Array]  # (ls, obs, key, cfg) -> a
-    act: Callable[[Any, jax.Array, Any], jax.Array]  # (ls, obs, cfg) -> deterministic a
-    certify: Callable[[Any, jax.Array, jax.Array, Any], jax.Array]  # min target Q(s, a)
-    learn: Callable[[Any, Transition, jax.Array, Any], tuple[Any, dict]]  # one group of steps
-    group_size: Callable[[Any], int]  # gradient steps per `learn` call (TD3: policy delay)
+    def init(self, key: jax.Array, obs_size: int, action_size: int, config: Any) -> S:
+        """Fresh learner state for observations of width ``obs_size`` and actions of width
+        ``action_size`` (kept in the state)."""
+        ...
+
+    def explore(self, state: S, obs: jax.Array, key: jax.Array, config: Any) -> jax.Array:
+        """The behaviour action of the learner: a sample of its exploring policy, in [-1, 1]."""
+        ...
+
+    def act(self, state: S, obs: jax.Array, config: Any) -> jax.Array:
+        """The deterministic action of the learner, in [-1, 1] (evaluation, export)."""
+        ...
+
+    def certify(self, state: S, obs: jax.Array, action: jax.Array, config: Any) -> jax.Array:
+        """The value certificate of an action, min_j Q'_j(s, a) of the target critics."""
+        ...
+
+    def learn(
+        self, state: S, batches: Transition, key: jax.Array, config: Any
+    ) -> tuple[S, dict[str, jax.Array]]:
+        """One group of gradient steps on ``batches`` (leaves ``[group_size, batch, ...]``),
+        with its scalar loss metrics."""
+        ...
+
+    def group_size(self, config: Any) -> int:
+        """Gradient steps per `learn` call (TD3: the policy delay; SAC: 1)."""
+        ...
+
+
+class Certify(Protocol):
+    """A value certificate of actions, closed over the learner's current state (`certifier`)."""
+
+    def __call__(self, obs: jax.Array, action: jax.Array) -> jax.Array:
+        """min_j Q'_j(s, a) of the target critics, ``[N]`` for obs ``[N, O]``, action ``[N, A]``."""
+        ...
 
 
 class StepInput(NamedTuple):
-    """What a behaviour sees at one env step (batched over the run's envs)."""
+    """What a behaviour sees at one env step (batched over the run's ``N`` envs)."""
 
     config: Any
-    learner: Learner
-    ls: Any
+    """The run's config (hyperparameters traced)."""
     obs: jax.Array
+    """Observations ``[N, O]``."""
     proposal: jax.Array
+    """The learner's exploring action ``[N, A]`` (uniform before ``learning_starts``)."""
     baseline: jax.Array | None
+    """The baseline controller's action ``[N, A]``, or None if the behaviour needs none."""
     env_steps: jax.Array
+    """Env steps taken so far by the run (all envs together)."""
+    certify: Certify
+    """``certify(obs, action) -> [N]``: the learner's value certificate of an action."""
 
 
-class Behaviour(NamedTuple):
-    """How executed and stored actions come from the learner's proposal."""
+class BehaviourStep(NamedTuple):
+    """A behaviour's answer at one env step (batched over the run's ``N`` envs)."""
+
+    executed: jax.Array
+    """The action sent to the environment ``[N, A]``."""
+    stored: jax.Array
+    """The action written to the replay buffer ``[N, A]``."""
+    keep: jax.Array
+    """Whether the transition is written to the buffer ``[N]`` (bool)."""
+    carry: Any
+    """The behaviour's carry for the next step."""
+    metrics: dict[str, jax.Array]
+    """Training metrics of this step (averaged over the update's steps; rules in
+    `Behaviour.metric_rules`)."""
+
+
+@runtime_checkable
+class Behaviour(Protocol[C]):
+    """How the executed and stored actions come from the learner's proposal."""
 
     name: str
+    """Short name (``plain``, ``residual``, ``agency_transfer``)."""
     needs_baseline: bool
-    init: Callable[[Any, int, int], Any]  # (cfg, num_envs, episode_length) -> carry
-    # (StepInput, carry, key) -> (executed, stored, keep in buffer, carry, metrics)
-    act: Callable[[StepInput, Any, jax.Array], tuple]
-    # (cfg, carry, done[N], lengths[N], env_steps) -> carry, after the env step
-    end_episodes: Callable[[Any, Any, jax.Array, jax.Array, jax.Array], Any]
-    # (env, learner action, obs) -> executed action of the standalone policy
-    evaluate: Callable[[Env, jax.Array, jax.Array], jax.Array]
-    # rules of the training metrics `act` reports (rlx.metrics)
+    """True if it needs the env's ``baseline_policy`` (then `StepInput.baseline` is set)."""
+    metric_rules: Mapping[str, MetricRule]
+    """Rules of the training metrics `act` reports (`rlx.metrics`)."""
+
+    def init(self, config: Any, num_envs: int, episode_length: int) -> C:
+        """The carry at the start of training."""
+        ...
+
+    def act(self, x: StepInput, carry: C, key: jax.Array) -> BehaviourStep:
+        """Executed and stored actions, buffer mask, next carry and metrics of one env step."""
+        ...
+
+    def end_episodes(
+        self, config: Any, carry: C, done: jax.Array, lengths: jax.Array, env_steps: jax.Array
+    ) -> C:
+        """The carry after an env step in which the envs with ``done[N]`` ended episodes of
+        ``lengths[N]`` steps; ``env_steps`` counts the steps taken so far, this one included."""
+        ...
+
+    def evaluate(self, env: Env, action: jax.Array, obs: jax.Array) -> jax.Array:
+        """The trained policy's executed action, from the learner's action (evaluation)."""
+        ...
+
+
+class Memoryless:
+    """Defaults of a `Behaviour` without carry that evaluates the learner's action as is;
+    subclasses define `act` (and may override the rest)."""
+
+    name: str = "memoryless"
+    needs_baseline: bool = False
     metric_rules: Mapping[str, MetricRule] = MappingProxyType({})
 
+    def init(self, config: Any, num_envs: int, episode_length: int) -> tuple[()]:
+        """No carry."""
+        return ()
 
-def _plain_act(x: StepInput, carry: Any, key: jax.Array) -> tuple:
-    keep = jnp.ones(x.proposal.shape[:1], bool)
-    return x.proposal, x.proposal, keep, carry, {}
+    def end_episodes(
+        self, config: Any, carry: Any, done: jax.Array, lengths: jax.Array, env_steps: jax.Array
+    ) -> Any:
+        """The carry, unchanged."""
+        return carry
+
+    def evaluate(self, env: Env, action: jax.Array, obs: jax.Array) -> jax.Array:
+        """The learner's action itself."""
+        return action
 
 
-PLAIN = Behaviour(
-    name="plain",
-    needs_baseline=False,
-    init=lambda cfg, n, length: (),
-    act=_plain_act,
-    end_episodes=lambda cfg, carry, done, lengths, steps: carry,
-    evaluate=lambda env, action, obs: action,
-)
+class Plain(Memoryless):
+    """The learner acts alone: its proposal is executed and stored, every step kept."""
+
+    name: str = "plain"
+
+    def act(self, x: StepInput, carry: Any, key: jax.Array) -> BehaviourStep:
+        """executed = stored = proposal; keep every transition."""
+        keep = jnp.ones(x.proposal.shape[:1], bool)
+        return BehaviourStep(x.proposal, x.proposal, keep, carry, {})
+
+
+PLAIN = Plain()
 
 
 @flax.struct.dataclass
@@ -168,187 +267,192 @@ class OffPolicyState:
     update_step: jax.Array
 
 
-def check_baseline(env: Env, what: str) -> None:
-    """Raises RlxError if `env` has no `baseline_policy` (a hand-made controller)."""
-    if not callable(getattr(env, "baseline_policy", None)):
-        from rlx import envs
+def certifier(learner: Learner, state: Any, config: Any) -> Certify:
+    """``certify(obs, action)``: the learner's certificate under its current state."""
 
-        with_baseline = [
-            n for n in envs.names() if not envs.is_brax(n) and envs.has_baseline(envs.make(n))
-        ]
-        raise RlxError(
-            f"{what} needs an environment with a baseline controller (baseline_policy); "
-            f"{type(env).__name__} has none. Environments with one: {', '.join(with_baseline)}."
+    def certify(obs: jax.Array, action: jax.Array) -> jax.Array:
+        return learner.certify(state, obs, action, config)
+
+    return certify
+
+
+def init(
+    learner: Learner,
+    behaviour: Behaviour,
+    key: jax.Array,
+    env: Env,
+    config: Any,
+    assets: Assets = None,
+) -> OffPolicyState:
+    """Learner state, an empty replay ring, a batch of reset environments, the behaviour's carry."""
+    k_learner, k_env, k_next = jax.random.split(key, 3)
+    obs_size = observation_size(env)
+    example = Transition(
+        obs=jnp.zeros((obs_size,), jnp.float32),
+        action=jnp.zeros((env.action_size,), jnp.float32),
+        reward=jnp.zeros((), jnp.float32),
+        terminal=jnp.zeros((), jnp.float32),
+        next_obs=jnp.zeros((obs_size,), jnp.float32),
+    )
+    length = config.episode_length or default_episode_length(env)
+    return OffPolicyState(
+        config=config,
+        learner=learner.init(k_learner, obs_size, env.action_size, config),
+        buffer=replay.init(example, config.capacity),
+        env_state=training_env(env, config.episode_length).reset(
+            jax.random.split(k_env, config.num_envs)
+        ),
+        behaviour=behaviour.init(config, config.num_envs, length),
+        key=k_next,
+        env_steps=jnp.zeros((), jnp.int32),
+        update_step=jnp.zeros((), jnp.int32),
+    )
+
+
+def policy(
+    learner: Learner, behaviour: Behaviour, state: OffPolicyState, env: Env
+) -> Callable[..., jax.Array]:
+    """act(obs, key, deterministic=False): the trained learner under the behaviour's
+    `Behaviour.evaluate` (no arbitration)."""
+
+    def act(obs: jax.Array, key: jax.Array, deterministic: bool = False) -> jax.Array:
+        if deterministic:
+            a = learner.act(state.learner, obs, state.config)
+        else:
+            a = learner.explore(state.learner, obs, key, state.config)
+        return behaviour.evaluate(env, a, obs)
+
+    return act
+
+
+def _propose(
+    learner: Learner,
+    state: OffPolicyState,
+    obs: jax.Array,
+    env_steps: jax.Array,
+    action_size: int,
+    k_explore: jax.Array,
+    k_uniform: jax.Array,
+) -> jax.Array:
+    """The learner's exploring action ``[N, A]``; uniform in [-1, 1] before learning_starts."""
+    config = state.config
+    return jnp.where(
+        env_steps < config.learning_starts,
+        jax.random.uniform(k_uniform, (config.num_envs, action_size), jnp.float32, -1.0, 1.0),
+        learner.explore(state.learner, obs, k_explore, config),
+    )
+
+
+def _rollout(
+    learner: Learner, behaviour: Behaviour, env: Env, state: OffPolicyState, key: jax.Array
+) -> tuple[tuple[State, Any, jax.Array], tuple[Transition, jax.Array, jax.Array, dict, dict]]:
+    """unroll_length env steps of every env under the behaviour. Returns the final
+    (env state, behaviour carry, env steps) and per-step ``[T, N]`` (transitions, keep mask,
+    done, episode ends, behaviour metrics ``[T]``)."""
+    config = state.config
+    tenv = training_env(env, config.episode_length)
+    outcomes = outcome_metrics(env)
+    certify = certifier(learner, state.learner, config)
+
+    def _env_step(carry, step_key):
+        env_state, b_carry, env_steps = carry
+        k_explore, k_uniform, k_behave = jax.random.split(step_key, 3)
+        obs = env_state.obs
+        proposal = _propose(learner, state, obs, env_steps, env.action_size, k_explore, k_uniform)
+        base = env.baseline_policy(obs) if behaviour.needs_baseline else None
+        step = behaviour.act(
+            StepInput(config, obs, proposal, base, env_steps, certify), b_carry, k_behave
         )
+        nxt = tenv.step(env_state, step.executed)
+        env_steps = env_steps + config.num_envs
+        b_carry = behaviour.end_episodes(config, step.carry, nxt.done, nxt.info["steps"], env_steps)
+        transition = Transition(
+            obs=obs,
+            action=step.stored,
+            reward=nxt.reward,
+            terminal=nxt.done * (1.0 - nxt.info["truncation"]),
+            next_obs=nxt.info["final_obs"],
+        )
+        ends = {
+            "return": nxt.info["episode_metrics"]["sum_reward"],
+            **{m: nxt.metrics[m] for m in outcomes},
+        }
+        return (nxt, b_carry, env_steps), (transition, step.keep, nxt.done, ends, step.metrics)
+
+    carry = (state.env_state, state.behaviour, state.env_steps)
+    return jax.lax.scan(_env_step, carry, jax.random.split(key, config.unroll_length))
 
 
-def adam_step(
-    params: Any, grads: Any, opt_state: optax.OptState, lr: jax.Array
-) -> tuple[Any, optax.OptState]:
-    """theta <- theta - lr * Adam(g); lr is a traced value, so a learning-rate grid shares one
-    compiled program."""
-    steps, opt_state = optax.scale_by_adam().update(grads, opt_state, params)
-    return jax.tree.map(lambda p, s: p - lr * s, params, steps), opt_state
+def _learn(
+    learner: Learner,
+    state: OffPolicyState,
+    buffer: replay.Buffer,
+    active: jax.Array,
+    key: jax.Array,
+) -> tuple[Any, dict[str, jax.Array]]:
+    """grad_steps learner steps in groups of `Learner.group_size`, each group on fresh
+    uniform replay batches; the old learner state (and zero metrics) where not ``active``."""
+    config = state.config
+    group = learner.group_size(config)
+
+    def _group(ls, group_key):
+        k_sample, k_learn = jax.random.split(group_key)
+        batch = replay.sample(buffer, k_sample, group * config.batch_size)
+        batch = jax.tree.map(lambda x: x.reshape((group, config.batch_size, *x.shape[1:])), batch)
+        return learner.learn(ls, batch, k_learn, config)
+
+    new, info = jax.lax.scan(
+        _group, state.learner, jax.random.split(key, config.grad_steps // group)
+    )
+    kept = jax.tree.map(lambda n, o: jnp.where(active, n, o), new, state.learner)
+    return kept, {k: jnp.where(active, v.mean(), 0.0) for k, v in info.items()}
 
 
-def polyak(target: Any, online: Any, tau: jax.Array) -> Any:
-    """theta' <- (1 - tau) theta' + tau theta."""
-    return jax.tree.map(lambda t, o: (1.0 - tau) * t + tau * o, target, online)
+def update(
+    learner: Learner, behaviour: Behaviour, env: Env, state: OffPolicyState, assets: Assets = None
+) -> tuple[OffPolicyState, dict[str, jax.Array]]:
+    """One iteration: unroll_length env steps of every env, then grad_steps learner steps."""
+    config = state.config
+    key, k_roll, k_learn = jax.random.split(state.key, 3)
+    (env_state, b_carry, env_steps), (traj, keep, done, ends, b_metrics) = _rollout(
+        learner, behaviour, env, state, k_roll
+    )
+    chex.assert_shape(traj.reward, (config.unroll_length, config.num_envs))
+    flat = jax.tree.map(lambda x: x.reshape((-1, *x.shape[2:])), traj)
+    buffer = replay.add(state.buffer, flat, keep.reshape(-1))
+    active = (env_steps >= config.learning_starts) & (buffer.size >= config.batch_size)
+    learner_state, metrics = _learn(learner, state, buffer, active, k_learn)
+    metrics.update(episode_summary(done, ends))
+    metrics.update({k: v.mean() for k, v in b_metrics.items()})
+    new_state = state.replace(
+        learner=learner_state,
+        buffer=buffer,
+        env_state=env_state,
+        behaviour=b_carry,
+        key=key,
+        env_steps=env_steps,
+        update_step=state.update_step + 1,
+    )
+    return new_state, metrics
+
+
+def check_env(name: str, behaviour: Behaviour, env: Env, config: Any) -> None:
+    """Refuses environments the behaviour cannot run on (no baseline controller)."""
+    if behaviour.needs_baseline:
+        require_baseline(env, name)
 
 
 def assemble(
     name: str, description: str, config_cls: type, learner: Learner, behaviour: Behaviour
 ) -> Algorithm:
-    """The algorithm record of a learner run under a behaviour."""
-
-    def init(key: jax.Array, env: Env, config: Any, assets: Assets = None) -> OffPolicyState:
-        """Learner state, an empty replay ring and a batch of reset environments."""
-        k_learner, k_env, k_next = jax.random.split(key, 3)
-        obs_size = observation_size(env)
-        example = Transition(
-            obs=jnp.zeros((obs_size,), jnp.float32),
-            action=jnp.zeros((env.action_size,), jnp.float32),
-            reward=jnp.zeros((), jnp.float32),
-            terminal=jnp.zeros((), jnp.float32),
-            next_obs=jnp.zeros((obs_size,), jnp.float32),
-        )
-        length = config.episode_length or default_episode_length(env)
-        return OffPolicyState(
-            config=config,
-            learner=learner.init(k_learner, obs_size, env.action_size, config),
-            buffer=replay.init(example, config.capacity),
-            env_state=training_env(env, config.episode_length).reset(
-                jax.random.split(k_env, config.num_envs)
-            ),
-            behaviour=behaviour.init(config, config.num_envs, length),
-            key=k_next,
-            env_steps=jnp.zeros((), jnp.int32),
-            update_step=jnp.zeros((), jnp.int32),
-        )
-
-    def policy(state: OffPolicyState, env: Env) -> Callable[..., jax.Array]:
-        """act(obs, key, deterministic=False): the standalone learner (no arbitration)."""
-
-        def act(obs: jax.Array, key: jax.Array, deterministic: bool = False) -> jax.Array:
-            if deterministic:
-                a = learner.act(state.learner, obs, state.config)
-            else:
-                a = learner.explore(state.learner, obs, key, state.config)
-            return behaviour.evaluate(env, a, obs)
-
-        return act
-
-    def _rollout(env: Env, state: OffPolicyState, key: jax.Array):
-        config = state.config
-        tenv = training_env(env, config.episode_length)
-        outcomes = outcome_metrics(env)
-        n, a_size = config.num_envs, env.action_size
-
-        def _env_step(carry, step_key):
-            env_state, b_carry, env_steps = carry
-            k_explore, k_uniform, k_behave = jax.random.split(step_key, 3)
-            obs = env_state.obs
-            proposal = jnp.where(
-                env_steps < config.learning_starts,
-                jax.random.uniform(k_uniform, (n, a_size), jnp.float32, -1.0, 1.0),
-                learner.explore(state.learner, obs, k_explore, config),
-            )
-            base = env.baseline_policy(obs) if behaviour.needs_baseline else None
-            x = StepInput(config, learner, state.learner, obs, proposal, base, env_steps)
-            executed, stored, keep, b_carry, b_metrics = behaviour.act(x, b_carry, k_behave)
-            nxt = tenv.step(env_state, executed)
-            env_steps = env_steps + n
-            b_carry = behaviour.end_episodes(
-                config, b_carry, nxt.done, nxt.info["steps"], env_steps
-            )
-            transition = Transition(
-                obs=obs,
-                action=stored,
-                reward=nxt.reward,
-                terminal=nxt.done * (1.0 - nxt.info["truncation"]),
-                next_obs=nxt.info["final_obs"],
-            )
-            ends = {
-                "done": nxt.done,
-                "return": nxt.info["episode_metrics"]["sum_reward"],
-                **{m: nxt.metrics[m] for m in outcomes},
-            }
-            return (nxt, b_carry, env_steps), (transition, keep, ends, b_metrics)
-
-        carry = (state.env_state, state.behaviour, state.env_steps)
-        keys = jax.random.split(key, config.unroll_length)
-        return jax.lax.scan(_env_step, carry, keys)
-
-    def _learn(state: OffPolicyState, buffer: replay.Buffer, active: jax.Array, key: jax.Array):
-        config = state.config
-        group = learner.group_size(config)
-
-        def _group(ls, group_key):
-            k_sample, k_learn = jax.random.split(group_key)
-            batch = replay.sample(buffer, k_sample, group * config.batch_size)
-            batch = jax.tree.map(
-                lambda x: x.reshape((group, config.batch_size, *x.shape[1:])), batch
-            )
-            return learner.learn(ls, batch, k_learn, config)
-
-        new, info = jax.lax.scan(
-            _group, state.learner, jax.random.split(key, config.grad_steps // group)
-        )
-        kept = jax.tree.map(lambda n, o: jnp.where(active, n, o), new, state.learner)
-        return kept, {k: jnp.where(active, v.mean(), 0.0) for k, v in info.items()}
-
-    def update(
-        env: Env, state: OffPolicyState, assets: Assets = None
-    ) -> tuple[OffPolicyState, dict[str, jax.Array]]:
-        """One iteration: unroll_length env steps of every env, then grad_steps learner steps."""
-        config = state.config
-        key, k_roll, k_learn = jax.random.split(state.key, 3)
-        (env_state, b_carry, env_steps), (traj, keep, ends, b_metrics) = _rollout(
-            env, state, k_roll
-        )
-        chex.assert_shape(traj.reward, (config.unroll_length, config.num_envs))
-        flat = jax.tree.map(lambda x: x.reshape((-1, *x.shape[2:])), traj)
-        buffer = replay.add(state.buffer, flat, keep.reshape(-1))
-        active = (env_steps >= config.learning_starts) & (buffer.size >= config.batch_size)
-        learner_state, metrics = _learn(state, buffer, active, k_learn)
-        metrics.update(episode_summary(ends))
-        metrics.update({k: v.mean() for k, v in b_metrics.items()})
-        new_state = state.replace(
-            learner=learner_state,
-            buffer=buffer,
-            env_state=env_state,
-            behaviour=b_carry,
-            key=key,
-            env_steps=env_steps,
-            update_step=state.update_step + 1,
-        )
-        return new_state, metrics
-
-    def check_env(env: Env, config: Any) -> None:
-        """Refuses environments this algorithm cannot run on."""
-        if behaviour.needs_baseline:
-            check_baseline(env, name)
-
+    """The algorithm record of `learner` run under `behaviour`, with config class `config_cls`."""
     return Algorithm(
         name=name,
         description=description,
         Config=config_cls,
-        init=init,
-        update=update,
-        policy=policy,
-        check_env=check_env,
+        init=functools.partial(init, learner, behaviour),
+        update=functools.partial(update, learner, behaviour),
+        policy=functools.partial(policy, learner, behaviour),
+        check_env=functools.partial(check_env, name, behaviour),
         metric_rules=lambda env: {**env_episode_rules(env), **behaviour.metric_rules},
     )
-
-
-def episode_summary(ends: dict[str, jax.Array]) -> dict[str, jax.Array]:
-    """Training metrics of the episodes that ended in a rollout (``ends`` leaves ``[T, N]``):
-    ``train/episodes`` and, per outcome, its mean over those episodes as ``train/episode_*``
-    (0 when none ended; the runner weights them by ``train/episodes``)."""
-    done = ends["done"]
-    count = done.sum()
-    out = {"train/episodes": count}
-    for key, value in ends.items():
-        if key != "done":
-            out[f"train/episode_{key}"] = (done * value).sum() / jnp.maximum(count, 1.0)
-    return out

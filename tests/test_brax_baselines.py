@@ -15,6 +15,7 @@ import pytest
 from rlx.envs.brax_tasks import InvertedPendulumBaseline, ReacherBaseline
 
 from rlx import envs
+from rlx.errors import RlxError
 
 NUM_EPISODES = 32
 
@@ -72,7 +73,12 @@ def test_registry_wraps_with_baseline(name, cls, obs_size, action_size):
     assert state.metrics["goal_reached"].shape == () and state.metrics["goal_reached"].dtype == (
         jnp.float32
     )
+    envs.require_baseline(env, "agency_td3")  # accepted: the wrapper ships a controller
     assert not envs.has_baseline(envs.make("brax:hopper"))
+    with pytest.raises(
+        RlxError, match=r"agency_td3 needs an environment with a baseline.*pendulum"
+    ):
+        envs.require_baseline(envs.make("brax:hopper"), "agency_td3")
 
 
 def test_reacher_baseline_reaches_target():

@@ -1,17 +1,26 @@
-"""Off-policy learners and agency transfer: replay ring, arbitration rule, lambda solve,
-TD3/SAC learning on pendulum swing-up, the agency hand-over, and bad input."""
+"""Off-policy learners and agency transfer: replay ring, shared critic/optimiser/metric
+primitives, the learner and behaviour interfaces, arbitration rule, lambda solve, TD3/SAC
+learning on pendulum swing-up, the agency hand-over, and bad input."""
 
 from __future__ import annotations
+
+import dataclasses
+import pickle
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from rlx.algos import agency_transfer as at
+from rlx.algos import residual, sac, td3
 
 import rlx
-from rlx import replay, runner
+from rlx import critics, offpolicy, optim, replay, runner
 from rlx.errors import RlxError
+from rlx.metrics import episode_summary
 
 SMALL = dict(num_envs=10, unroll_length=10, utd_ratio=0.5, batch_size=128, hidden=(64, 64),
              learning_starts=2000)  # fmt: skip
@@ -95,16 +104,183 @@ def test_schedule_endpoints_and_midpoint():
 
 def test_episode_end_resets_only_finished_envs():
     cfg = at.TD3.Config(length_window=3)
-    arb = at._init(cfg, num_envs=3, episode_length=100)
+    arb = at.AGENCY.init(cfg, num_envs=3, episode_length=100)
     arb = arb.replace(best_q=jnp.array([5.0, 6.0, 7.0]), p_rel=jnp.array([0.1, 0.2, 0.3]))
     done = jnp.array([1.0, 0.0, 1.0])
-    out = at._end_episodes(cfg, arb, done, jnp.array([40.0, 99.0, 60.0]), jnp.int32(0))
+    out = at.AGENCY.end_episodes(cfg, arb, done, jnp.array([40.0, 99.0, 60.0]), jnp.int32(0))
     assert np.isneginf(out.best_q[0]) and np.isneginf(out.best_q[2]) and out.best_q[1] == 6.0
     np.testing.assert_allclose(out.p_rel, [0.9, 0.2, 0.9])  # p_start = p0 at frac = 0
     assert int(out.episodes) == 2
     np.testing.assert_allclose(out.lengths[:2], [40.0, 60.0])
     # lambda solved for L = mean(40, 60) = 50 at frac 0: S_50(lambda) = S_50(lambda0).
     np.testing.assert_allclose(out.lam, 0.96, atol=1e-4)
+
+
+def _step_input(config, proposal, baseline, certify):
+    obs = jnp.zeros((proposal.shape[0], 3))
+    return offpolicy.StepInput(config, obs, proposal, baseline, jnp.int32(0), certify)
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_agency_act_arbitrates_on_the_given_certificate(jit):
+    cfg = at.TD3.Config(nu=0.01)
+    arb = at.AGENCY.init(cfg, num_envs=3, episode_length=100)
+    # best_q: env 0 at -inf (episode start), env 1 and 2 at 1.0; p_rel = 0: no relaxation.
+    arb = arb.replace(best_q=jnp.array([-jnp.inf, 1.0, 1.0]), p_rel=jnp.zeros(3), lam=0.5)
+    proposal = jnp.array([[0.1], [0.2], [0.3]])
+    baseline = jnp.array([[-0.1], [-0.2], [-0.3]])
+
+    def certify(obs, action):  # a hand-made certificate: q = 10 * a + 1
+        return 10.0 * action[:, 0] + 1.0
+
+    def act(arb):
+        return at.AGENCY.act(_step_input(cfg, proposal, baseline, certify), arb, jax.random.key(0))
+
+    step = (jax.jit(act) if jit else act)(arb)
+    assert isinstance(step, offpolicy.BehaviourStep)
+    # q = [2, 3, 4]: each improves on best_q + nu, so the learner acts in every env.
+    np.testing.assert_allclose(step.executed, proposal)
+    np.testing.assert_allclose(step.carry.best_q, [2.0, 3.0, 4.0], rtol=1e-6)
+    np.testing.assert_allclose(step.carry.p_rel, 0.0)
+    proposal = proposal.at[1, 0].set(0.0)  # q_1 = 1.0 < best_q + nu: the baseline acts
+    step = at.AGENCY.act(_step_input(cfg, proposal, baseline, certify), arb, jax.random.key(0))
+    np.testing.assert_allclose(step.executed, [[0.1], [-0.2], [0.3]])
+    np.testing.assert_allclose(step.stored, proposal)  # store_action = "proposed"
+    np.testing.assert_allclose(step.metrics["train/baseline_share"], 1.0 / 3.0, rtol=1e-6)
+    assert step.keep.all()
+
+
+def test_residual_act_and_evaluation_add_the_baseline():
+    proposal = jnp.array([[0.5, -0.5], [0.9, 0.0]])
+    baseline = jnp.array([[0.25, 0.25], [0.5, -0.75]])
+    step = residual.RESIDUAL.act(
+        _step_input(td3.Config(), proposal, baseline, None), (), jax.random.key(0)
+    )
+    np.testing.assert_allclose(step.executed, [[0.75, -0.25], [1.0, -0.75]])  # clipped at 1
+    np.testing.assert_allclose(step.stored, proposal)
+    assert step.keep.all() and step.carry == () and step.metrics == {}
+
+
+@pytest.mark.parametrize("learner", [td3.LEARNER, sac.LEARNER])
+def test_learners_and_behaviours_satisfy_the_protocols(learner):
+    assert isinstance(learner, offpolicy.Learner)
+    for behaviour in (offpolicy.PLAIN, residual.RESIDUAL, at.AGENCY):
+        assert isinstance(behaviour, offpolicy.Behaviour)
+
+
+@pytest.mark.parametrize(
+    ("learner", "config_cls"), [(td3.LEARNER, td3.Config), (sac.LEARNER, sac.Config)]
+)
+def test_learner_is_told_its_action_size(learner, config_cls):
+    config = config_cls(hidden=(8, 8, 8))
+    state = learner.init(jax.random.key(0), 5, 3, config)
+    assert state.action_size == 3
+    # static: not a leaf to vmap or checkpoint (every leaf is an array)
+    assert all(isinstance(x, jax.Array) for x in jax.tree.leaves(state))
+    obs = jax.random.normal(jax.random.key(1), (4, 5))
+    assert learner.act(state, obs, config).shape == (4, 3)
+    explored = learner.explore(state, obs, jax.random.key(2), config)
+    assert explored.shape == (4, 3) and float(jnp.abs(explored).max()) <= 1.0
+    certify = offpolicy.certifier(learner, state, config)
+    q = critics.twin_q(state.critic_target, config.hidden, obs, explored).min(0)
+    np.testing.assert_allclose(certify(obs, explored), q)
+    assert q.shape == (4,)
+
+
+@pytest.mark.parametrize(("mean_logp", "sign"), [(4.0, 1.0), (2.0, -1.0)])
+def test_sac_temperature_targets_minus_action_size_entropy(mean_logp, sign):
+    # L_alpha = -log(alpha) (mean log pi + H), H = -A = -3: its gradient -(mean log pi - 3) is
+    # negative for mean log pi = 4 (alpha grows), positive for 2; Adam's first step moves
+    # log alpha by lr against the gradient's sign.
+    config = sac.Config(alpha_lr=0.1, entropy_scale=1.0)
+    state = sac.LEARNER.init(jax.random.key(0), 5, 3, config)
+    logp = jnp.full((8,), mean_logp)
+    new, loss = sac.temperature_step(state, logp, config)
+    np.testing.assert_allclose(new.log_alpha - state.log_alpha, sign * 0.1, rtol=1e-4)
+    np.testing.assert_allclose(loss, -state.log_alpha * (mean_logp - 3.0), rtol=1e-6)
+
+
+# ------------------------------------------------------------------ shared primitives
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_td_target_hand_cases(jit):
+    fn = jax.jit(critics.td_target) if jit else critics.td_target
+    y = fn(
+        jnp.array([1.0, 2.0, -1.0]),  # r
+        jnp.array([0.0, 1.0, 0.0]),  # terminal: no bootstrap for the second
+        jnp.array([10.0, 10.0, -4.0]),  # v'
+        jnp.float32(0.9),
+        jnp.float32(0.5),
+    )
+    np.testing.assert_allclose(y, [0.5 + 9.0, 1.0, -0.5 - 3.6], rtol=1e-6)
+
+
+def test_twin_critics_are_independent_and_regress_towards_the_target():
+    hidden = (16,)
+    params = critics.init_twin(jax.random.key(0), hidden, 3, 2)
+    obs = jax.random.normal(jax.random.key(1), (32, 3))
+    action = jax.random.uniform(jax.random.key(2), (32, 2), minval=-1.0, maxval=1.0)
+    q = critics.twin_q(params, hidden, obs, action)
+    assert q.shape == (2, 32) and not np.allclose(q[0], q[1])
+    batch = offpolicy.Transition(obs, action, jnp.ones(32), jnp.ones(32), obs)  # y = r = 1
+    config = td3.Config(hidden=hidden, critic_lr=1e-2)
+    opt = optax.scale_by_adam().init(params)
+    losses = []
+    for _ in range(50):
+        params, opt, info = critics.regress(params, opt, batch, jnp.zeros(32), config)
+        losses.append(float(info["loss/critic"]))
+    np.testing.assert_allclose(losses[0], ((q - 1.0) ** 2).mean(1).sum(), rtol=1e-5)
+    assert losses[-1] < 0.1 * losses[0], losses
+
+
+def test_polyak_and_first_adam_step():
+    target, online = {"w": jnp.array([0.0, 4.0])}, {"w": jnp.array([2.0, 0.0])}
+    np.testing.assert_allclose(optim.polyak(target, online, 0.25)["w"], [0.5, 3.0])
+    params = {"w": jnp.array([1.0, 1.0])}
+    grads = {"w": jnp.array([3.0, -0.5])}
+    new, _ = optim.adam_step(params, grads, optax.scale_by_adam().init(params), 0.1)
+    np.testing.assert_allclose(new["w"], [0.9, 1.1], rtol=1e-5)  # first step: lr * sign(g)
+
+
+def test_episode_summary_hand_cases():
+    done = jnp.array([[1.0, 0.0], [0.0, 1.0]])
+    ends = {
+        "return": jnp.array([[2.0, 9.0], [9.0, 4.0]]),
+        "goal": jnp.array([[1.0, 1.0], [1.0, 0.0]]),
+    }
+    out = episode_summary(done, ends)
+    assert set(out) == {"train/episodes", "train/episode_return", "train/episode_goal"}
+    np.testing.assert_allclose([out["train/episodes"], out["train/episode_return"],
+                                out["train/episode_goal"]], [2.0, 3.0, 0.5])  # fmt: skip
+    none = episode_summary(jnp.zeros((2, 2)), ends)
+    assert float(none["train/episodes"]) == 0 and float(none["train/episode_return"]) == 0
+
+
+# ------------------------------------------------------------------ module structure
+
+
+def test_agency_configs_are_plain_module_classes():
+    for cls, base in ((at.TD3Config, td3.Config), (at.SACConfig, sac.Config)):
+        assert cls is getattr(at, cls.__qualname__) and issubclass(cls, base)
+        names = [f.name for f in dataclasses.fields(cls)]
+        base_names = [f.name for f in dataclasses.fields(base)]
+        agency = ["store_action", "selective_buffer", "length_window", "p0", "lambda0", "nu",
+                  "anneal_frac"]  # fmt: skip
+        assert names == base_names + agency
+        config = cls(p0=0.5)
+        assert pickle.loads(pickle.dumps(config)) == config
+    assert at.TD3.Config is at.TD3Config and at.SAC.Config is at.SACConfig
+
+
+@pytest.mark.parametrize(
+    ("module", "forbidden"),
+    [("rlx.algos.sac", "rlx.algos.td3"), ("rlx.algos.baseline", "rlx.offpolicy")],
+)
+def test_module_does_not_import(module, forbidden):
+    code = f"import sys, {module}; print({forbidden!r} in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False", out.stdout
 
 
 # ------------------------------------------------------------------------------ learning

@@ -104,6 +104,7 @@ def test_registry(name):
     assert isinstance(env, ENV_CLASSES[name])
     assert envs.episode_length(env) == ENV_CLASSES[name].episode_length
     assert reg in envs.names()
+    envs.require_baseline(env, "agency_td3")  # the paper's algorithms accept it
 
 
 @pytest.mark.parametrize("name", ["drone", "robot"])

@@ -1,10 +1,13 @@
-"""PPO learns pendulum swing-up on a seconds-scale budget; the untrained policy does not pass."""
+"""PPO learns pendulum swing-up on a seconds-scale budget; the untrained policy does not pass;
+PPO reports the same episode metrics as every env-stepping algorithm."""
 
 from __future__ import annotations
 
 import numpy as np
 
 import rlx
+import rlx.algorithm
+from rlx import envs
 
 THRESHOLD = -1000.0  # untrained and random policies score about -1650 to -1800 here
 
@@ -35,3 +38,22 @@ def test_random_policy_stays_below_threshold():
         jax.random.PRNGKey(0)
     )
     assert float(out["eval/return"]) < THRESHOLD - 500
+
+
+TINY = {"num_envs": 4, "unroll_length": 8, "num_minibatches": 2, "num_epochs": 1,
+        "policy_hidden": (8,), "value_hidden": (8,), "episode_length": 16}  # fmt: skip
+
+
+def test_ppo_reports_episode_outcomes():
+    env = envs.make("pendulum_swingup")
+    assert envs.outcome_metrics(env) == ("goal_reached",)
+    rec = rlx.run("ppo", "pendulum_swingup", seeds=1, total_steps=256, overrides=TINY,
+                  num_evals=1, eval_episodes=2, progress=False)  # fmt: skip
+    curve = rec["runs"][0]["curve"]
+    # 256 steps over 4 envs with 16-step episodes: 16 episodes end, each reaching the goal or not.
+    assert curve["train/episodes"][-1] == 16
+    goal = curve["train/episode_goal_reached"][-1]
+    assert 0.0 <= goal <= 1.0
+    assert np.isfinite(curve["train/episode_return"][-1])
+    rules = rlx.algorithm.get("ppo").metric_rules(env)
+    assert rules["train/episode_goal_reached"].reduce == "episode_mean"
