@@ -163,7 +163,6 @@ def test_reference_runs_are_informative(td3_reference, ppo_reference):
     for ref in (td3_reference, ppo_reference):
         a, b = (np.array(r["curve"]["eval/return"]) for r in ref["runs"][:2])
         assert not np.allclose(a, b)
-        assert ref["execution"]["chunk_traces"] == 1
     assert td3_reference["execution"]["slices"] == 2
     assert np.isfinite(td3_reference["runs"][0]["curve"]["train/episode_return"][1:]).all()
     assert np.ptp(ppo_reference["runs"][0]["curve"]["eval/return"]) > 0
@@ -199,7 +198,7 @@ def test_td3_killed_in_second_slice_resumes_identically(tmp_path, td3_reference)
     step = 1 * (TD3["num_evals"] + 1) + 1
     _killed(tmp_path, TD3, ckpt, "RLX_TEST_KILL_AT_CHECKPOINT", step, runs_per_slice=TD3_SLICE)
     meta = _latest_meta(ckpt)
-    assert (meta["slice"], meta["chunk"]) == (1, 1)
+    assert (meta["position"]["slice"], meta["position"]["chunk"]) == (1, 1)
     resumed = _run_here(TD3, runs_per_slice=TD3_SLICE, checkpoint_dir=ckpt)
     assert resumed["execution"]["resumed"] is True and resumed["execution"]["slices"] == 2
     _assert_same_curves(resumed, td3_reference, exact=True)
@@ -217,7 +216,7 @@ def test_td3_killed_while_writing_a_checkpoint_resumes_from_the_one_before(tmp_p
     assert tmp.is_dir() and any(p.is_file() for p in tmp.rglob("*"))
     assert not (ckpt / str(step)).exists() and (ckpt / str(step - 1)).is_dir()
     meta = _latest_meta(ckpt)
-    assert (meta["slice"], meta["chunk"]) == (0, 1)
+    assert (meta["position"]["slice"], meta["position"]["chunk"]) == (0, 1)
     resumed = _run_here(TD3, runs_per_slice=TD3_SLICE, checkpoint_dir=ckpt)
     assert resumed["execution"]["resumed"] is True
     _assert_same_curves(resumed, td3_reference, exact=True)
@@ -226,7 +225,7 @@ def test_td3_killed_while_writing_a_checkpoint_resumes_from_the_one_before(tmp_p
 def test_ppo_mjx_killed_after_a_checkpoint_resumes_identically(tmp_path, ppo_reference):
     ckpt = tmp_path / "ckpt"
     _killed(tmp_path, PPO_MJX, ckpt, "RLX_TEST_KILL_AT_CHECKPOINT", 1)
-    assert _latest_meta(ckpt)["chunk"] == 1
+    assert _latest_meta(ckpt)["position"]["chunk"] == 1
     resumed = _run_here(PPO_MJX, checkpoint_dir=ckpt)
     assert resumed["execution"]["resumed"] is True
     _assert_same_curves(resumed, ppo_reference, exact=True)

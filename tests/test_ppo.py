@@ -13,7 +13,7 @@ THRESHOLD = -1000.0  # untrained and random policies score about -1650 to -1800 
 
 
 def test_ppo_learns_pendulum_swingup():
-    rec = rlx.run("ppo", "pendulum_swingup", seeds=4, total_steps=180_000, num_evals=3,
+    rec = rlx.run("ppo", "pendulum_swingup", seeds=4, overrides={"total_steps": 180_000}, num_evals=3,
                   eval_episodes=16, progress=False)  # fmt: skip
     returns = np.array([r["curve"]["eval/return"] for r in rec["runs"]])
     assert returns[:, 0].mean() < THRESHOLD - 500, returns[:, 0]  # untrained: far below
@@ -47,7 +47,7 @@ TINY = {"num_envs": 4, "unroll_length": 8, "num_minibatches": 2, "num_epochs": 1
 def test_ppo_reports_episode_outcomes():
     env = envs.make("pendulum_swingup")
     assert envs.outcome_metrics(env) == ("goal_reached",)
-    rec = rlx.run("ppo", "pendulum_swingup", seeds=1, total_steps=256, overrides=TINY,
+    rec = rlx.run("ppo", "pendulum_swingup", seeds=1, overrides={**TINY, "total_steps": 256},
                   num_evals=1, eval_episodes=2, progress=False)  # fmt: skip
     curve = rec["runs"][0]["curve"]
     # 256 steps over 4 envs with 16-step episodes: 16 episodes end, each reaching the goal or not.

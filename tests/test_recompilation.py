@@ -34,6 +34,7 @@ TINY = dict(
     buffer_size=64,
     learning_starts=0,
     length_window=4,
+    grad_steps_per_update=4,
 )
 
 
@@ -63,6 +64,16 @@ def _diff(before, after) -> list[str]:
     ]
 
 
+def _assets(algo):
+    """A tiny demonstration dataset for algorithms that read one (bc), else None."""
+    if not algo.assets:
+        return None
+    from rlx import datasets
+
+    data = datasets.collect_baseline_dataset("pendulum_swingup", 2, episode_length=8)
+    return {"dataset": jax.tree.map(jax.numpy.asarray, data)}
+
+
 @pytest.mark.parametrize("name", list(algorithm.ALGORITHMS))
 def test_update_keeps_the_state_signature_and_traces_once(name):
     algo = algorithm.get(name)
@@ -72,8 +83,9 @@ def test_update_keeps_the_state_signature_and_traces_once(name):
     config.validate()
     algo.check_env(env, config)
     config = cfg.as_leaves(config)  # hyperparameters as float32 arrays, as the runner passes them
+    assets = _assets(algo)
 
-    state0 = jax.jit(lambda key: algo.init(key, env, config, None))(jax.random.PRNGKey(0))
+    state0 = jax.jit(lambda key: algo.init(key, env, config, assets))(jax.random.PRNGKey(0))
     traces = []
 
     @jax.jit
@@ -81,7 +93,7 @@ def test_update_keeps_the_state_signature_and_traces_once(name):
         traces.append(1)
 
         def body(s, _):
-            return algo.update(env, s, None)
+            return algo.update(env, s, assets)
 
         return jax.lax.scan(body, state, None, length=2)
 
@@ -94,7 +106,7 @@ def test_update_keeps_the_state_signature_and_traces_once(name):
     assert _signature(state2) == _signature(state0), _diff(state0, state2)
     assert len(traces) == 1, f"{name}: traced {len(traces)} times for 2 calls"
     # One update alone (not only the scan, which reconciles its carry) keeps the signature.
-    one = jax.eval_shape(lambda s: algo.update(env, s, None)[0], state0)
+    one = jax.eval_shape(lambda s: algo.update(env, s, assets)[0], state0)
     assert _signature(one) == _signature(state0), _diff(state0, one)
     for key, value in metrics.items():
         assert value.shape == (2,), (key, value.shape)
