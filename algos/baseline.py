@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 from brax.envs.base import Env, State
 from rlx.envs import outcome_metrics, require_baseline, training_env
+from rlx.envs.wrappers import episode_end
 
 from rlx.algorithm import Algorithm, env_episode_rules
 from rlx.assets import Assets
@@ -76,10 +77,7 @@ def update(
 
     def _env_step(env_state: State, _):
         nxt = tenv.step(env_state, env.baseline_policy(env_state.obs))
-        ends = {
-            "return": nxt.info["episode_metrics"]["sum_reward"],
-            **{m: nxt.metrics[m] for m in outcomes},
-        }
+        ends = episode_end(nxt, outcomes)
         return nxt, (nxt.done, ends)
 
     env_state, (done, ends) = jax.lax.scan(

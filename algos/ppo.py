@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import optax
 from brax.envs.base import Env, State
 from rlx.envs import observation_size, outcome_metrics, training_env
+from rlx.envs.wrappers import episode_end
 
 from rlx import normalizer
 from rlx.algorithm import Algorithm
@@ -200,10 +201,7 @@ def _rollout(env: Env, state: PPOState, key: jax.Array) -> tuple[State, Transiti
             termination=nxt.done * (1.0 - truncation),
             done=nxt.done,
             final_obs=nxt.info["final_obs"],
-            episode_end={
-                "return": nxt.info["episode_metrics"]["sum_reward"],
-                **{m: nxt.metrics[m] for m in outcomes},
-            },
+            episode_end=episode_end(nxt, outcomes),
         )
 
     keys = jax.random.split(key, state.config.unroll_length)

@@ -76,3 +76,12 @@ class AutoResetWrapper(Wrapper):
 def wrap_for_training(env: Env, episode_length: int, resample: bool = True) -> Env:
     """Episode limit, batching and auto-reset: reset(keys[n, 2]) / step(state, actions[n, a])."""
     return AutoResetWrapper(VmapWrapper(EpisodeWrapper(env, episode_length, 1)), resample)
+
+
+def episode_end(state: State, outcomes: tuple[str, ...]) -> dict[str, jax.Array]:
+    """What an episode has at this step of a training-wrapped env (read where ``state.done``):
+    its return so far (the episode wrapper's running ``sum_reward``) and each outcome metric."""
+    return {
+        "return": state.info["episode_metrics"]["sum_reward"],
+        **{m: state.metrics[m] for m in outcomes},
+    }

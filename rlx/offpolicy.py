@@ -39,6 +39,7 @@ from rlx.assets import Assets
 from rlx.config import Rollouts, hparam, require, require_budget, require_counts, static
 from rlx.envs import episode_length as default_episode_length
 from rlx.envs import observation_size, outcome_metrics, require_baseline, training_env
+from rlx.envs.wrappers import episode_end
 from rlx.errors import RlxError
 from rlx.metrics import MetricRule, episode_summary
 
@@ -373,10 +374,7 @@ def _rollout(
             terminal=nxt.done * (1.0 - nxt.info["truncation"]),
             next_obs=nxt.info["final_obs"],
         )
-        ends = {
-            "return": nxt.info["episode_metrics"]["sum_reward"],
-            **{m: nxt.metrics[m] for m in outcomes},
-        }
+        ends = episode_end(nxt, outcomes)
         return (nxt, b_carry, env_steps), (transition, step.keep, nxt.done, ends, step.metrics)
 
     carry = (state.env_state, state.behaviour, state.env_steps)
