@@ -155,12 +155,14 @@ def _header_lines(meta: dict[str, Any], records: list[dict[str, Any]]) -> list[s
     gits = sorted({code_identity(r["provenance"]) for r in records})
     dates = sorted(r["provenance"]["date"] for r in records)
     several = f" (cells from {len(gits)} code revisions; each cell's record.json names its own)"
+    when = (
+        f"started {dates[0]}" if dates[0] == dates[-1] else f"runs from {dates[0]} to {dates[-1]}"
+    )
     return [
         f"- hardware: {describe_hardware(prov['hardware'])}",
         f"- versions: python {v['python']}, jax {v['jax']}, flax {v['flax']}, optax {v['optax']}, "
         f"brax {v['brax']}, mujoco {v['mujoco']}, mujoco-mjx {v['mujoco-mjx']}",
-        f"- git {', '.join(gits)}{several if len(gits) > 1 else ''}; runs from {dates[0]} to "
-        f"{dates[-1]}; matmul precision "
+        f"- git {', '.join(gits)}{several if len(gits) > 1 else ''}; {when}; matmul precision "
         f"{prov['matmul_precision']}",
         f"- budget: {'--quick profile' if meta.get('quick') else 'full budget'}; "
         f"{records[0]['budget']['num_evals']} evaluations of {records[0]['budget']['eval_episodes']} "
