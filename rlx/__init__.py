@@ -1,13 +1,12 @@
 """rlx: JAX-accelerated end-to-end RL benchmark suite.
 
 A training run is a pure function compiled with its environment into one XLA program and vmapped
-over seeds and hyperparameter grids (`rlx.run`). The repository's top-level ``envs/`` and
-``algos/`` directories install as the subpackages `rlx.envs` and `rlx.algos`.
+over seeds and hyperparameter grids (`rlx.run`, `rlx.train`). The repository's top-level
+``envs/`` and ``algos/`` directories install as the subpackages `rlx.envs` and `rlx.algos`.
 """
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 __version__ = "0.1.0"
@@ -19,17 +18,21 @@ def run(algo: str, env: str, **kwargs: Any) -> dict[str, Any]:
     Keyword arguments: those of `rlx.runner.plan` (seeds, overrides — the budget is
     ``overrides={"total_steps": N}`` —, grid, num_evals, eval_episodes, env_kwargs, assets) and
     of `rlx.runner.run` (runs_per_slice, progress, devices, checkpoint_dir, callback, started,
-    accept_revision_change). An unknown keyword raises TypeError naming the allowed ones.
+    accept_revision_change, on_slice_end). An unknown keyword raises TypeError naming the
+    allowed ones.
     """
     from rlx import runner
+    from rlx.api import _keywords
 
-    plan_keys = set(inspect.signature(runner.plan).parameters) - {"algo", "env"}
-    run_keys = set(inspect.signature(runner.run).parameters) - {"rp"}
-    extra = set(kwargs) - plan_keys - run_keys
-    if extra:
-        raise TypeError(
-            f"rlx.run() got unexpected keyword(s) {', '.join(sorted(extra))}; "
-            f"allowed: {', '.join(sorted(plan_keys | run_keys))}."
-        )
+    plan_keys, run_keys = _keywords(kwargs)
     rp = runner.plan(algo, env, **{k: v for k, v in kwargs.items() if k in plan_keys})
     return runner.run(rp, **{k: v for k, v in kwargs.items() if k in run_keys})
+
+
+def __getattr__(name: str) -> Any:
+    """`train`, `Result`, `make_train` and `configure` from `rlx.api` (imported on first use)."""
+    if name in ("train", "Result", "make_train", "configure"):
+        from rlx import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'rlx' has no attribute {name!r}")

@@ -30,12 +30,10 @@ def _setup_jax(args: argparse.Namespace) -> None:
     """Persistent compilation cache, matmul precision and (optionally) the distributed runtime."""
     import jax
 
+    from rlx.api import configure
+
     cache = os.environ.get("RLX_COMPILATION_CACHE", str(Path.home() / ".cache" / "rlx" / "jax"))
-    if cache:
-        jax.config.update("jax_compilation_cache_dir", cache)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
-    if getattr(args, "precision", None) and args.precision != "default":
-        jax.config.update("jax_default_matmul_precision", args.precision)
+    configure(compilation_cache=cache or None, matmul_precision=getattr(args, "precision", None))
     if getattr(args, "distributed", False):
         # Reads the coordinator address, process count and id from the cluster environment
         # (SLURM, Open MPI, Kubernetes, or JAX_COORDINATOR_ADDRESS/... set by hand).

@@ -33,6 +33,14 @@ from rlx.runner.progress import Progress
 from rlx.runner.store import Position, Resume, Store, Timing, store_for
 
 Callback = Callable[[int, dict[int, dict[str, float]]], None]
+SliceEnd = Callable[[list[int], Any], None]
+"""``on_slice_end(run indices, final batched state of the slice)``; the state's leading axis
+may be padded past ``len(indices)`` (see `host_rows`)."""
+
+
+def host_rows(state: Any, n: int) -> Any:
+    """The first `n` runs of a batched device state, as host numpy arrays."""
+    return jax.tree.map(lambda x: np.asarray(x)[:n], progs.fetch(state))
 
 
 @dataclasses.dataclass
@@ -145,6 +153,7 @@ def _chunk(batch: Batch, programs: progs.Programs, state, bar: Progress, runs: i
 def _run_slice(
     batch: Batch, s_index: int, ids: list[int], size: int, done: int | None,
     store: Store | None, bar: Progress, callback: Callback | None, wall0: float,
+    on_slice_end: SliceEnd | None,
 ) -> None:  # fmt: skip
     """Runs slice `s_index` from chunk `done` (a checkpoint's) or from scratch (None)."""
     programs = batch.programs_for(ids)
@@ -168,6 +177,8 @@ def _run_slice(
         state, metrics = _chunk(batch, programs, state, bar, len(ids))
         _evaluation_point(batch, programs, state, ids, index, metrics, callback)
         save(index, state)
+    if on_slice_end is not None:
+        on_slice_end(ids, state)
 
 
 def run(
@@ -180,6 +191,7 @@ def run(
     callback: Callback | None = None,
     started: dict[str, Any] | None = None,
     accept_revision_change: bool = False,
+    on_slice_end: SliceEnd | None = None,
 ) -> dict[str, Any]:
     """Executes a plan and returns its run record (a JSON-ready dict; see `rlx.record`).
 
@@ -188,7 +200,8 @@ def run(
     resumes from its last checkpoint, ending with the same numbers as an uninterrupted run.
     `started` is the provenance read when the run (or the sweep around it) started; it is read
     now if not given. `callback(steps, {run index: metrics})` is called at every evaluation
-    point (for live logging).
+    point (for live logging); `on_slice_end(run indices, state)` after a slice's last chunk
+    (to keep or export the trained states; slices finished before a resume are not repeated).
     """
     started = started or provenance()
     devices = list(devices or jax.devices())
@@ -205,7 +218,7 @@ def run(
                 bar.advance(len(ids) * rp.base_config.total_steps, batch.timing.train_s)
                 continue
             done = resume.position.chunk if resume and s_index == resume.position.slice else None
-            _run_slice(batch, s_index, ids, size, done, store, bar, callback, wall0)
+            _run_slice(batch, s_index, ids, size, done, store, bar, callback, wall0, on_slice_end)
     if store is not None:
         store.close()
     batch.timing.wall_s = time.perf_counter() - wall0
