@@ -53,11 +53,17 @@ linearisation of the RK4 step at upright), clipped to the force limit.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 from brax.envs.base import Env, State
 from rlx.envs.control import dlqr
+from rlx.envs.drawing import fix_limits
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 
 def _wrap(angle):
@@ -231,3 +237,26 @@ class CartpoleSwingup(Env):
         force = jnp.where(near_top, f_lqr, f_pump)
         act = jnp.clip(force / self.force_mag, -1.0, 1.0)
         return act[..., None].astype(jnp.float32)
+
+    # ------------------------------------------------------------------ drawing
+    CART_WIDTH = 0.5  # m, drawn only.
+    CART_HEIGHT = 0.25  # m, drawn only.
+
+    def draw(self, ax: Axes, states: np.ndarray, t: int) -> None:
+        """Draws step `t` of a rollout (``states``: physical states ``[T, 4]``): the track with its
+        ends at ``±x_threshold``, the cart at ``x`` and the pole (length ``2 l``) at angle ``θ``
+        from upright (``θ > 0`` leans towards ``+x``)."""
+        from matplotlib.patches import Rectangle
+
+        x, th = float(states[t, 0]), float(states[t, 2])
+        pole = 2.0 * self.half_pole_length
+        lim = self.x_threshold + self.CART_WIDTH
+        fix_limits(ax, (-lim, lim), (-1.2 * pole, 1.2 * pole))
+        ax.plot([-self.x_threshold, self.x_threshold], [0.0, 0.0], color="0.5", lw=2)
+        for end in (-self.x_threshold, self.x_threshold):
+            ax.plot([end, end], [-0.2, 0.2], color="0.3", lw=3)
+        w, h = self.CART_WIDTH, self.CART_HEIGHT
+        ax.add_patch(Rectangle((x - w / 2, -h / 2), w, h, color="tab:blue", zorder=4))
+        tip_x, tip_y = x + pole * np.sin(th), pole * np.cos(th)
+        ax.plot([x, tip_x], [0.0, tip_y], color="tab:red", lw=5, solid_capstyle="round", zorder=5)
+        ax.plot([x], [0.0], "o", ms=5, color="black", zorder=6)

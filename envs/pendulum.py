@@ -43,11 +43,17 @@ linearisation of the semi-implicit Euler step) stabilises it; its torque is clip
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 from brax.envs.base import Env, State
 from rlx.envs.control import dlqr
+from rlx.envs.drawing import fix_limits
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 
 def _wrap(angle: jax.Array) -> jax.Array:
@@ -180,3 +186,16 @@ class PendulumSwingup(Env):
         u = jnp.where(near_top, u_lqr, u_pump)
         act = jnp.clip(u / self.max_torque, -1.0, 1.0)
         return act[..., None].astype(jnp.float32)
+
+    def draw(self, ax: Axes, states: np.ndarray, t: int) -> None:
+        """Draws step `t` of a rollout (``states``: physical states ``[T, 2]``): the pole of length
+        ``l`` from the pivot at angle ``θ`` from upright (``θ > 0`` leans right), the upright
+        target dotted."""
+        th = float(states[t, 0])
+        tip_x, tip_y = self.l * np.sin(th), self.l * np.cos(th)
+        reach = 1.25 * self.l
+        fix_limits(ax, (-reach, reach), (-reach, reach))
+        ax.plot([0.0, 0.0], [0.0, reach], ls=":", color="0.6")
+        ax.plot([0.0, tip_x], [0.0, tip_y], color="tab:red", lw=6, solid_capstyle="round")
+        ax.plot([tip_x], [tip_y], "o", ms=12, color="tab:red")
+        ax.plot([0.0], [0.0], "o", ms=6, color="black", zorder=5)

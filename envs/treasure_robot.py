@@ -64,12 +64,16 @@ treasure::
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from brax.envs.base import Env, State
+from rlx.envs.drawing import fix_limits, heading_marker, path
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 
 def _wrap(angle: jax.Array) -> jax.Array:
@@ -240,3 +244,23 @@ class TreasureRobot(Env):
         err = _wrap(jnp.arctan2(yg - y, xg - x) - th)
         omega = jnp.clip(self.BASELINE_GAIN * err, -np.pi, np.pi)
         return (omega / np.pi)[..., None].astype(jnp.float32)
+
+    # ----------------------------------------------------------------------------- drawing
+
+    def draw(self, ax: Axes, states: dict[str, np.ndarray], t: int) -> None:
+        """Draws step `t` of a rollout (``states``: the physical-state dict, arrays stacked over
+        time): the workspace, the goal set (green), the treasure (gold while available, a grey
+        cross where it was caught), the robot's path so far and the robot along its heading."""
+        from matplotlib.patches import Circle
+
+        fix_limits(ax, (-0.1, 1.1), (-0.1, 1.1))
+        ax.plot([0, 1, 1, 0, 0], [0, 0, 1, 1, 0], color="0.2", lw=1.5)
+        ax.add_patch(Circle(self.GOAL, self.GOAL_RADIUS, color="tab:green", alpha=0.6))
+        tx, ty, collected = (float(states["treasure"][t, i]) for i in (0, 1, 4))
+        if collected > 0:
+            ax.plot([tx], [ty], "x", ms=8, color="0.5")
+        else:
+            ax.add_patch(Circle((tx, ty), self.TREASURE_RADIUS, color="gold", zorder=4))
+        robot = states["robot"]
+        path(ax, robot[: t + 1, 0], robot[: t + 1, 1])
+        heading_marker(ax, *(float(v) for v in robot[t]), size=0.04)

@@ -73,12 +73,16 @@ Baseline controller (``baseline_policy``): a PD law on the position that ignores
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from brax.envs.base import Env, State
+from rlx.envs.drawing import fix_limits, heading_marker, path
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 
 def _wrap(angle: jax.Array) -> jax.Array:
@@ -252,3 +256,30 @@ class UnderwaterDrone(Env):
         f_lat = -s * fx + c * fy
         act = jnp.stack([f_long / self.MAX_F_LONG, f_lat / self.MAX_F_LAT], axis=-1)
         return jnp.clip(act, -1.0, 1.0).astype(jnp.float32)
+
+    # ----------------------------------------------------------------------------- drawing
+
+    def draw(self, ax: Axes, states: np.ndarray, t: int) -> None:
+        """Draws step `t` of a rollout (``states``: physical states ``[T, 9]``): the box, the top
+        wall with its hole (green), the contaminated region C (orange), the drone's path so far
+        and the drone pointing along its heading ``θ``."""
+        margin = 0.2
+        fix_limits(ax, (-self.MAX_X - margin, self.MAX_X + margin), (-margin, self.TOP_Y + margin))
+        self._draw_walls(ax)
+        self._draw_contaminated(ax)
+        path(ax, states[: t + 1, 0], states[: t + 1, 1])
+        x, y, th = (float(v) for v in states[t, :3])
+        heading_marker(ax, x, y, th, size=0.2)
+
+    def _draw_walls(self, ax: Axes) -> None:
+        """The box's side and bottom walls, the top wall and the hole (the goal set) in it."""
+        x0, x1, top, hole = -self.MAX_X, self.MAX_X, self.TOP_Y, self.HOLE_HALF_WIDTH
+        ax.plot([-hole, x0, x0, x1, x1, hole], [top, top, 0.0, 0.0, top, top], color="0.2", lw=2)
+        ax.plot([-hole, hole], [top, top], color="tab:green", lw=5)
+
+    def _draw_contaminated(self, ax: Axes) -> None:
+        """C = {x / 0.81 + (y - 2)² / 0.36 ≤ 1} inside the box: left of its parabolic edge."""
+        ys = np.linspace(0.0, self.TOP_Y, 200)
+        edge = np.clip(self.C_X * (1.0 - (ys - self.C_Y) ** 2 / self.C_YY), -self.MAX_X, self.MAX_X)
+        ax.fill_betweenx(ys, -self.MAX_X, edge, where=edge > -self.MAX_X, color="tab:orange",
+                         alpha=0.35, lw=0)  # fmt: skip
