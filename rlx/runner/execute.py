@@ -56,6 +56,7 @@ class Batch:
     programs: dict[int, progs.Programs]
     timing: Timing
     curves: Curves
+    _inputs: dict[tuple[int, ...], tuple[jax.Array, Any]] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def make(cls, rp: RunPlan, devices: Sequence[jax.Device], resume: Resume | None) -> Batch:
@@ -82,7 +83,13 @@ class Batch:
         return ids + [ids[-1]] * ((-len(ids)) % len(self.layout.devices))
 
     def inputs(self, ids: list[int]) -> tuple[jax.Array, Any]:
-        """PRNG keys and stacked configs of the runs `ids` (padded), sharded over the runs."""
+        """PRNG keys and stacked configs of the runs `ids` (padded), sharded over the runs
+        (built once per slice)."""
+        if tuple(ids) not in self._inputs:
+            self._inputs[tuple(ids)] = self._build_inputs(ids)
+        return self._inputs[tuple(ids)]
+
+    def _build_inputs(self, ids: list[int]) -> tuple[jax.Array, Any]:
         runs = self.rp.runs
         padded = self.padded(ids)
         keys = np.stack([np.asarray(jax.random.PRNGKey(runs[i][1])) for i in padded])
