@@ -202,7 +202,8 @@ def export_runs(
 ) -> list[Path]:
     """Exports the runs `ids` of a runner slice (batched device `state`, rows in `ids` order,
     maybe padded) that are `wanted`, run i to ``directory_of(i)``; returns the directories.
-    Only `policy_params` of the state leaves the device."""
+    Only `policy_params` of the state leaves the device; on a multi-host run every process
+    gathers them and process 0 alone writes."""
     from rlx.runner.execute import host_rows
 
     chosen = [(row, i) for row, i in enumerate(ids) if wanted(i)]
@@ -210,6 +211,8 @@ def export_runs(
         return []
     algo = rp.algorithm
     params = host_rows(algo.policy_params(state), len(ids))
+    if jax.process_index() != 0:
+        return []
     env_sizes = sizes(rp.make_env())
     written = []
     for row, i in chosen:
@@ -278,7 +281,8 @@ def restore_params(directory: Path, meta: Mapping[str, Any]) -> dict[str, Any]:
             f"{missing or 'none'}, unexpected {extra or 'none'}."
         )
     for key, info in listed.items():
-        value = np.asarray(flat[key]) if key in flat else np.zeros(info["shape"], info["dtype"])
+        empty = key not in expected_stored  # zero-size: not stored, rebuilt from its shape
+        value = np.zeros(info["shape"], info["dtype"]) if empty else np.asarray(flat[key])
         if list(value.shape) != info["shape"] or str(value.dtype) != info["dtype"]:
             raise RlxError(
                 f"param {key!r} of {str(directory)!r} is {value.dtype}{list(value.shape)}, "
