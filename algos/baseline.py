@@ -2,12 +2,13 @@
 
 ``update`` steps ``num_envs`` auto-resetting envs for ``unroll_length`` steps with
 ``pi_0(s)`` and reports the finished episodes' returns and outcomes, exactly as the learners'
-training metrics are reported; ``policy`` is ``pi_0`` (deterministic, the key is unused).
+training metrics are reported; the policy is ``pi_0`` (deterministic, the key is unused).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import flax.struct
 import jax
@@ -63,8 +64,13 @@ def init(key: jax.Array, env: Env, config: Config, assets: Assets = None) -> Bas
     return BaselineState(config, env_state, k_next, jnp.zeros((), jnp.int32))
 
 
-def policy(state: BaselineState, env: Env) -> Callable[..., jax.Array]:
-    """act(obs, key, deterministic) = pi_0(obs)."""
+def policy_params(state: BaselineState) -> dict[str, Any]:
+    """Nothing is learned: the policy is the env's controller, it has no parameters."""
+    return {}
+
+
+def make_policy(params: dict[str, Any], env: Env, config: Config) -> Callable[..., jax.Array]:
+    """act(obs, key, deterministic) = pi_0(obs) (`params` is empty)."""
     return lambda obs, key, deterministic=False: env.baseline_policy(obs)
 
 
@@ -94,7 +100,8 @@ ALGORITHM = Algorithm(
     Config=Config,
     init=init,
     update=update,
-    policy=policy,
+    policy_params=policy_params,
+    make_policy=make_policy,
     check_env=check_env,
     metric_rules=lambda env: {
         **env_episode_rules(env),

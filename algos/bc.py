@@ -136,12 +136,23 @@ def _dataset(assets: Assets) -> Any:
     return assets["dataset"]
 
 
-def policy(state: BCState, env: Env) -> Callable[..., jax.Array]:
+def policy_params(state: BCState) -> dict[str, Any]:
+    """What the trained policy needs: the network's parameters and, with
+    ``normalize_observations``, the dataset's observation statistics (`normalizer.as_dict`)."""
+    params = {"policy": state.params}
+    if state.config.normalize_observations:
+        params["obs_stats"] = normalizer.as_dict(state.obs_stats)
+    return params
+
+
+def make_policy(params: dict[str, Any], env: Env, config: Config) -> Callable[..., jax.Array]:
     """act(obs, key, deterministic) = mu_theta(obs): deterministic either way, key unused."""
-    net = _network(env, state.config)
+    net = _network(env, config)
 
     def act(obs: jax.Array, key: jax.Array, deterministic: bool = True) -> jax.Array:
-        return net.apply(state.params, _normalize(state, obs))
+        if config.normalize_observations:
+            obs = normalizer.normalize(normalizer.from_dict(params["obs_stats"]), obs)
+        return net.apply(params["policy"], obs)
 
     return act
 
@@ -207,7 +218,8 @@ ALGORITHM = Algorithm(
     Config=Config,
     init=init,
     update=update,
-    policy=policy,
+    policy_params=policy_params,
+    make_policy=make_policy,
     unit=Unit.GRADIENT_STEPS,
     metric_rules=metric_rules,
     assets={"dataset": DATASET},

@@ -145,7 +145,7 @@ def init(key: jax.Array, env: Env, config: Config, assets: Assets = None) -> ppo
     return state.replace(params=params, opt_state=ppo._optimizer(config).init(params))
 
 
-policy = ppo.policy
+policy_params, make_policy = ppo.policy_params, ppo.make_policy
 
 
 def check_env(env: Env, config: Config) -> None:
@@ -351,7 +351,7 @@ def decomposition(
     actions = gaussian_sample(
         k_act, jnp.broadcast_to(mean, (num_actions, n, mean.shape[-1])), log_std
     )  # [A, N, m]
-    act = ppo.policy(state, env)
+    act = ppo.ALGORITHM.policy(state, env)
 
     def future(first_action: jax.Array, fkey: jax.Array) -> jax.Array:
         """Q^ of one future per env from `start` with `first_action` [N, m]: [N]."""
@@ -430,7 +430,8 @@ ALGORITHM = Algorithm(
     Config=Config,
     init=init,
     update=update,
-    policy=policy,
+    policy_params=policy_params,
+    make_policy=make_policy,
     check_env=check_env,
     extras={
         "gradient_estimates": gradient_estimates,

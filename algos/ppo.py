@@ -170,12 +170,23 @@ def init(key: jax.Array, env: Env, config: Config, assets: Assets = None) -> PPO
     )
 
 
-def policy(state: PPOState, env: Env) -> Callable[..., jax.Array]:
+def policy_params(state: PPOState) -> dict[str, Any]:
+    """What the trained policy needs: the policy network's parameters and, with
+    ``normalize_observations``, the observation statistics (`normalizer.as_dict`)."""
+    params = {"policy": state.params["policy"]}
+    if state.config.normalize_observations:
+        params["obs_stats"] = normalizer.as_dict(state.obs_stats)
+    return params
+
+
+def make_policy(params: dict[str, Any], env: Env, config: Config) -> Callable[..., jax.Array]:
     """act(obs, key, deterministic=False) -> action in [-1, 1]: the Gaussian mean if deterministic."""
-    policy_net, _ = _networks(env, state.config)
+    policy_net, _ = _networks(env, config)
 
     def act(obs: jax.Array, key: jax.Array, deterministic: bool = False) -> jax.Array:
-        mean, log_std = policy_net.apply(state.params["policy"], _normalize(state, obs))
+        if config.normalize_observations:
+            obs = normalizer.normalize(normalizer.from_dict(params["obs_stats"]), obs)
+        mean, log_std = policy_net.apply(params["policy"], obs)
         action = mean if deterministic else gaussian_sample(key, mean, log_std)
         return jnp.clip(action, -1.0, 1.0)
 
@@ -333,5 +344,11 @@ def update(
 
 
 ALGORITHM = Algorithm(
-    name="ppo", description=DESCRIPTION, Config=Config, init=init, update=update, policy=policy
+    name="ppo",
+    description=DESCRIPTION,
+    Config=Config,
+    init=init,
+    update=update,
+    policy_params=policy_params,
+    make_policy=make_policy,
 )

@@ -1,7 +1,7 @@
 """SAC (Haarnoja et al. 2018): twin critics, tanh-Gaussian actor, automatic temperature.
 
 The learner plugs into `rlx.offpolicy` (env loop, on-device replay); this module's
-``init / update / policy`` are plain SAC. Every gradient step updates the critics, the actor,
+record (`ALGORITHM`) is plain SAC. Every gradient step updates the critics, the actor,
 the temperature and the target critics::
 
     a' ~ pi(.|s'),  y = scale r + gamma (1 - terminal) (min_j Q'_j(s', a') - alpha log pi(a'|s'))
@@ -173,13 +173,19 @@ class SACLearner:
             action_size=action_size,
         )
 
-    def act(self, state: SACState, obs: jax.Array, config: Config) -> jax.Array:
-        """The deterministic action tanh(mu(s))."""
-        return jnp.tanh(_actor(config, state).apply(state.actor, obs)[0])
+    def policy_params(self, state: SACState) -> Any:
+        """The actor's parameters (not the critics, temperature or optimiser states)."""
+        return state.actor
 
-    def explore(self, state: SACState, obs: jax.Array, key: jax.Array, config: Config) -> jax.Array:
+    def act(self, params: Any, obs: jax.Array, action_size: int, config: Config) -> jax.Array:
+        """The deterministic action tanh(mu(s))."""
+        return jnp.tanh(Actor(config.hidden, action_size).apply(params, obs)[0])
+
+    def explore(
+        self, params: Any, obs: jax.Array, key: jax.Array, action_size: int, config: Config
+    ) -> jax.Array:
         """A sample of pi(.|s)."""
-        return sample_action(_actor(config, state), state.actor, obs, key)[0]
+        return sample_action(Actor(config.hidden, action_size), params, obs, key)[0]
 
     def certify(
         self, state: SACState, obs: jax.Array, action: jax.Array, config: Config

@@ -1,7 +1,7 @@
 """TD3 (Fujimoto et al. 2018): twin critics, target policy smoothing, delayed actor updates.
 
 The learner (networks and losses) plugs into `rlx.offpolicy`, which owns the env loop and the
-on-device replay ring; this module's ``init / update / policy`` are plain TD3 (the executed
+on-device replay ring; this module's record (`ALGORITHM`) is plain TD3 (the executed
 action is the learner's). One learner call (`learn`) is one *group* of ``policy_frequency``
 gradient steps: ``policy_frequency`` critic steps, then one actor step and one Polyak update
 of both targets, so the delay costs no masked-out computation::
@@ -148,13 +148,19 @@ class TD3Learner:
             action_size=action_size,
         )
 
-    def act(self, state: TD3State, obs: jax.Array, config: Config) -> jax.Array:
-        """The deterministic action mu(s)."""
-        return _actor(config, state).apply(state.actor, obs)
+    def policy_params(self, state: TD3State) -> Any:
+        """The actor's parameters (not its target, the critics or the optimiser states)."""
+        return state.actor
 
-    def explore(self, state: TD3State, obs: jax.Array, key: jax.Array, config: Config) -> jax.Array:
+    def act(self, params: Any, obs: jax.Array, action_size: int, config: Config) -> jax.Array:
+        """The deterministic action mu(s)."""
+        return Actor(config.hidden, action_size).apply(params, obs)
+
+    def explore(
+        self, params: Any, obs: jax.Array, key: jax.Array, action_size: int, config: Config
+    ) -> jax.Array:
         """clip(mu(s) + N(0, exploration_noise^2), -1, 1)."""
-        mu = self.act(state, obs, config)
+        mu = self.act(params, obs, action_size, config)
         noise = config.exploration_noise * jax.random.normal(key, mu.shape, mu.dtype)
         return jnp.clip(mu + noise, -1.0, 1.0)
 

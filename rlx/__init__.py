@@ -1,7 +1,8 @@
 """rlx: JAX-accelerated end-to-end RL benchmark suite.
 
 A training run is a pure function compiled with its environment into one XLA program and vmapped
-over seeds and hyperparameter grids (`rlx.run`, `rlx.train`). The repository's top-level
+over seeds and hyperparameter grids (`rlx.run`, `rlx.train`); a trained policy is exported as
+an artifact directory and loaded back with `rlx.load_policy`. The repository's top-level
 ``envs/`` and ``algos/`` directories install as the subpackages `rlx.envs` and `rlx.algos`.
 """
 
@@ -30,9 +31,14 @@ def run(algo: str, env: str, **kwargs: Any) -> dict[str, Any]:
 
 
 def __getattr__(name: str) -> Any:
-    """`train`, `Result`, `make_train` and `configure` from `rlx.api` (imported on first use)."""
+    """`train`, `Result`, `make_train` and `configure` from `rlx.api`, `load_policy` from
+    `rlx.policy` (imported on first use)."""
     if name in ("train", "Result", "make_train", "configure"):
         from rlx import api
 
         return getattr(api, name)
+    if name == "load_policy":
+        from rlx import policy
+
+        return policy.load_policy
     raise AttributeError(f"module 'rlx' has no attribute {name!r}")

@@ -13,8 +13,14 @@ Every module in ``algos/`` (importable as ``rlx.algos.<name>``) exports one `Alg
 - ``update(env, state, assets) -> (state, metrics)``: one training iteration, pure and
   jittable, fixed shapes, `metrics` a flat dict of float32 scalars whose chunk summaries follow
   ``metric_rules(env)`` (`rlx.metrics`);
-- ``policy(state, env) -> act(obs, key, deterministic) -> action``: the acting function (it
-  closes over params and normaliser), used for evaluation and export;
+- ``policy_params(state) -> params``: exactly what the trained policy needs (its network's
+  parameters and observation-normaliser statistics; no optimiser state, critics, replay ring
+  or env state), as nested dicts of arrays with string keys, so a policy artifact stores it
+  keyed by tree path (`rlx.policy`);
+- ``make_policy(params, env, config) -> act(obs, key, deterministic) -> action``: the acting
+  function built from those params alone. ``Algorithm.policy(state, env)`` is
+  ``make_policy(policy_params(state), env, state.config)``: training-time evaluation and an
+  exported, reloaded policy run the same code;
 - ``check_env(env, config)``: raises RlxError for environments it cannot run on (called when a
   run is planned, before anything is built).
 
@@ -75,7 +81,10 @@ class Algorithm:
     Config: type
     init: Callable[..., Any]
     update: Callable[..., tuple[Any, dict[str, Any]]]
-    policy: Callable[..., Callable[..., Any]]
+    policy_params: Callable[[Any], Any]
+    """``policy_params(state) -> params``: what the trained policy needs, nested dicts of arrays."""
+    make_policy: Callable[[Any, Env, Any], Callable[..., Any]]
+    """``make_policy(params, env, config) -> act(obs, key, deterministic) -> action``."""
     check_env: Callable[[Env, Any], None] = _accept_any_env
     unit: Unit = Unit.ENV_STEPS
     metric_rules: Callable[[Env], Mapping[str, MetricRule]] = env_episode_rules
@@ -85,6 +94,11 @@ class Algorithm:
     """Config values that differ from the Config class's defaults (a variant's identity)."""
     extras: Mapping[str, Callable[..., Any]] = dataclasses.field(default_factory=dict)
     """Optional capabilities by name, e.g. ``gradient_estimates`` for `rlx gradvar`."""
+
+    def policy(self, state: Any, env: Env) -> Callable[..., Any]:
+        """``act(obs, key, deterministic)`` of a training state: `make_policy` of its
+        `policy_params` (the same code as a policy loaded from an artifact)."""
+        return self.make_policy(self.policy_params(state), env, state.config)
 
     def make_config(self, **overrides: Any) -> Any:
         """The config of this algorithm with `overrides` on top of its defaults."""

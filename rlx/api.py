@@ -1,7 +1,8 @@
 """The Python API: train and keep the trained states, or build the pure training function.
 
 - `train(algo, env, ...) -> Result`: the runner (every seed x grid point in one program) plus
-  the final batched training state; ``result.policy(run=i)`` acts with run i's policy.
+  the final batched training state; ``result.policy(run=i)`` acts with run i's policy and
+  ``result.export_policy(dir, run=i)`` writes it as an artifact (`rlx.load_policy`).
 - `make_train(algo, env, config, assets) -> train_fn(key) -> (state, metrics)`: the pure,
   PureJaxRL-style function (init, then a `lax.scan` of every update) for people who want to
   `jit`/`vmap` it themselves.
@@ -47,6 +48,23 @@ class Result:
         algo = algorithm.get(self.record["algo"])
         env = envs.make(self.record["env"], **self.record["env_kwargs"])
         return algo.policy(self.run_state(run), env)
+
+    def export_policy(self, directory: str | Path, run: int = 0) -> Path:
+        """Writes run `run`'s trained policy as an artifact directory (`rlx.policy`), which
+        `rlx.load_policy` and `rlx eval` read."""
+        from rlx import policy as policy_mod
+
+        state = self.run_state(run)
+        rec, budget = self.record, self.record["budget"]
+        algo = algorithm.get(rec["algo"])
+        row = rec["runs"][run]
+        config = policy_mod.rebuild_config(algo, {**rec["config"], **row["grid_point"]})
+        info = policy_mod.run_info(run, row["seed"], row["grid_point"], budget["num_evals"],
+                                   budget["eval_episodes"])  # fmt: skip
+        return policy_mod.export_policy(
+            directory, rec["algo"], rec["env"], rec["env_kwargs"], config,
+            algo.policy_params(state), rec["provenance"], info,
+        )  # fmt: skip
 
 
 def train(algo: str, env: str, **kwargs: Any) -> Result:

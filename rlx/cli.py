@@ -1,4 +1,4 @@
-"""The `rlx` command: list, train, sweep, table, plot, gradvar, bench.
+"""The `rlx` command: list, train, sweep, eval, table, plot, gradvar, dataset, bench.
 
 Every user error (bad name, value, budget) is one line on stderr, ``rlx: error: ...``, with exit
 code 2, no traceback, and nothing written.
@@ -108,11 +108,108 @@ def cmd_train(args: argparse.Namespace) -> int:
         env_kwargs=_env_kwargs(args.env_set, args.backend),
         assets=spec.parse_pairs(args.asset, "--asset"),
     )
+    on_slice_end = _policy_exporter(args, rp, out)
     _setup_jax(args)
-    rec = runner.run(rp, runs_per_slice=args.runs_per_slice, progress=not args.quiet)
+    rec = runner.run(
+        rp, runs_per_slice=args.runs_per_slice, progress=not args.quiet, on_slice_end=on_slice_end
+    )
     record.write_run(out, rec, overwrite=args.overwrite)
     print(record.console_summary(rec, out))
     return 0
+
+
+def _policy_exporter(args: argparse.Namespace, rp, out: Path):
+    """``on_slice_end`` exporting ``--export DIR``'s runs (all, or ``--export-run i``) to
+    ``DIR/run-<i>/`` as each slice ends; None without --export. Bad values are refused here,
+    before anything runs."""
+    from rlx import policy, record
+    from rlx.provenance import provenance
+
+    if args.export is None:
+        if args.export_run is not None:
+            raise RlxError("--export-run needs --export DIR.")
+        return None
+    export = Path(args.export)
+    n = len(rp.runs)
+    if args.export_run is not None and not 0 <= args.export_run < n:
+        raise RlxError(
+            f"--export-run {args.export_run} is out of range: this batch has runs 0..{n - 1}."
+        )
+    inside = export.resolve()
+    if inside == out.resolve() or out.resolve() in inside.parents:
+        raise RlxError(
+            "--export must not be inside --out (the run directory is replaced at the end)."
+        )
+    record.check_out_dir(export, args.overwrite)
+    started = provenance()
+
+    def wanted(i: int) -> bool:
+        return args.export_run is None or i == args.export_run
+
+    def export_slice(ids: list[int], state) -> None:
+        for path in policy.export_runs(
+            rp, ids, state, started, lambda i: export / f"run-{i}", wanted
+        ):
+            print(f"exported policy: {path}")
+
+    return export_slice
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Evaluates a policy artifact on its env (or another with the same sizes); writes JSON."""
+    import json
+
+    from rlx import policy
+
+    out = Path(args.out) if args.out else None
+    if out is not None and out.exists() and not args.overwrite:
+        raise RlxError(f"{str(out)!r} exists; pass --overwrite to replace it.")
+    _setup_jax(args)
+    artifact = policy.load_artifact(args.dir, env=args.env)
+    seed, point = _eval_key(args, artifact.meta)
+    metrics = policy.evaluate_artifact(artifact, args.episodes, seed, point)
+    print(_eval_table(artifact, metrics, args.episodes, seed, point))
+    if out is not None:
+        result = {"kind": "rlx.eval", "artifact": str(Path(args.dir)), "algorithm":
+                  artifact.meta["algorithm"], "trained_on": artifact.meta["env"],
+                  "env": artifact.env_name, "episodes": args.episodes, "seed": seed,
+                  "point": point, "metrics": metrics}  # fmt: skip
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.tmp")
+        tmp.write_text(json.dumps(result, indent=1))
+        tmp.replace(out)
+        print(f"wrote {out}")
+    return 0
+
+
+def _eval_key(args: argparse.Namespace, meta: dict) -> tuple[int, int]:
+    """(seed, evaluation point) of `rlx eval`'s key: --seed (default: the artifact's run seed)
+    and the run's final evaluation point (0 for an artifact that records no run)."""
+    run = meta.get("run")
+    if args.seed is None and run is None:
+        raise RlxError(f"{args.dir!r} records no run (no seed to default to); give --seed.")
+    seed = args.seed if args.seed is not None else int(run["seed"])
+    return seed, int(run["eval_point"]) if run is not None else 0
+
+
+def _eval_table(artifact, metrics: dict[str, float], episodes: int, seed: int, point: int) -> str:
+    """A short Markdown table: return mean ± std and the env's outcomes."""
+    from rlx.envs import outcome_rules
+
+    meta = artifact.meta
+    lines = [
+        f"{meta['algorithm']} policy trained on {meta['env']}, evaluated on {artifact.env_name}: "
+        f"{episodes} episodes, key of seed {seed} at point {point}",
+        "",
+        "| metric | value |",
+        "|---|---|",
+        f"| return | {metrics['eval/return']:.2f} ± {metrics['eval/return_std']:.2f} |",
+    ]
+    for name, rule in outcome_rules(artifact.env).items():
+        value = metrics[f"eval/{name}"]
+        text = f"{100 * value:.1f}%" if rule.percent else f"{value:.4g}"
+        lines.append(f"| {rule.label or name} | {text} |")
+    return "\n".join(lines)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -126,6 +223,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     sweep_mod.run_sweep(
         sw, out, new=args.new, progress=not args.quiet, runs_per_slice=args.runs_per_slice,
         tensorboard=args.tensorboard, accept_revision_change=args.accept_revision_change,
+        keep_policies=args.keep_policies,
     )  # fmt: skip
     paths = table.write_tables(out) + table.write_plots(out)
     print((out / "table.md").read_text())
@@ -230,8 +328,34 @@ def _add_train(sub) -> argparse.ArgumentParser:
     train.add_argument("--out", required=True, help="run directory to write")
     train.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_export_options(train)
     train.set_defaults(func=cmd_train)
     return train
+
+
+def _add_export_options(train: argparse.ArgumentParser) -> None:
+    """``rlx train --export DIR [--export-run I]``."""
+    train.add_argument("--export", default=None, metavar="DIR",
+                       help="write each run's final policy to DIR/run-<i>/ (rlx eval, rlx.load_policy)")  # fmt: skip
+    train.add_argument("--export-run", type=int, default=None, metavar="I",
+                       help="with --export: only run I")  # fmt: skip
+
+
+def _add_eval(sub) -> argparse.ArgumentParser:
+    ev = sub.add_parser("eval", help="evaluate a policy artifact (rlx train --export, rlx sweep)")
+    ev.add_argument("dir", help="policy artifact directory, e.g. runs/exported/run-0")
+    ev.add_argument("--env", default=None,
+                    help="environment (default: the artifact's; others need equal sizes)")  # fmt: skip
+    ev.add_argument("--episodes", type=_positive_int, default=16, help="deterministic episodes")
+    ev.add_argument("--seed", type=int, default=None,
+                    help="evaluation key seed (default: the run's own seed, which with "
+                         "--episodes = its eval_episodes reproduces its last evaluation)")  # fmt: skip
+    ev.add_argument("--out", default=None, help="JSON file to write")
+    ev.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    ev.add_argument("--precision", choices=("default", "high", "highest"), default="default",
+                    help="jax_default_matmul_precision")  # fmt: skip
+    ev.set_defaults(func=cmd_eval)
+    return ev
 
 
 def _add_sweep(sub) -> argparse.ArgumentParser:
@@ -246,6 +370,8 @@ def _add_sweep(sub) -> argparse.ArgumentParser:
     sweep.add_argument("--accept-revision-change", action="store_true",
                        help="resume or keep cells made by other code (the table says so)")  # fmt: skip
     sweep.add_argument("--tensorboard", action="store_true", help="also write TensorBoard events")
+    sweep.add_argument("--keep-policies", action=argparse.BooleanOptionalAction, default=True,
+                       help="export every run's final policy to <out>/policies/ (default: on)")  # fmt: skip
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
     sweep.set_defaults(func=cmd_sweep)
     return sweep
@@ -303,6 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     sub.add_parser("list", help="list environments and algorithms").set_defaults(func=cmd_list)
     train, sweep = _add_train(sub), _add_sweep(sub)
+    _add_eval(sub)
     _add_reports(sub)
     grad = _add_gradvar(sub)
     _add_dataset(sub)

@@ -49,3 +49,13 @@ def normalize(stats: RunningStats, obs: jax.Array, clip: float = 10.0) -> jax.Ar
     chex.assert_axis_dimension(obs, -1, stats.mean.shape[-1])
     var = jnp.where(stats.count > 1, stats.m2 / jnp.maximum(stats.count - 1, 1.0), 1.0)
     return jnp.clip((obs - stats.mean) / jnp.sqrt(var + 1e-8), -clip, clip)
+
+
+def as_dict(stats: RunningStats) -> dict[str, jax.Array]:
+    """The statistics as a plain dict ``{count, mean, m2}`` (the form a policy's params hold)."""
+    return {"count": stats.count, "mean": stats.mean, "m2": stats.m2}
+
+
+def from_dict(params: dict[str, jax.Array]) -> RunningStats:
+    """`RunningStats` from `as_dict`'s form."""
+    return RunningStats(count=params["count"], mean=params["mean"], m2=params["m2"])

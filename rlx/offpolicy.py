@@ -4,7 +4,7 @@ An off-policy algorithm is a *learner* (TD3, SAC: networks and losses; a `Learne
 *behaviour* (a `Behaviour`: how the executed action is chosen from the learner's proposal: as
 is, as a residual on a baseline controller, or arbitrated against the baseline by agency
 transfer). `assemble` turns the pair into the algorithm record of `rlx.algorithm`
-(``init / update / policy``). One `update` is::
+(``init / update / policy_params / make_policy``). One `update` is::
 
     update -> _rollout(_env_step x unroll_length)   # propose, act, step num_envs envs
            -> replay.add                            # [unroll_length * num_envs] transitions
@@ -121,12 +121,19 @@ class Learner(Protocol[S]):
         ``action_size`` (kept in the state)."""
         ...
 
-    def explore(self, state: S, obs: jax.Array, key: jax.Array, config: Any) -> jax.Array:
-        """The behaviour action of the learner: a sample of its exploring policy, in [-1, 1]."""
+    def policy_params(self, state: S) -> Any:
+        """The actor's parameters: all `act` and `explore` need (nested dicts of arrays)."""
         ...
 
-    def act(self, state: S, obs: jax.Array, config: Any) -> jax.Array:
-        """The deterministic action of the learner, in [-1, 1] (evaluation, export)."""
+    def explore(
+        self, params: Any, obs: jax.Array, key: jax.Array, action_size: int, config: Any
+    ) -> jax.Array:
+        """The behaviour action of the actor with `params` (`policy_params`): a sample of its
+        exploring policy, in [-1, 1]."""
+        ...
+
+    def act(self, params: Any, obs: jax.Array, action_size: int, config: Any) -> jax.Array:
+        """The deterministic action of the actor with `params`, in [-1, 1] (evaluation, export)."""
         ...
 
     def certify(self, state: S, obs: jax.Array, action: jax.Array, config: Any) -> jax.Array:
@@ -310,17 +317,22 @@ def init(
     )
 
 
-def policy(
-    learner: Learner, behaviour: Behaviour, state: OffPolicyState, env: Env
+def policy_params(learner: Learner, state: OffPolicyState) -> dict[str, Any]:
+    """What the trained policy needs: the learner's actor (`Learner.policy_params`) alone."""
+    return {"actor": learner.policy_params(state.learner)}
+
+
+def make_policy(
+    learner: Learner, behaviour: Behaviour, params: dict[str, Any], env: Env, config: Any
 ) -> Callable[..., jax.Array]:
-    """act(obs, key, deterministic=False): the trained learner under the behaviour's
-    `Behaviour.evaluate` (no arbitration)."""
+    """act(obs, key, deterministic=False): the trained actor under the behaviour's
+    `Behaviour.evaluate` (no arbitration; residual RL adds the env's baseline)."""
 
     def act(obs: jax.Array, key: jax.Array, deterministic: bool = False) -> jax.Array:
         if deterministic:
-            a = learner.act(state.learner, obs, state.config)
+            a = learner.act(params["actor"], obs, env.action_size, config)
         else:
-            a = learner.explore(state.learner, obs, key, state.config)
+            a = learner.explore(params["actor"], obs, key, env.action_size, config)
         return behaviour.evaluate(env, a, obs)
 
     return act
@@ -340,7 +352,7 @@ def _propose(
     return jnp.where(
         env_steps < config.learning_starts,
         jax.random.uniform(k_uniform, (config.num_envs, action_size), jnp.float32, -1.0, 1.0),
-        learner.explore(state.learner, obs, k_explore, config),
+        learner.explore(learner.policy_params(state.learner), obs, k_explore, action_size, config),
     )
 
 
@@ -450,7 +462,8 @@ def assemble(
         Config=config_cls,
         init=functools.partial(init, learner, behaviour),
         update=functools.partial(update, learner, behaviour),
-        policy=functools.partial(policy, learner, behaviour),
+        policy_params=functools.partial(policy_params, learner),
+        make_policy=functools.partial(make_policy, learner, behaviour),
         check_env=functools.partial(check_env, name, behaviour),
         metric_rules=lambda env: {**env_episode_rules(env), **behaviour.metric_rules},
     )

@@ -443,10 +443,13 @@ def run_sweep(
     runs_per_slice: int | None = None,
     tensorboard: bool = False,
     accept_revision_change: bool = False,
+    keep_policies: bool = True,
 ) -> list[Path]:
     """Runs every unfinished cell (resuming an interrupted one from its checkpoint) and returns
     the cell directories. Finished cells with the same configuration hash and code are skipped.
-    The provenance (code revision, command, versions) is read once, now, for every cell."""
+    The provenance (code revision, command, versions) is read once, now, for every cell. With
+    `keep_policies`, each run's final policy is exported as soon as its slice ends, to
+    ``<out>/policies/<cell dir>/run-<i>/`` (`rlx.policy`)."""
     from rlx import record
 
     started = provenance()
@@ -470,6 +473,7 @@ def run_sweep(
             cell.plan, progress=progress, runs_per_slice=runs_per_slice,
             checkpoint_dir=ckpt_dir, callback=callback, started=started,
             accept_revision_change=accept_revision_change,
+            on_slice_end=_policy_keeper(out, cell, started) if keep_policies else None,
         )  # fmt: skip
         record.write_run(cell_dir, rec, overwrite=True)
         shutil.rmtree(ckpt_dir, ignore_errors=True)
@@ -477,6 +481,18 @@ def run_sweep(
         done.append(cell_dir)
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
     return done
+
+
+def _policy_keeper(out: Path, cell: Cell, started: dict[str, Any]):
+    """``on_slice_end`` that exports the slice's final policies (`rlx.policy.export_runs`)."""
+    from rlx import policy
+
+    folder = out / "policies" / cell.dirname
+
+    def keep(ids: list[int], state: Any) -> None:
+        policy.export_runs(cell.plan, ids, state, started, lambda i: folder / f"run-{i}")
+
+    return keep
 
 
 def _tensorboard_callback(logdir: Path, cell: Cell):

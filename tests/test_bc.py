@@ -222,8 +222,9 @@ def test_bc_learns_pendulum_swingup_from_baseline_demonstrations():
     )
     config.validate()
     state = jax.jit(lambda k, a: bc.init(k, env, config, a))(jax.random.PRNGKey(0), dataset)
+    policy = bc.ALGORITHM.policy
     score = jax.jit(
-        lambda s: evaluate(env, bc.policy(s, env), jax.random.PRNGKey(1), 32, 200)["eval/return"]
+        lambda s: evaluate(env, policy(s, env), jax.random.PRNGKey(1), 32, 200)["eval/return"]
     )
     untrained = float(score(state))
     step = jax.jit(lambda s, a: bc.update(env, s, a))

@@ -178,8 +178,9 @@ def test_learner_is_told_its_action_size(learner, config_cls):
     # static: not a leaf to vmap or checkpoint (every leaf is an array)
     assert all(isinstance(x, jax.Array) for x in jax.tree.leaves(state))
     obs = jax.random.normal(jax.random.key(1), (4, 5))
-    assert learner.act(state, obs, config).shape == (4, 3)
-    explored = learner.explore(state, obs, jax.random.key(2), config)
+    actor = learner.policy_params(state)
+    assert learner.act(actor, obs, 3, config).shape == (4, 3)
+    explored = learner.explore(actor, obs, jax.random.key(2), 3, config)
     assert explored.shape == (4, 3) and float(jnp.abs(explored).max()) <= 1.0
     certify = offpolicy.certifier(learner, state, config)
     q = critics.twin_q(state.critic_target, config.hidden, obs, explored).min(0)
