@@ -182,6 +182,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_render(args: argparse.Namespace) -> int:
+    """Renders a rollout of a policy artifact: HTML (Brax's viewer) or an animated GIF."""
+    from rlx import envs, policy, render
+
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise RlxError(f"{str(out)!r} exists; pass --overwrite to replace it.")
+    _setup_jax(args)
+    artifact = policy.load_artifact(args.dir, env=args.env)
+    render.check_output(artifact.env, artifact.env_name, out)  # before any rollout
+    steps = args.steps or envs.episode_length(artifact.env)
+    path = render.render_env(artifact.env, artifact.env_name, artifact.act, out, steps, args.seed)
+    print(f"wrote {path} ({steps} steps of {artifact.meta['algorithm']} on {artifact.env_name})")
+    return 0
+
+
 def _eval_key(args: argparse.Namespace, meta: dict) -> tuple[int, int]:
     """(seed, evaluation point) of `rlx eval`'s key: --seed (default: the artifact's run seed)
     and the run's final evaluation point (0 for an artifact that records no run)."""
@@ -358,6 +374,19 @@ def _add_eval(sub) -> argparse.ArgumentParser:
     return ev
 
 
+def _add_render(sub) -> None:
+    ren = sub.add_parser("render", help="render a rollout of a policy artifact (.html or .gif)")
+    ren.add_argument("dir", help="policy artifact directory, e.g. runs/exported/run-0")
+    ren.add_argument("--out", required=True,
+                     help="file to write: .html for brax:* envs, .gif for rlx's 2-D envs")  # fmt: skip
+    ren.add_argument("--env", default=None, help="environment (default: the artifact's)")
+    ren.add_argument("--steps", type=_positive_int, default=None,
+                     help="steps to roll out (default: the env's episode length)")  # fmt: skip
+    ren.add_argument("--seed", type=int, default=0, help="seed of the initial state")
+    ren.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    ren.set_defaults(func=cmd_render)
+
+
 def _add_sweep(sub) -> argparse.ArgumentParser:
     sweep = sub.add_parser("sweep", help="run a sweep file (resumable), then its tables and plots")
     sweep.add_argument("file", help="sweep file (TOML), e.g. sweeps/quickstart.toml")
@@ -430,6 +459,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="list environments and algorithms").set_defaults(func=cmd_list)
     train, sweep = _add_train(sub), _add_sweep(sub)
     _add_eval(sub)
+    _add_render(sub)
     _add_reports(sub)
     grad = _add_gradvar(sub)
     _add_dataset(sub)

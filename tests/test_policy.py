@@ -250,3 +250,18 @@ def test_sweep_keeps_every_cells_final_policies(tmp_path, keep):
 def _write_text(path, text: str):
     path.write_text(text)
     return path
+
+
+def test_render_of_an_exported_run_writes_a_gif_of_that_policy(exported, tmp_path, capsys):
+    from PIL import Image
+
+    _, export = exported
+    out = tmp_path / "run1.gif"
+    assert cli.main(["render", str(export / "run-1"), "--out", str(out), "--steps", "6"]) == 0
+    with Image.open(out) as gif:
+        assert gif.n_frames == 7  # the reset state and 6 steps
+    assert "6 steps of ppo on pendulum_swingup" in capsys.readouterr().out
+    err = _error(capsys, ["render", str(export / "run-1"), "--out", str(tmp_path / "x.html")])
+    assert "renders to a .gif file" in err and not (tmp_path / "x.html").exists()
+    err = _error(capsys, ["render", str(tmp_path / "none"), "--out", str(tmp_path / "y.gif")])
+    assert "y.gif" not in {p.name for p in tmp_path.iterdir()}
