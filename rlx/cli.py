@@ -7,7 +7,10 @@ code 2, no traceback, and nothing written.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
+import re
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -50,6 +53,26 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _seeds(text: str) -> int | list[int]:
+    """``--seeds``: a count ``N`` (seeds 0..N-1), a range ``A-B`` (A..B, both included) or a
+    list ``A,B,C``; the runner's plan refuses negative and repeated seeds."""
+    text = text.strip()
+    if re.fullmatch(r"-?\d+", text):
+        return int(text)
+    if match := re.fullmatch(r"(\d+)-(\d+)", text):
+        first, last = int(match[1]), int(match[2])
+        if first > last:
+            raise argparse.ArgumentTypeError(
+                f"the range {text} is empty ({first} > {last}); write A-B with A <= B"
+            )
+        return list(range(first, last + 1))
+    if re.fullmatch(r"-?\d+(\s*,\s*-?\d+)+", text):
+        return [int(part) for part in text.split(",")]
+    raise argparse.ArgumentTypeError(
+        f"expected a number of seeds N, a range A-B or a list A,B,C of integers, got {text!r}"
+    )
+
+
 def _env_kwargs(pairs: list[str], backend: str | None) -> dict[str, object]:
     out: dict[str, object] = {}
     for pair in pairs:
@@ -75,10 +98,14 @@ def _overrides(args: argparse.Namespace, spec) -> dict[str, str]:
     return overrides
 
 
-def cmd_list(_: argparse.Namespace) -> int:
-    """Prints every environment and algorithm with a one-line description."""
+def cmd_list(args: argparse.Namespace) -> int:
+    """Prints every environment and algorithm with a one-line description, or with a name, every
+    config field of that algorithm."""
     from rlx import algorithm, envs
 
+    if args.name is not None:
+        print(describe_algorithm(algorithm.get(args.name)))
+        return 0
     print("Environments:")
     for name, desc in envs.names().items():
         print(f"  {name:28s} {desc}")
@@ -88,8 +115,48 @@ def cmd_list(_: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    """Trains seeds x grid runs and writes the run record to --out."""
+def _value_text(value: object) -> str:
+    """A config value as ``--set`` takes it (tuples as comma-separated ints)."""
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _table(rows: list[tuple[str, ...]], indent: str = "  ") -> list[str]:
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]) - 1)]
+    return [
+        indent + "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=False)) + "  " + r[-1]
+        for r in rows
+    ]
+
+
+def describe_algorithm(algo) -> str:
+    """Every config field of `algo`: default (the algorithm's own defaults applied), kind and
+    docstring; and what the algorithm counts and reads."""
+    from rlx import config as cfg
+
+    config = algo.make_config()
+    assets = ", ".join(
+        f"{name} ({'required' if a.required else 'optional'})" for name, a in algo.assets.items()
+    )
+    rows = [("field", "default", "kind", "doc")]
+    rows += [(name, _value_text(getattr(config, name)), kind, doc)
+             for name, kind, _, doc in cfg.describe(algo.Config)]  # fmt: skip
+    return "\n".join([
+        f"{algo.name}: {algo.description}",
+        f"budget unit: {algo.unit.label} (total_steps counts them); assets: {assets or 'none'}",
+        "config fields (--set NAME=VALUE; hparam fields can also be --grid'ded in one program, "
+        "static fields fix the compiled program's shapes):",
+        *_table(rows),
+    ])  # fmt: skip
+
+
+def _train_plan(args: argparse.Namespace):
+    """The validated plan and output directory of ``rlx train`` (same checks with --dry-run)."""
     from rlx import envs, record, runner, spec
 
     envs.check_name(args.env)
@@ -108,12 +175,101 @@ def cmd_train(args: argparse.Namespace) -> int:
         env_kwargs=_env_kwargs(args.env_set, args.backend),
         assets=spec.parse_pairs(args.asset, "--asset"),
     )
-    on_slice_end = _policy_exporter(args, rp, out)
+    return rp, out
+
+
+def partial_dir(out: Path) -> Path:
+    """Where an unfinished ``rlx train --out OUT`` keeps its checkpoints, partial curves.csv and
+    live logs: ``OUT.partial`` (removed once OUT is written)."""
+    out = out.resolve()
+    return out.with_name(out.name + ".partial")
+
+
+def _train_resume(args: argparse.Namespace, rp, partial: Path) -> dict | None:
+    """The checkpoint meta an ``rlx train`` resumes from, or None for a fresh start. A checkpoint
+    of another plan, or of other code (without --accept-revision-change), is refused unless
+    --overwrite, which discards it."""
+    from rlx import logging as live
+    from rlx.provenance import code_identity, git_state
+    from rlx.runner import plan_hash
+
+    meta = live.checkpoint_meta(partial / "checkpoints")
+    if meta is None:
+        return None
+    digest = plan_hash(rp)
+    git = git_state()
+    code = code_identity({"git": git["revision"], "diff_sha256": git["diff_sha256"]})
+    if meta["hash"] != digest:
+        problem = f"a different configuration (plan {meta['hash']}, this is {digest})"
+        hint = "pass --overwrite to discard it, or choose another --out"
+    elif meta["code"] != code and not args.accept_revision_change:
+        problem = f"code {meta['code']} (this is {code})"
+        hint = "pass --accept-revision-change to resume it anyway (the record says so), or --overwrite to discard it"
+    else:
+        return meta
+    if args.overwrite:
+        return None
+    raise RlxError(f"{str(partial)!r} holds an unfinished run of {problem}; {hint}.")
+
+
+def _live_logging(args: argparse.Namespace, rp, partial: Path, meta: dict | None):
+    """The runner's callback: partial curves.csv, and TensorBoard / wandb when asked for."""
+    from rlx import logging as live
+
+    sinks: list = []
+    if args.tensorboard:
+        sinks.append(live.TensorBoard(partial / "tensorboard"))
+    if args.wandb:
+        sinks.append(live.Wandb(args.wandb, rp, partial, name=Path(args.out).name))
+    resumed = meta["curves"] if meta else None
+    return live.Live(rp, sinks, curves_csv=partial / "curves.csv", resumed=resumed)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Trains seeds x grid runs and writes the run record to --out; checkpoints, partial curves
+    and live logs go to OUT.partial meanwhile, and a rerun resumes from there."""
+    from rlx import record, runner
+    from rlx.provenance import provenance
+
+    rp, out = _train_plan(args)
+    if args.wandb and importlib.util.find_spec("wandb") is None:
+        raise RlxError("--wandb needs the wandb package: pip install 'rlx[wandb]' (or wandb).")
+    partial = partial_dir(out)
+    meta = _train_resume(args, rp, partial)
+    on_slice_end = _policy_exporter(args, rp, out)  # bad --export values fail here too
+    if args.dry_run:
+        print(dry_run_text(rp, args, partial, meta))
+        return 0
     _setup_jax(args)
-    rec = runner.run(
-        rp, runs_per_slice=args.runs_per_slice, progress=not args.quiet, on_slice_end=on_slice_end
-    )
-    record.write_run(out, rec, overwrite=args.overwrite)
+    started = provenance()
+    if meta is None:
+        shutil.rmtree(partial, ignore_errors=True)  # leftovers of a discarded or unsaved run
+    else:
+        print(f"resuming from the checkpoint in {partial} ({_position_text(rp, meta)})")
+    fresh = not partial.exists()
+    partial.mkdir(parents=True, exist_ok=True)
+    try:
+        callback = _live_logging(args, rp, partial, meta)
+    except RlxError:
+        if fresh:
+            shutil.rmtree(partial, ignore_errors=True)
+        raise
+    try:
+        rec = runner.run(
+            rp, runs_per_slice=args.runs_per_slice, progress=not args.quiet,
+            checkpoint_dir=partial / "checkpoints", callback=callback, started=started,
+            accept_revision_change=args.accept_revision_change, on_slice_end=on_slice_end,
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        sys.stderr.write(
+            f"rlx: interrupted; run the same command again to resume from {partial}.\n"
+        )
+        return 130
+    finally:
+        callback.close()
+    copy_in = {name: partial / name for name in ("tensorboard", "wandb")}
+    record.write_run(out, rec, overwrite=args.overwrite, copy_in=copy_in)
+    shutil.rmtree(partial, ignore_errors=True)
     print(record.console_summary(rec, out))
     return 0
 
@@ -228,6 +384,104 @@ def _eval_table(artifact, metrics: dict[str, float], episodes: int, seed: int, p
     return "\n".join(lines)
 
 
+def _position_text(rp, meta: dict) -> str:
+    pos = meta["position"]
+    n_slices = -(-len(rp.runs) // pos["slice_size"])
+    where = f"evaluation point {pos['chunk']} of {rp.num_evals}"
+    return where + (f" of slice {pos['slice'] + 1} of {n_slices}" if n_slices > 1 else "")
+
+
+def _bytes_text(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1024
+    raise AssertionError
+
+
+def state_bytes(rp) -> tuple[int, int]:
+    """Bytes of one run's training state (`jax.eval_shape` of the algorithm's init: traced, not
+    compiled) and of the plan's assets (one replicated copy)."""
+    import jax
+
+    from rlx import config as cfg
+    from rlx.runner.programs import step_functions
+
+    init_one, _, _ = step_functions(rp, rp.make_env())
+    algo = rp.algorithm
+    assets = {name: a.data(algo.assets[name]) for name, a in rp.assets.items()}
+    key = jax.random.PRNGKey(rp.seeds[0])
+    shape = jax.eval_shape(init_one, key, cfg.as_leaves(rp.base_config), assets)
+    state = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(shape))
+    data = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(assets))
+    return int(state), int(data)
+
+
+def dry_run_text(rp, args: argparse.Namespace, partial: Path, meta: dict | None) -> str:
+    """What ``rlx train --dry-run`` prints: the resolved config, the plan, the batch's shape
+    and a memory estimate."""
+    import jax
+
+    from rlx import config as cfg
+    from rlx.runner import plan_hash
+
+    algo, base = rp.algorithm, rp.base_config
+    unit = algo.unit.label
+    defaults = algo.make_config()
+    n_points, n_runs = len(rp.points), len(rp.runs)
+    lines = [f"plan {plan_hash(rp)}: {rp.algo} on {rp.env}"]
+    if rp.env_kwargs:
+        lines.append("env keywords: " + ", ".join(f"{k}={v}" for k, v in rp.env_kwargs.items()))
+    for name, a in rp.assets.items():
+        lines.append(f"asset {name}: {a.path} (sha256 {a.sha256[:16]})")
+    lines.append("config (* differs from the algorithm's default; [..] a grid):")
+    rows = []
+    for name, kind, _, _ in cfg.describe(algo.Config):
+        if name in rp.grid:
+            value = "[" + ", ".join(_value_text(v) for v in rp.grid[name]) + "]"
+        else:
+            value = _value_text(getattr(base, name))
+        changed = name in rp.grid or getattr(base, name) != getattr(defaults, name)
+        rows.append((("* " if changed else "  ") + name, value, kind))
+    lines += _table(rows)
+    seeds = list(rp.seeds)
+    grid = " x ".join(f"{k} ({len(v)})" for k, v in rp.grid.items()) or "none"
+    lines += [
+        f"seeds: {', '.join(map(str, seeds))} ({len(seeds)})",
+        f"grid: {grid}: {n_points} point{'s' * (n_points > 1)}",
+        f"runs: {n_runs} ({n_points} grid point{'s' * (n_points > 1)} x {len(seeds)} seeds)",
+        f"budget: {base.total_steps:,} {unit} per run, {n_runs * base.total_steps:,} in all",
+        f"updates: {base.num_updates:,} per run of {base.steps_per_update:,} {unit}",
+        f"chunks: {rp.num_evals} of {rp.updates_per_chunk:,} updates ({rp.steps_per_chunk:,} "
+        f"{unit}), each followed by an evaluation of {rp.eval_episodes} episodes "
+        f"(and one before training)",
+    ]
+    devices = len(jax.devices())
+    size = min(args.runs_per_slice or n_runs, n_runs)
+    padded = size + (-size) % devices
+    n_slices = -(-n_runs // size)
+    shape = " x ".join(f"{f} {getattr(base, f)}" for f in ("num_envs", "unroll_length")
+                       if hasattr(base, f))  # fmt: skip
+    lines.append(
+        f"batch: {padded} runs per compiled program ({n_slices} slice{'s' * (n_slices > 1)}"
+        f"{', padded to a multiple of ' + str(devices) + ' devices' if padded != size else ''})"
+        f" x {base.steps_per_update:,} {unit} per update" + (f" ({shape})" if shape else "")
+    )
+    per_run, data = state_bytes(rp)
+    lines.append(
+        f"memory: training state {_bytes_text(per_run)} per run; {padded} runs at once = "
+        f"{_bytes_text(per_run * padded)}"
+        + (f" (all {n_runs} runs: {_bytes_text(per_run * n_runs)})" if n_slices > 1 else "")
+        + (f", plus assets {_bytes_text(data)} (one copy)" if data else "")
+        + " (jax.eval_shape of init, nothing compiled: the chunk program's temporaries are not "
+        "included; without --runs-per-slice a device short of memory gets smaller slices)"
+    )
+    if meta is not None:
+        lines.append(f"resume: from {partial} ({_position_text(rp, meta)})")
+    lines.append(f"out: {args.out} (nothing written: --dry-run)")
+    return "\n".join(lines)
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Runs (or resumes) a sweep file, then writes its tables and plots."""
     from rlx import sweep as sweep_mod
@@ -315,11 +569,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_list(sub) -> None:
+    lst = sub.add_parser("list", help="list environments and algorithms, or one algorithm's config")
+    lst.add_argument("name", nargs="?", default=None,
+                     help="an algorithm: print every config field, its default, kind and doc")  # fmt: skip
+    lst.set_defaults(func=cmd_list)
+
+
 def _add_train(sub) -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train seeds x grid runs in one compiled program")
     train.add_argument("--algo", required=True, help="algorithm name (see rlx list)")
     train.add_argument("--env", required=True, help="environment name (see rlx list)")
-    train.add_argument("--seeds", type=_positive_int, default=8, help="number of seeds 0..N-1")
+    train.add_argument("--seeds", type=_seeds, default=8, metavar="N|A-B|A,B,...",
+                       help="seeds 0..N-1, seeds A..B, or a list (default 8)")  # fmt: skip
     train.add_argument(
         "--total-steps",
         type=_positive_int,
@@ -345,6 +607,7 @@ def _add_train(sub) -> argparse.ArgumentParser:
     train.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_export_options(train)
+    _add_train_resume_and_logging(train)
     train.set_defaults(func=cmd_train)
     return train
 
@@ -385,6 +648,18 @@ def _add_render(sub) -> None:
     ren.add_argument("--seed", type=int, default=0, help="seed of the initial state")
     ren.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     ren.set_defaults(func=cmd_render)
+
+
+def _add_train_resume_and_logging(train: argparse.ArgumentParser) -> None:
+    """``rlx train``'s resume, live-logging and dry-run options."""
+    train.add_argument("--accept-revision-change", action="store_true",
+                       help="resume a checkpoint made by other code (the record says so)")  # fmt: skip
+    train.add_argument("--tensorboard", action="store_true",
+                       help="TensorBoard events per seed and mean, in OUT/tensorboard")  # fmt: skip
+    train.add_argument("--wandb", default=None, metavar="PROJECT",
+                       help="log to this wandb project (WANDB_MODE=offline: to disk)")  # fmt: skip
+    train.add_argument("--dry-run", action="store_true",
+                       help="print the config, plan, batch shape and memory; write nothing")  # fmt: skip
 
 
 def _add_sweep(sub) -> argparse.ArgumentParser:
@@ -456,7 +731,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = _Parser(prog="rlx", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    sub.add_parser("list", help="list environments and algorithms").set_defaults(func=cmd_list)
+    _add_list(sub)
     train, sweep = _add_train(sub), _add_sweep(sub)
     _add_eval(sub)
     _add_render(sub)

@@ -162,8 +162,15 @@ def summary_markdown(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_run(out: Path, record: dict[str, Any], overwrite: bool = False) -> Path:
-    """Writes the record's files into `out` atomically; returns `out`."""
+def write_run(
+    out: Path,
+    record: dict[str, Any],
+    overwrite: bool = False,
+    copy_in: dict[str, Path] | None = None,
+) -> Path:
+    """Writes the record's files into `out` atomically; returns `out`. `copy_in` names
+    directories (e.g. ``{"tensorboard": <events written while running>}``) copied into `out`
+    under those names before it appears; missing ones are skipped."""
     out = Path(out)
     check_out_dir(out, overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -173,6 +180,9 @@ def write_run(out: Path, record: dict[str, Any], overwrite: bool = False) -> Pat
         (tmp / "curves.csv").write_text(curves_csv(record))
         (tmp / "final.csv").write_text(final_csv(record))
         (tmp / "summary.md").write_text(summary_markdown(record))
+        for name, source in (copy_in or {}).items():
+            if Path(source).is_dir():
+                shutil.copytree(source, tmp / name, symlinks=True)
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)
@@ -180,6 +190,15 @@ def write_run(out: Path, record: dict[str, Any], overwrite: bool = False) -> Pat
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Replaces `path` by `text` atomically (a reader sees the old file or the new one)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def console_summary(record: dict[str, Any], out: Path | None) -> str:

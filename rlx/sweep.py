@@ -7,6 +7,7 @@ A sweep file is TOML::
     algorithms = ["ppo"]
     environments = ["pendulum_swingup", "cartpole_swingup"]
     seeds = 8                                # seeds 0..7 of every grid point of every cell
+                                             # (or a list of distinct seeds: seeds = [5, 6, 9])
     total_steps = 300_000                    # env steps per run (the full budget)
     quick_total_steps = 60_000               # optional: the budget under --quick
     [quick]                                  # optional: overrides under --quick, applied to
@@ -56,13 +57,14 @@ from rlx import algorithm, envs, runner, spec
 from rlx import config as cfg
 from rlx.errors import RlxError, unknown
 from rlx.provenance import code_identity, provenance
+from rlx.runner.plan import seed_list
 
 TOP_KEYS = {
     "name": "experiment name (results/<name>/)",
     "description": "one line",
     "algorithms": "list of algorithm names",
     "environments": "list of environment names",
-    "seeds": "number of seeds (positive int)",
+    "seeds": "number of seeds (positive int: seeds 0..N-1) or a list of distinct seeds >= 0",
     "total_steps": "env steps per run",
     "quick_total_steps": "env steps per run under --quick",
     "quick": "[quick] config overrides under --quick (each algorithm that has the field)",
@@ -189,7 +191,8 @@ def _check_top(raw: dict[str, Any], where: _Where) -> None:
     for env in raw["environments"]:
         if env not in envs.names():
             raise where.error(str(unknown("environment", env, envs.names())), "environments")
-    for key in ("seeds", "total_steps", "quick_total_steps", "num_evals", "eval_episodes"):
+    _check_seeds(raw["seeds"], where)
+    for key in ("total_steps", "quick_total_steps", "num_evals", "eval_episodes"):
         if key in raw:
             _expect(where, raw[key], int, key, key)
             if raw[key] <= 0:
@@ -206,6 +209,16 @@ def _check_top(raw: dict[str, Any], where: _Where) -> None:
     ):
         if section in raw and not isinstance(raw[section], dict):
             raise where.error(f"{section} must be a table ([{section}...]).", section)
+
+
+def _check_seeds(seeds: Any, where: _Where) -> None:
+    """``seeds = N`` (a positive int) or ``seeds = [...]`` (distinct ints >= 0, at least one)."""
+    if not isinstance(seeds, int | list) or isinstance(seeds, bool):
+        raise where.error(f"seeds must be int or a list of ints, got {seeds!r}.", "seeds")
+    try:
+        seed_list(seeds)
+    except RlxError as err:
+        raise where.error(str(err), "seeds") from None
 
 
 def _check_sections(raw: dict[str, Any], where: _Where) -> None:
@@ -450,6 +463,7 @@ def run_sweep(
     The provenance (code revision, command, versions) is read once, now, for every cell. With
     `keep_policies`, each run's final policy is exported as soon as its slice ends, to
     ``<out>/policies/<cell dir>/run-<i>/`` (`rlx.policy`)."""
+    from rlx import logging as live
     from rlx import record
 
     started = provenance()
@@ -466,15 +480,20 @@ def run_sweep(
             f"[sweep] {cell.key}: {len(cell.plan.runs)} runs x {budget:,} {cell.plan.algorithm.unit.label}"
         )
         ckpt_dir = out / "checkpoints" / cell.dirname
-        callback = (
-            _tensorboard_callback(out / "tensorboard" / cell.dirname, cell) if tensorboard else None
-        )
+        callback = None
+        if tensorboard:
+            callback = live.Live(
+                cell.plan, [live.TensorBoard(out / "tensorboard" / cell.dirname)],
+                resumed=live.resumed_curves(ckpt_dir, cell.plan),
+            )  # fmt: skip
         rec = runner.run(
             cell.plan, progress=progress, runs_per_slice=runs_per_slice,
             checkpoint_dir=ckpt_dir, callback=callback, started=started,
             accept_revision_change=accept_revision_change,
             on_slice_end=_policy_keeper(out, cell, started) if keep_policies else None,
         )  # fmt: skip
+        if callback is not None:
+            callback.close()
         record.write_run(cell_dir, rec, overwrite=True)
         shutil.rmtree(ckpt_dir, ignore_errors=True)
         print(record.console_summary(rec, None))
@@ -493,24 +512,3 @@ def _policy_keeper(out: Path, cell: Cell, started: dict[str, Any]):
         policy.export_runs(cell.plan, ids, state, started, lambda i: folder / f"run-{i}")
 
     return keep
-
-
-def _tensorboard_callback(logdir: Path, cell: Cell):
-    """Writes each evaluation point's metrics (mean over the seeds of each grid point)."""
-    from tensorboardX import SummaryWriter
-
-    writer = SummaryWriter(str(logdir))
-    points = cell.plan.points
-
-    def callback(env_steps: int, metrics_by_run: dict[int, dict[str, float]]) -> None:
-        for g, point in enumerate(points):
-            members = [m for i, m in metrics_by_run.items() if cell.plan.runs[i][0] == g]
-            if not members:
-                continue
-            prefix = ",".join(f"{k}={v}" for k, v in point.items()) or "default"
-            for key in members[0]:
-                values = [m[key] for m in members]
-                writer.add_scalar(f"{prefix}/{key}", sum(values) / len(values), env_steps)
-        writer.flush()
-
-    return callback

@@ -22,7 +22,12 @@ from rlx import cli
         (["--set", "gamma=1.5"], "gamma must be in [0, 1], got 1.5"),
         (["--total-steps", "0"], "--total-steps: expected a positive integer, got 0"),
         (["--total-steps", "-3"], "expected a positive integer, got -3"),
-        (["--seeds", "zero"], "--seeds: expected a positive integer, got 'zero'"),
+        (["--seeds", "zero"], "--seeds: expected a number of seeds N, a range A-B or a list"),
+        (["--seeds", "0"], "seeds must be a positive integer, got 0"),
+        (["--seeds", "-1"], "seeds must be a positive integer, got -1"),
+        (["--seeds", "5-3"], "--seeds: the range 5-3 is empty (5 > 3)"),
+        (["--seeds", "1,1"], "seed 1 is given twice; seeds must be distinct"),
+        (["--seeds", "4,-1"], "seed -1 is negative; seeds are integers >= 0"),
         (
             ["--total-steps", "3500"],
             "total_steps=3500 must be a multiple of num_envs*unroll_length=3000",
@@ -43,13 +48,15 @@ from rlx import cli
         (["--algo", "bc", "--asset", "data=x.npz"], "unknown asset 'data'. Did you mean"),
     ],
 )
-def test_bad_train_input(tmp_path, capsys, argv, expected):
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_bad_train_input(tmp_path, capsys, argv, expected, dry_run):
     out = tmp_path / "run"
     base = {"--algo": "ppo", "--env": "pendulum_swingup"}
     for flag in ("--algo", "--env"):
         if flag in argv:
             base.pop(flag)
     args = ["train", *[x for kv in base.items() for x in kv], *argv, "--out", str(out)]
+    args += ["--dry-run"] * dry_run  # the same checks, the same errors
     try:
         code = cli.main(args)
     except SystemExit as exc:  # argparse-level errors

@@ -47,8 +47,16 @@ def _write(tmp_path: Path, text: str, name: str = "s.toml") -> Path:
     [
         (lambda t: t.replace('name = "tiny"', 'name = "tiny'), "TOML syntax error"),
         (lambda t: "seedz = 3\n" + t, ":1: unknown top-level key 'seedz'"),
-        (lambda t: t.replace("seeds = 2", 'seeds = "two"'), ":5: seeds must be int, got 'two'"),
+        (
+            lambda t: t.replace("seeds = 2", 'seeds = "two"'),
+            ":5: seeds must be int or a list of ints, got 'two'",
+        ),
         (lambda t: t.replace("seeds = 2", "seeds = 0"), "seeds must be a positive integer, got 0"),
+        (lambda t: t.replace("seeds = 2", "seeds = []"), ":5: seeds must be a positive integer or"),
+        (lambda t: t.replace("seeds = 2", "seeds = [3, 3]"), ":5: seed 3 is given twice"),
+        (lambda t: t.replace("seeds = 2", "seeds = [0, -1]"), ":5: seed -1 is negative"),
+        (lambda t: t.replace("seeds = 2", "seeds = [1.5]"), ":5: seed 1.5 is not an integer"),
+        (lambda t: t.replace("seeds = 2", 'seeds = ["a"]'), ":5: seed 'a' is not an integer"),
         (
             lambda t: t.replace('algorithms = ["ppo"]', 'algorithms = ["ppoo"]'),
             "unknown algorithm 'ppoo'. Did you mean 'ppo'?",
@@ -113,6 +121,12 @@ def test_bad_sweep_files_are_rejected_before_running(tmp_path, capsys, edit, exp
     err = capsys.readouterr().err
     assert err.startswith("rlx: error: ") and err.count("\n") == 1
     assert not out.exists()
+
+
+def test_seeds_as_a_count_or_a_list(tmp_path):
+    assert sweep.load(_write(tmp_path, TINY)).cells[0].plan.seeds == (0, 1)
+    listed = sweep.load(_write(tmp_path, TINY.replace("seeds = 2", "seeds = [7, 2, 11]")))
+    assert listed.cells[0].plan.seeds == (7, 2, 11)
 
 
 def test_missing_file(tmp_path):
@@ -188,7 +202,13 @@ def test_nan_run_fails_alone_and_is_marked_and_tensorboard_logs(tmp_path):
     sw = sweep.load(_write(tmp_path, text))
     out = tmp_path / "res"
     sweep.run_sweep(sw, out, progress=False, tensorboard=True)
-    assert list((out / "tensorboard" / "ppo__pendulum_swingup").glob("events.out.tfevents.*"))
+    logdir = out / "tensorboard" / "ppo__pendulum_swingup"  # a directory per seed and mean
+    for run in (
+        "reward_scaling=0.1/mean",
+        "reward_scaling=0.1/seed_1",
+        "reward_scaling=1e+38/mean",
+    ):
+        assert list((logdir / run).glob("events.out.tfevents.*")), run
     rec = json.loads((out / "cells" / "ppo__pendulum_swingup" / "record.json").read_text())
     failed = [r for r in rec["runs"] if "failed" in r]
     ok = [r for r in rec["runs"] if "failed" not in r]

@@ -9,6 +9,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from rlx import algorithm, envs, spec
 from rlx import config as cfg
 from rlx.assets import Asset
@@ -61,16 +63,30 @@ class RunPlan:
         return envs.make(self.env, **self.env_kwargs)
 
 
-def _seed_list(seeds: int | Sequence[int]) -> list[int]:
+def seed_list(seeds: int | Sequence[int]) -> list[int]:
+    """A count N (seeds 0..N-1) or a list of seeds as the list of seeds; raises RlxError naming
+    the bad value unless the seeds are distinct non-negative integers, at least one."""
     if isinstance(seeds, int) and not isinstance(seeds, bool):
         if seeds <= 0:
             raise RlxError(f"seeds must be a positive integer, got {seeds}.")
         return list(range(seeds))
-    out = [int(s) for s in seeds]
-    if not out:
-        raise RlxError("seeds must be a positive integer or a non-empty list of seeds.")
-    if len(set(out)) != len(out):
-        raise RlxError(f"seeds must be distinct, got {out}.")
+    try:
+        values = [] if isinstance(seeds, str | bytes) else list(seeds)
+    except TypeError:
+        values = []
+    if not values:
+        raise RlxError(
+            f"seeds must be a positive integer or a non-empty list of seeds, got {seeds!r}."
+        )
+    out: list[int] = []
+    for s in values:
+        if isinstance(s, bool) or not isinstance(s, int | np.integer):
+            raise RlxError(f"seed {s!r} is not an integer.")
+        if s < 0:
+            raise RlxError(f"seed {s} is negative; seeds are integers >= 0.")
+        if int(s) in out:
+            raise RlxError(f"seed {s} is given twice; seeds must be distinct.")
+        out.append(int(s))
     return out
 
 
@@ -108,7 +124,7 @@ def plan(
     """
     record = algorithm.get(algo)
     envs.check_name(env)
-    seed_list = _seed_list(seeds)
+    seeds_ = seed_list(seeds)
     _check_counts(num_evals, eval_episodes)
     settings = spec.resolve(record, overrides, grid)
     base = record.make_config(**settings.overrides)
@@ -120,7 +136,7 @@ def plan(
     record.check_env(env_obj, base)
     resolved = resolve_assets(record.assets, dict(assets or {}), env_obj, base, algo)
     return RunPlan(
-        algo, env, dict(env_kwargs or {}), base, settings.grid, tuple(seed_list), num_evals,
+        algo, env, dict(env_kwargs or {}), base, settings.grid, tuple(seeds_), num_evals,
         eval_episodes, resolved,
     )  # fmt: skip
 
