@@ -11,7 +11,7 @@ serves them over a local HTTP server (module scripts do not load from ``file://`
 
 Usage (needs ``chromium`` and ``npm``, e.g. ``apt-get install -y chromium npm``)::
 
-    python -m rlx.bench.html_screenshot results/render/reacher.html /tmp/reacher.png
+    python -m rlx.bench.html_screenshot results/render/reacher_baseline.html /tmp/reacher.png
 """
 
 from __future__ import annotations
