@@ -22,9 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -36,6 +33,7 @@ from brax.envs.base import Env
 from rlx import algorithm, envs, spec
 from rlx import config as cfg
 from rlx.errors import RlxError
+from rlx.record import atomic_directory
 
 FORMAT = 1
 META_FILE = "policy.json"
@@ -144,9 +142,7 @@ def write_artifact(
     import orbax.checkpoint as ocp
 
     directory = Path(directory).resolve()
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-    try:
+    with atomic_directory(directory) as tmp:
         stored = {k: v for k, v in flat.items() if v.size > 0}  # orbax refuses empty arrays
         if stored:
             checkpointer = ocp.StandardCheckpointer()
@@ -154,12 +150,6 @@ def write_artifact(
             checkpointer.wait_until_finished()
             checkpointer.close()
         (tmp / META_FILE).write_text(json.dumps(meta, indent=1, default=str))
-        if directory.exists():
-            shutil.rmtree(directory)
-        os.replace(tmp, directory)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return directory
 
 

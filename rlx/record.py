@@ -6,6 +6,7 @@ only when complete, so an interrupted or failed run never leaves a half-written 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -13,6 +14,7 @@ import math
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -173,9 +175,7 @@ def write_run(
     under those names before it appears; missing ones are skipped."""
     out = Path(out)
     check_out_dir(out, overwrite)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_directory(out) as tmp:
         (tmp / "record.json").write_text(json.dumps(record, indent=1, default=float))
         (tmp / "curves.csv").write_text(curves_csv(record))
         (tmp / "final.csv").write_text(final_csv(record))
@@ -183,13 +183,25 @@ def write_run(
         for name, source in (copy_in or {}).items():
             if Path(source).is_dir():
                 shutil.copytree(source, tmp / name, symlinks=True)
+    return out
+
+
+@contextlib.contextmanager
+def atomic_directory(out: Path) -> Iterator[Path]:
+    """Yields a temporary directory next to `out` to fill; when the block ends without error it
+    replaces `out` (an existing one is removed) by a rename, so `out` is never half-written.
+    On an error the temporary directory is removed and `out` is left as it was."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        yield tmp
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    return out
 
 
 def write_text_atomic(path: Path, text: str) -> None:
