@@ -217,3 +217,20 @@ def _started():
     from rlx.provenance import provenance
 
     return {**provenance(), "diff_sha256": None}
+
+
+def test_a_checkpoint_without_code_identity_is_refused(tmp_path):
+    """A checkpoint whose meta names no code (written before provenance was recorded) cannot
+    be trusted to match this code: one clear error, not a KeyError."""
+    from rlx.checkpoint import RunCheckpointer
+    from rlx.errors import RlxError
+
+    ckpt = tmp_path / "ck"
+    _run(seeds=1, checkpoint_dir=ckpt)
+    store = RunCheckpointer(ckpt)
+    meta = store.latest_meta()
+    state_leaves = {"x": jnp.zeros(3)}
+    store.save(99, state_leaves, {k: v for k, v in meta.items() if k != "code"})
+    store.close()
+    with pytest.raises(RlxError, match="written by an older rlx"):
+        _run(seeds=1, checkpoint_dir=ckpt)

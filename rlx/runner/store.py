@@ -63,6 +63,11 @@ class Store:
         meta = self._ckpt.latest_meta()
         if meta is None:
             return None
+        if "code" not in meta or "position" not in meta:
+            raise RlxError(
+                f"checkpoint in {str(self.directory)!r} was written by an older rlx (it names no "
+                "code revision); remove it to start afresh."
+            )
         if meta["hash"] != self.digest:
             raise RlxError(
                 f"checkpoint in {str(self.directory)!r} belongs to a different configuration "
