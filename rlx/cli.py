@@ -488,12 +488,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from rlx import table
 
     sw = sweep_mod.load(args.file, quick=args.quick)
+    shard = sweep_mod.Shard.parse(args.shard) if args.shard else None
+    if shard is not None and args.new:
+        raise RlxError(
+            "--new cannot be combined with --shard (it would move other shards' results)."
+        )
     out = Path(args.out) if args.out else Path("results") / sw.name
     _setup_jax(args)
     sweep_mod.run_sweep(
         sw, out, new=args.new, progress=not args.quiet, runs_per_slice=args.runs_per_slice,
         tensorboard=args.tensorboard, accept_revision_change=args.accept_revision_change,
-        keep_policies=args.keep_policies,
+        keep_policies=args.keep_policies, shard=shard,
     )  # fmt: skip
     paths = table.write_tables(out) + table.write_plots(out)
     print((out / "table.md").read_text())
@@ -676,6 +681,8 @@ def _add_sweep(sub) -> argparse.ArgumentParser:
     sweep.add_argument("--tensorboard", action="store_true", help="also write TensorBoard events")
     sweep.add_argument("--keep-policies", action=argparse.BooleanOptionalAction, default=True,
                        help="export every run's final policy to <out>/policies/ (default: on)")  # fmt: skip
+    sweep.add_argument("--shard", default=None, metavar="K/N",
+                       help="run only every N-th cell starting at K (a job array sharing --out)")  # fmt: skip
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
     sweep.set_defaults(func=cmd_sweep)
     return sweep

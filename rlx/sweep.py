@@ -43,12 +43,15 @@ The whole file is validated before anything runs; errors name the file, line and
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import hashlib
 import json
+import os
 import re
 import shutil
+import tempfile
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -426,9 +429,10 @@ def prepare_dir(sweep: Sweep, out: Path, new: bool) -> Path:
         "plot_mark": sweep.plot_mark,
         "file": sweep.raw,
     }
-    tmp = meta_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(meta, indent=1))
-    tmp.replace(meta_path)
+    fd, tmp = tempfile.mkstemp(prefix=".sweep.", suffix=".json", dir=out)  # one per process:
+    with os.fdopen(fd, "w") as handle:  # shards sharing `out` never write the same temp file
+        handle.write(json.dumps(meta, indent=1))
+    os.replace(tmp, meta_path)
     return out
 
 
@@ -457,19 +461,22 @@ def run_sweep(
     tensorboard: bool = False,
     accept_revision_change: bool = False,
     keep_policies: bool = True,
+    shard: Shard | None = None,
 ) -> list[Path]:
     """Runs every unfinished cell (resuming an interrupted one from its checkpoint) and returns
     the cell directories. Finished cells with the same configuration hash and code are skipped.
     The provenance (code revision, command, versions) is read once, now, for every cell. With
     `keep_policies`, each run's final policy is exported as soon as its slice ends, to
-    ``<out>/policies/<cell dir>/run-<i>/`` (`rlx.policy`)."""
+    ``<out>/policies/<cell dir>/run-<i>/`` (`rlx.policy`). With `shard` (K of N) only the
+    cells whose index is K modulo N run, so N processes (a SLURM job array) can share `out`:
+    each removes only its own cells' checkpoints."""
     from rlx import logging as live
     from rlx import record
 
     started = provenance()
     prepare_dir(sweep, out, new)
     done = []
-    for cell in sweep.cells:
+    for cell in (shard or Shard(0, 1)).select(sweep.cells):
         cell_dir = out / "cells" / cell.dirname
         if _finished(cell, cell_dir, started, accept_revision_change):
             print(f"[sweep] {cell.key}: finished earlier, skipped")
@@ -498,8 +505,35 @@ def run_sweep(
         shutil.rmtree(ckpt_dir, ignore_errors=True)
         print(record.console_summary(rec, None))
         done.append(cell_dir)
-    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    with contextlib.suppress(OSError):  # only when empty: another shard may still be running
+        (out / "checkpoints").rmdir()
     return done
+
+
+@dataclasses.dataclass(frozen=True)
+class Shard:
+    """Shard `index` of `count`: the cells whose position in the sweep is index modulo count."""
+
+    index: int
+    count: int
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """``K/N`` with 0 <= K < N (e.g. ``$SLURM_ARRAY_TASK_ID/4``); raises RlxError."""
+        k, sep, n = text.partition("/")
+        try:
+            shard = cls(int(k), int(n))
+        except ValueError:
+            shard = None
+        if not sep or shard is None or not 0 <= shard.index < shard.count:
+            raise RlxError(
+                f"bad --shard {text!r}: expected K/N with integers 0 <= K < N, e.g. 0/4."
+            )
+        return shard
+
+    def select(self, cells: tuple[Cell, ...]) -> list[Cell]:
+        """This shard's cells, in sweep order."""
+        return [c for i, c in enumerate(cells) if i % self.count == self.index]
 
 
 def _policy_keeper(out: Path, cell: Cell, started: dict[str, Any]):

@@ -48,6 +48,12 @@ def load_records(directory: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]
     return meta, records
 
 
+def missing_cells(meta: dict[str, Any], records: list[dict[str, Any]]) -> list[str]:
+    """The sweep's cells ('algo/env') that have no finished record yet (e.g. other shards')."""
+    done = {f"{r['algo']}/{r['env']}" for r in records}
+    return [key for key in meta["cells"] if key not in done]
+
+
 def metric_rules(records: list[dict[str, Any]]) -> dict[str, MetricRule]:
     """The metric rules (labels, percentages) of every record, merged."""
     out: dict[str, MetricRule] = {}
@@ -210,6 +216,10 @@ def markdown(meta: dict[str, Any], records: list[dict[str, Any]]) -> str:
         lines += ["", "References:"] + [f"- {k}: {r['value']:g} ({r['source']})" for k, r in refs]
     if notes:
         lines += ["", "Failed runs (left out of the statistics):", *notes]
+    missing = missing_cells(meta, records)
+    if missing:
+        lines += ["", f"Not finished yet ({len(missing)} of {len(meta['cells'])} cells, left out): "
+                  + ", ".join(missing)]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

@@ -323,3 +323,55 @@ def test_finished_cells_of_other_code_are_refused_unless_accepted(tmp_path, caps
     assert "finished earlier, skipped" in capsys.readouterr().out
     header = table.markdown(*table.load_records(out))
     assert "0123456789ab" in header and "(cells from 2 code revisions;" in header
+
+
+def _rows(table_md: str) -> list[str]:
+    """The table's data rows without the per-cell wall-clock and throughput columns."""
+    rows = [line for line in table_md.splitlines() if line.startswith("| ppo |")]
+    return ["|".join(row.split("|")[:-3]) for row in rows]
+
+
+def test_two_shards_sharing_one_directory_equal_one_process(tmp_path):
+    """`--shard 0/2` and `--shard 1/2` run as two concurrent processes into one directory (as
+    a SLURM array would): each runs its own cell, neither removes the other's checkpoints,
+    and the table over both equals a single process's table."""
+    two = TINY.replace('["pendulum_swingup"]', '["pendulum_swingup", "cartpole_swingup"]')
+    path = _write(tmp_path, two)
+    env = dict(os.environ, RLX_COMPILATION_CACHE=str(tmp_path / "cache"))
+    single = tmp_path / "single"
+    subprocess.run(_sweep_cmd(path, single), env=env, check=True, capture_output=True, timeout=600)
+    shared = tmp_path / "shared"
+    procs = [
+        subprocess.Popen([*_sweep_cmd(path, shared), "--shard", f"{k}/2"], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for k in (0, 1)
+    ]  # fmt: skip
+    outputs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err[-2000:] for _, err in outputs]
+    ran = [{line.split(":")[0] for line in out.splitlines() if line.startswith("[sweep]")}
+           for out, _ in outputs]  # fmt: skip
+    assert ran == [{"[sweep] ppo/pendulum_swingup"}, {"[sweep] ppo/cartpole_swingup"}]
+    assert not (shared / "checkpoints").exists()
+    assert cli.main(["table", str(shared)]) == 0  # once the array is done, as the README says
+    both = (shared / "table.md").read_text()
+    assert "Not finished yet" not in both
+    assert _rows(both) == _rows((single / "table.md").read_text()) and len(_rows(both)) == 2
+
+
+def test_a_table_of_a_partly_finished_sweep_says_what_is_missing(tmp_path):
+    two = TINY.replace('["pendulum_swingup"]', '["pendulum_swingup", "cartpole_swingup"]')
+    sw = sweep.load(_write(tmp_path, two))
+    out = tmp_path / "out"
+    sweep.run_sweep(sw, out, progress=False, shard=sweep.Shard(1, 2))
+    text = table.markdown(*table.load_records(out))
+    assert "Not finished yet (1 of 2 cells, left out): ppo/pendulum_swingup" in text
+    assert len(_rows(text)) == 1
+
+
+@pytest.mark.parametrize("text", ["3/2", "0/0", "a/b", "2", "-1/2", "1/2/3"])
+def test_bad_shards_are_refused(tmp_path, capsys, text):
+    out = tmp_path / "out"
+    code = cli.main(["sweep", str(_write(tmp_path, TINY)), "--out", str(out), f"--shard={text}"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("rlx: error: bad --shard") and err.count("\n") == 1
+    assert not out.exists()
