@@ -185,20 +185,17 @@ def partial_dir(out: Path) -> Path:
     return out.with_name(out.name + ".partial")
 
 
-def _train_resume(args: argparse.Namespace, rp, partial: Path) -> dict | None:
+def _train_resume(args: argparse.Namespace, rp, partial: Path, code: str) -> dict | None:
     """The checkpoint meta an ``rlx train`` resumes from, or None for a fresh start. A checkpoint
     of another plan, or of other code (without --accept-revision-change), is refused unless
-    --overwrite, which discards it."""
+    --overwrite, which discards it. `code` identifies the code now (`code_identity`)."""
     from rlx import logging as live
-    from rlx.provenance import code_identity, git_state
     from rlx.runner import plan_hash
 
     meta = live.checkpoint_meta(partial / "checkpoints")
     if meta is None:
         return None
     digest = plan_hash(rp)
-    git = git_state()
-    code = code_identity({"git": git["revision"], "diff_sha256": git["diff_sha256"]})
     if meta["hash"] != digest:
         problem = f"a different configuration (plan {meta['hash']}, this is {digest})"
         hint = "pass --overwrite to discard it, or choose another --out"
@@ -229,19 +226,22 @@ def cmd_train(args: argparse.Namespace) -> int:
     """Trains seeds x grid runs and writes the run record to --out; checkpoints, partial curves
     and live logs go to OUT.partial meanwhile, and a rerun resumes from there."""
     from rlx import record, runner
-    from rlx.provenance import provenance
+    from rlx.provenance import code_identity, git_state, provenance
 
     rp, out = _train_plan(args)
     if args.wandb and importlib.util.find_spec("wandb") is None:
         raise RlxError("--wandb needs the wandb package: pip install 'rlx[wandb]' (or wandb).")
     partial = partial_dir(out)
-    meta = _train_resume(args, rp, partial)
-    on_slice_end = _policy_exporter(args, rp, out)  # bad --export values fail here too
+    git = git_state()  # read once: the resume check and every record and artifact use it
+    code = code_identity({"git": git["revision"], "diff_sha256": git["diff_sha256"]})
+    meta = _train_resume(args, rp, partial, code)
+    _check_export(args, rp, out)  # bad --export values fail here too
     if args.dry_run:
         print(dry_run_text(rp, args, partial, meta))
         return 0
-    _setup_jax(args)
-    started = provenance()
+    _setup_jax(args)  # before anything initialises JAX's backends (--distributed)
+    started = provenance(git)
+    on_slice_end = _policy_exporter(args, rp, started)
     if meta is None:
         shutil.rmtree(partial, ignore_errors=True)  # leftovers of a discarded or unsaved run
     else:
@@ -274,17 +274,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _policy_exporter(args: argparse.Namespace, rp, out: Path):
-    """``on_slice_end`` exporting ``--export DIR``'s runs (all, or ``--export-run i``) to
-    ``DIR/run-<i>/`` as each slice ends; None without --export. Bad values are refused here,
-    before anything runs."""
-    from rlx import policy, record
-    from rlx.provenance import provenance
+def _check_export(args: argparse.Namespace, rp, out: Path) -> None:
+    """Refuses bad ``--export`` / ``--export-run`` values before anything runs."""
+    from rlx import record
 
     if args.export is None:
         if args.export_run is not None:
             raise RlxError("--export-run needs --export DIR.")
-        return None
+        return
     export = Path(args.export)
     n = len(rp.runs)
     if args.export_run is not None and not 0 <= args.export_run < n:
@@ -297,7 +294,17 @@ def _policy_exporter(args: argparse.Namespace, rp, out: Path):
             "--export must not be inside --out (the run directory is replaced at the end)."
         )
     record.check_out_dir(export, args.overwrite)
-    started = provenance()
+
+
+def _policy_exporter(args: argparse.Namespace, rp, started: dict):
+    """``on_slice_end`` exporting ``--export DIR``'s runs (all, or ``--export-run i``) to
+    ``DIR/run-<i>/`` as each slice ends, with the run's start-time provenance; None without
+    --export."""
+    from rlx import policy
+
+    if args.export is None:
+        return None
+    export = Path(args.export)
 
     def wanted(i: int) -> bool:
         return args.export_run is None or i == args.export_run

@@ -116,10 +116,11 @@ XLA_VARIABLES = ("XLA_FLAGS", "JAX_PLATFORMS", "JAX_ENABLE_X64", "JAX_DEFAULT_MA
                  "XLA_PYTHON_CLIENT_MEM_FRACTION", "TPU_VISIBLE_CHIPS")  # fmt: skip
 
 
-def provenance() -> dict[str, object]:
+def provenance(git: dict[str, str | None] | None = None) -> dict[str, object]:
     """Everything a table header needs to say where its numbers come from. Read it once, when a
-    run or a sweep *starts*, and write that one copy into every record it produces."""
-    git = git_state()
+    run or a sweep *starts*, and write that one copy into every record it produces. `git` is a
+    `git_state()` already read at the start (read now if not given)."""
+    git = git if git is not None else git_state()
     return {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "git": git["revision"],
