@@ -77,6 +77,21 @@ def content_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _hash_once(path: Path) -> str:
+    """`content_hash`, computed once per file version in a process (a sweep plans many cells
+    over one dataset): keyed by path, size and modification time; directories are hashed
+    every time (their own times do not follow their files' contents)."""
+    if path.is_dir():
+        return content_hash(path)
+    stat = path.stat()
+    return _cached_hash(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_hash(path: str, size: int, mtime_ns: int) -> str:
+    return content_hash(Path(path))
+
+
 def resolve(
     specs: Mapping[str, AssetSpec],
     paths: Mapping[str, str | Path],
@@ -103,7 +118,7 @@ def resolve(
         path = Path(raw).expanduser().resolve()
         if not path.exists():
             raise RlxError(f"asset {name!r}: {str(raw)!r} does not exist.")
-        asset = Asset(name, str(path), content_hash(path))
+        asset = Asset(name, str(path), _hash_once(path))
         tree = asset.data(specs[name])
         if specs[name].check is not None:
             specs[name].check(tree, env, config)
