@@ -30,7 +30,7 @@ from rlx.envs import observation_size
 from rlx import normalizer
 from rlx.algorithm import Algorithm, Unit
 from rlx.assets import Assets
-from rlx.config import hparam, require, require_counts, static
+from rlx.config import GradientSteps, hparam, require, static
 from rlx.datasets import DATASET
 from rlx.errors import RlxError
 from rlx.metrics import MetricRule
@@ -40,7 +40,7 @@ DESCRIPTION = "Behaviour cloning (offline): tanh-MLP policy, MSE to the dataset'
 
 
 @flax.struct.dataclass
-class Config:
+class Config(GradientSteps):
     """BC settings. Static fields fix the program; hyperparameters are vmappable leaves."""
 
     total_steps: int = static(20_000, "Gradient steps per run.")
@@ -51,25 +51,9 @@ class Config:
     normalize_observations: bool = static(True, "Standardise observations by dataset statistics.")
     learning_rate: float = hparam(3e-4, "Adam step size.")
 
-    @property
-    def steps_per_update(self) -> int:
-        """Gradient steps consumed by one update: grad_steps_per_update."""
-        return self.grad_steps_per_update
-
-    @property
-    def num_updates(self) -> int:
-        """Updates in the budget: total_steps / steps_per_update."""
-        return self.total_steps // self.steps_per_update
-
     def validate(self) -> None:
         """Raises RlxError naming the first bad value and what is allowed."""
-        require_counts(self, ("total_steps", "grad_steps_per_update", "batch_size"))
-        if self.total_steps % self.grad_steps_per_update:
-            nearest = max(1, round(self.total_steps / self.grad_steps_per_update))
-            raise RlxError(
-                f"total_steps={self.total_steps} must be a multiple of grad_steps_per_update="
-                f"{self.grad_steps_per_update} (e.g. {nearest * self.grad_steps_per_update})."
-            )
+        self.check_gradient_budget()
         if self.activation not in ACTIVATIONS:
             raise RlxError(
                 f"activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}."

@@ -22,7 +22,10 @@ Every module in ``algos/`` (importable as ``rlx.algos.<name>``) exports one `Alg
   ``make_policy(policy_params(state), env, state.config)``: training-time evaluation and an
   exported, reloaded policy run the same code;
 - ``check_env(env, config)``: raises RlxError for environments it cannot run on (called when a
-  run is planned, before anything is built).
+  run is planned, before anything is built);
+- optionally ``diagnostics(state, env, assets, key) -> metrics``: scalars computed from the
+  training state at every evaluation point, inside the evaluation program (e.g. the accuracy of
+  a learned value function against exact distances), reported beside the ``eval/`` metrics.
 
 `env` is the unwrapped `brax.envs.base.Env`; algorithms wrap it themselves with
 `rlx.envs.training_env` (a trace-time, Python-only operation). `assets` maps the names in
@@ -94,6 +97,8 @@ class Algorithm:
     """Config values that differ from the Config class's defaults (a variant's identity)."""
     extras: Mapping[str, Callable[..., Any]] = dataclasses.field(default_factory=dict)
     """Optional capabilities by name, e.g. ``gradient_estimates`` for `rlx gradvar`."""
+    diagnostics: Callable[..., dict[str, Any]] | None = None
+    """``diagnostics(state, env, assets, key) -> {name: scalar}`` at every evaluation point."""
 
     def policy(self, state: Any, env: Env) -> Callable[..., Any]:
         """``act(obs, key, deterministic)`` of a training state: `make_policy` of its
@@ -128,6 +133,12 @@ ALGORITHMS: dict[str, str] = {
     "fpg_regression": "factorized_pg:REGRESSION",
     "fpg_marginal": "factorized_pg:MARGINAL",
     "fpg_mean_action": "factorized_pg:MEAN_ACTION",
+    "trl": "trl",
+    "gciql": "gciql",
+    "gcivl": "gcivl",
+    "crl": "crl",
+    "qrl": "qrl",
+    "gcbc": "gcbc",
 }
 
 

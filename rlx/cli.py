@@ -322,7 +322,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     """Evaluates a policy artifact on its env (or another with the same sizes); writes JSON."""
     import json
 
-    from rlx import policy
+    from rlx import evaluation, policy
 
     out = Path(args.out) if args.out else None
     if out is not None and out.exists() and not args.overwrite:
@@ -330,6 +330,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     _setup_jax(args)
     artifact = policy.load_artifact(args.dir, env=args.env)
     seed, point = _eval_key(args, artifact.meta)
+    args.episodes = args.episodes or evaluation.default_episodes(artifact.env)
+    evaluation.check_episodes(artifact.env, args.episodes)
     metrics = policy.evaluate_artifact(artifact, args.episodes, seed, point)
     print(_eval_table(artifact, metrics, args.episodes, seed, point))
     if out is not None:
@@ -545,6 +547,26 @@ def cmd_gradvar(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dataset_make(args: argparse.Namespace) -> int:
+    """Builds an asset from a named recipe (``rlx dataset make NAME --out PATH``), or lists the
+    recipes (``rlx dataset make list``)."""
+    from rlx import recipes
+    from rlx.assets import content_hash
+
+    if args.recipe == "list":
+        for name, recipe in recipes.registry().items():
+            print(f"  {name:32s} {recipe.doc}")
+        return 0
+    if not args.out:
+        raise RlxError("rlx dataset make needs --out PATH.")
+    options = recipes.Options(args.seed, args.episodes, args.steps, args.noise)
+    recipes.get(args.recipe)  # an unknown name fails before jax starts
+    _setup_jax(args)
+    out = recipes.make(args.recipe, Path(args.out), options, overwrite=args.overwrite)
+    print(f"wrote {out} ({args.recipe}, {options.tag()}), sha256 {content_hash(out)[:16]}")
+    return 0
+
+
 def cmd_dataset(args: argparse.Namespace) -> int:
     """Collects a dataset of the env's baseline controller and writes it as an .npz asset."""
     from rlx import datasets
@@ -571,6 +593,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     os.environ["RLX_COMPILATION_CACHE"] = ""  # compile seconds are measured: no persistent cache
     _setup_jax(args)
+    if args.offline:
+        from rlx.bench import offline_gc
+
+        print(offline_gc.main(Path(args.out)).read_text())
+        return 0
     if args.assets:
         from rlx.bench import assets_memory
 
@@ -609,7 +636,10 @@ def _add_train(sub) -> argparse.ArgumentParser:
     train.add_argument("--backend", default=None, help="physics backend for brax:* envs")
     train.add_argument("--num-evals", type=_positive_int, default=10, help="evaluation points")
     train.add_argument(
-        "--eval-episodes", type=_positive_int, default=16, help="episodes per evaluation"
+        "--eval-episodes",
+        type=_positive_int,
+        default=None,
+        help="episodes per evaluation (default 16, or a multiple of the env's tasks: 20)",
     )
     train.add_argument("--asset", action="append", default=[], metavar="NAME=PATH",
                        help="a read-only input the algorithm needs, e.g. dataset=demos.npz")  # fmt: skip
@@ -637,7 +667,8 @@ def _add_eval(sub) -> argparse.ArgumentParser:
     ev.add_argument("dir", help="policy artifact directory, e.g. runs/exported/run-0")
     ev.add_argument("--env", default=None,
                     help="environment (default: the artifact's; others need equal sizes)")  # fmt: skip
-    ev.add_argument("--episodes", type=_positive_int, default=16, help="deterministic episodes")
+    ev.add_argument("--episodes", type=_positive_int, default=None,
+                    help="deterministic episodes (default 16, or a multiple of the env's tasks)")  # fmt: skip
     ev.add_argument("--seed", type=int, default=None,
                     help="evaluation key seed (default: the run's own seed, which with "
                          "--episodes = its eval_episodes reproduces its last evaluation)")  # fmt: skip
@@ -713,8 +744,20 @@ def _add_gradvar(sub) -> argparse.ArgumentParser:
 
 
 def _add_dataset(sub) -> None:
-    data = sub.add_parser("dataset", help="collect a dataset asset (.npz) with an env's controller")
-    data.add_argument("action", choices=("collect",), help="what to do")
+    group = sub.add_parser("dataset", help="build dataset assets: collect, or make from a recipe")
+    actions = group.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    make = actions.add_parser("make", help="build a named asset recipe (rlx dataset make list)")
+    make.add_argument("recipe", help="recipe name, e.g. pointmaze-medium-navigate, or 'list'")
+    make.add_argument("--out", default=None, help="file or directory to write")
+    make.add_argument("--seed", type=int, default=0, help="PRNG seed")
+    make.add_argument("--episodes", type=int, default=0, help="episodes (0: the recipe's own)")
+    make.add_argument("--steps", type=int, default=0, help="steps per episode (0: the recipe's)")
+    make.add_argument(
+        "--noise", type=float, default=None, help="action-noise std (recipe's default)"
+    )
+    make.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    make.set_defaults(func=cmd_dataset_make)
+    data = actions.add_parser("collect", help="collect an .npz dataset with an env's controller")
     data.add_argument("--env", required=True, help="environment with a baseline controller")
     data.add_argument("--episodes", type=_positive_int, required=True, help="episodes to collect")
     data.add_argument("--episode-length", type=int, default=0,
@@ -735,6 +778,8 @@ def _add_bench(sub) -> argparse.ArgumentParser:
     bench.add_argument("--seeds", default="1,8,32", help="comma-separated seed counts")
     bench.add_argument("--assets", action="store_true",
                        help="instead: memory of one dataset asset shared by 1 and 16 seeds")  # fmt: skip
+    bench.add_argument("--offline", action="store_true",
+                       help="instead: TRL/GCIQL gradient steps/s and memory, 1 and 8 seeds")  # fmt: skip
     bench.add_argument("--transitions", type=_positive_int, default=10_000_000,
                        help="with --assets: dataset size")  # fmt: skip
     bench.set_defaults(func=cmd_bench)

@@ -43,6 +43,35 @@ class Rollouts:
         return self.total_steps // self.steps_per_update
 
 
+class GradientSteps:
+    """Budget arithmetic of a config counted in gradient steps, with ``total_steps`` and
+    ``grad_steps_per_update`` fields (a mixin: it adds no fields)."""
+
+    total_steps: int
+    grad_steps_per_update: int
+
+    @property
+    def steps_per_update(self) -> int:
+        """Gradient steps consumed by one update: grad_steps_per_update."""
+        return self.grad_steps_per_update
+
+    @property
+    def num_updates(self) -> int:
+        """Updates in the budget: total_steps / grad_steps_per_update."""
+        return self.total_steps // self.grad_steps_per_update
+
+    def check_gradient_budget(self) -> None:
+        """Raises RlxError unless the counts are positive and total_steps is a whole number of
+        updates (suggesting the nearest one that is)."""
+        require_counts(self, ("total_steps", "grad_steps_per_update", "batch_size"))
+        if self.total_steps % self.grad_steps_per_update:
+            nearest = max(1, round(self.total_steps / self.grad_steps_per_update))
+            raise RlxError(
+                f"total_steps={self.total_steps} must be a multiple of grad_steps_per_update="
+                f"{self.grad_steps_per_update} (e.g. {nearest * self.grad_steps_per_update})."
+            )
+
+
 def hparam(default: float, doc: str) -> Any:
     """A hyperparameter field: a pytree leaf (float32 array once batched), vmappable."""
     return flax.struct.field(pytree_node=True, default=default, metadata={"doc": doc})

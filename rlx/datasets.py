@@ -172,19 +172,24 @@ def load_dataset(path: Path) -> dict[str, np.ndarray]:
     return data
 
 
-def check_dataset(data: Mapping[str, np.ndarray], env: Env, config: Any) -> None:
-    """Raises RlxError unless the dataset's observation and action widths are the env's."""
-    want = {
-        "observation": ("observations", observation_size(env)),
-        "action": ("actions", env.action_size),
-    }
-    for kind, (field, width) in want.items():
+def check_widths(
+    data: Mapping[str, np.ndarray], env: Env, want: Mapping[str, tuple[str, int]]
+) -> None:
+    """Raises RlxError for the first field whose last dimension is not its width:
+    ``want[field] = (kind, width)``, e.g. ``{"actions": ("action", 2)}``."""
+    for field, (kind, width) in want.items():
         shape = tuple(data[field].shape)
         if shape[-1] != width:
             raise RlxError(
                 f"dataset {field} have shape {shape}, but {type(env).__name__}'s {kind} width "
                 f"is {width} (expected shape ({shape[0]}, {width}))."
             )
+
+
+def check_dataset(data: Mapping[str, np.ndarray], env: Env, config: Any) -> None:
+    """Raises RlxError unless the dataset's observation and action widths are the env's."""
+    check_widths(data, env, {"observations": ("observation", observation_size(env)),
+                             "actions": ("action", env.action_size)})  # fmt: skip
 
 
 DATASET = AssetSpec(

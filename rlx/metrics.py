@@ -38,11 +38,14 @@ class MetricRule:
     """Column label in tables and plots (None: the metric's name)."""
     percent: bool = False
     """A share in [0, 1], shown as a percentage."""
+    allow_nan: bool = False
+    """NaN is no failure (e.g. a statistic over an empty bin)."""
 
     @property
     def may_be_nan(self) -> bool:
-        """Episode means are NaN for a chunk in which no episode finished; that is no failure."""
-        return self.reduce == "episode_mean"
+        """Episode means are NaN for a chunk in which no episode finished, and metrics that allow
+        NaN may be NaN; neither is a failure."""
+        return self.allow_nan or self.reduce == "episode_mean"
 
 
 DEFAULT = MetricRule()
@@ -72,7 +75,8 @@ def eval_rules(outcomes: Mapping[str, MetricRule]) -> dict[str, MetricRule]:
 
 def from_json(data: Mapping[str, Mapping[str, Any]]) -> dict[str, MetricRule]:
     """Rules as stored in a run record (`as_json`)."""
-    return {k: MetricRule(v.get("reduce", "mean"), v.get("label"), v.get("percent", False))
+    return {k: MetricRule(v.get("reduce", "mean"), v.get("label"), v.get("percent", False),
+                          v.get("allow_nan", False))
             for k, v in data.items()}  # fmt: skip
 
 
@@ -101,10 +105,12 @@ def aggregate(
 
 def as_json(rules: Mapping[str, MetricRule]) -> dict[str, dict[str, Any]]:
     """The rules as JSON-ready data (stored in run records, read by tables)."""
-    return {
-        k: {"reduce": r.reduce, "label": r.label, "percent": r.percent}
-        for k, r in sorted(rules.items())
-    }
+    out = {}
+    for k, r in sorted(rules.items()):
+        out[k] = {"reduce": r.reduce, "label": r.label, "percent": r.percent}
+        if r.allow_nan:  # absent otherwise, so earlier records read back unchanged
+            out[k]["allow_nan"] = True
+    return out
 
 
 def episode_summary(done: jax.Array, ends: Mapping[str, jax.Array]) -> dict[str, jax.Array]:

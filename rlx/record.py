@@ -59,11 +59,10 @@ def rules(record: dict[str, Any]) -> dict[str, MetricRule]:
     stored, the rules the algorithm and env declare now."""
     if "metrics" in record:
         return metrics.from_json(record["metrics"])
-    from rlx import algorithm, envs
+    from rlx import algorithm, envs, evaluation
 
     env = envs.make(record["env"], **record.get("env_kwargs", {}))
-    outcomes = envs.outcome_rules(env)
-    return {**metrics.eval_rules(outcomes), **algorithm.get(record["algo"]).metric_rules(env)}
+    return {**evaluation.metric_rules(env), **algorithm.get(record["algo"]).metric_rules(env)}
 
 
 def _mean_std(values: list[float]) -> str:

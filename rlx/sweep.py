@@ -14,7 +14,8 @@ A sweep file is TOML::
     hidden = [64, 64]                        # every algorithm that has the field (or give the
                                              # quick budget here as total_steps, not both)
     num_evals = 10                           # evaluation points (must divide the updates)
-    eval_episodes = 16                       # deterministic episodes per evaluation
+    eval_episodes = 16                       # deterministic episodes per evaluation (default
+                                             # 16, or a multiple of the env's evaluation tasks)
 
     [settings.ppo]                           # config overrides of an algorithm, every env
     learning_rate = 1e-3
@@ -22,6 +23,11 @@ A sweep file is TOML::
     gamma = [0.97, 0.99]
     [environment."brax:ant"]                 # environment keywords (backend for brax:*)
     backend = "mjx"
+    [assets."pointmaze_medium"]              # read-only inputs of the cells on this env, for
+    dataset = "make:pointmaze-medium-navigate"   # each algorithm that reads an asset of that
+    distances = "data/medium.npz"            # name: a path, "make:RECIPE" (built once into
+                                             # the asset cache, rlx.recipes), or a table
+                                             # {make = RECIPE, episodes = 100, seed = 1}
     [cell."ppo/cartpole_swingup"]            # overrides for one algorithm/environment cell
     total_steps = 450_000
     [reference."ppo/pendulum_swingup"]       # a published figure shown beside ours
@@ -33,6 +39,8 @@ A sweep file is TOML::
     metric = "eval/return"                   # or metrics = [...]: one PNG each
     mark_fraction = 0.9                      # optional vertical line at 90% of the budget
     mark_label = "baseline disabled"
+    binned = ["value/mae"]                   # optional: final values of name@<lo>-<hi>
+                                             # metrics against the bin (<name>_by_bin.png)
 
 Every cell (algorithm, environment) runs its ``seeds x grid`` batch as one compiled program. A
 cell's config overrides are layered as `rlx.spec.layer` documents: defaults < ``total_steps`` <
@@ -77,6 +85,7 @@ TOP_KEYS = {
     "settings": "[settings.<algo>] config overrides",
     "grid": "[grid.<algo>] hyperparameter lists",
     "environment": '[environment."<env>"] environment keywords',
+    "assets": '[assets."<env>"] asset name = path, "make:RECIPE" or {make = RECIPE, ...}',
     "cell": '[cell."<algo>/<env>"] overrides of one cell',
     "reference": '[reference."<algo>/<env>"] value and source of a published figure',
     "table": "[table] metrics",
@@ -117,6 +126,7 @@ class Sweep:
     plot_metric: str
     plot_metrics: tuple[str, ...]
     plot_mark: dict[str, Any] | None
+    plot_binned: tuple[str, ...]
     quick: bool
     raw: dict[str, Any]
 
@@ -204,6 +214,7 @@ def _check_top(raw: dict[str, Any], where: _Where) -> None:
         "settings",
         "grid",
         "environment",
+        "assets",
         "cell",
         "reference",
         "table",
@@ -241,6 +252,7 @@ def _check_sections(raw: dict[str, Any], where: _Where) -> None:
                 f'[environment."{env}"] names an environment not in environments.', env
             )
         _expect(where, kwargs, dict, f'environment."{env}"', env)
+    _check_assets(raw, where)
     keys = {f"{a}/{e}" for a in raw["algorithms"] for e in raw["environments"]}
     for section in ("cell", "reference"):
         for key in raw.get(section, {}):
@@ -263,6 +275,49 @@ def _check_sections(raw: dict[str, Any], where: _Where) -> None:
         )
 
 
+ASSET_MAKE_KEYS = {"make", "seed", "episodes", "steps", "noise"}
+
+
+def _check_assets(raw: dict[str, Any], where: _Where) -> None:
+    """[assets."<env>"]: listed envs; each value a path, "make:RECIPE" or a recipe table."""
+    for env, table in raw.get("assets", {}).items():
+        if env not in raw["environments"]:
+            raise where.error(f'[assets."{env}"] names an environment not in environments.', env)
+        _expect(where, table, dict, f'assets."{env}"', env)
+        for name, value in table.items():
+            if isinstance(value, dict):
+                extra = set(value) - ASSET_MAKE_KEYS
+                if "make" not in value or extra:
+                    raise where.error(
+                        f'assets."{env}".{name}: a recipe table needs make = "RECIPE" and may '
+                        f"set {', '.join(sorted(ASSET_MAKE_KEYS - {'make'}))}; got {sorted(value)}.",
+                        name,
+                    )
+            elif not isinstance(value, str) or not value:
+                raise where.error(
+                    f'assets."{env}".{name} must be a path, "make:RECIPE" or a recipe table, '
+                    f"got {value!r}.",
+                    name,
+                )
+
+
+def _asset_path(value: Any) -> str:
+    """The file of one [assets] value, building a recipe into the asset cache if needed."""
+    from rlx import recipes
+
+    if isinstance(value, dict):
+        opts = {k: v for k, v in value.items() if k != "make"}
+        return str(recipes.cached(value["make"], recipes.Options(**opts)))
+    return str(recipes.resolve_source(value))
+
+
+def _cell_assets(raw: dict[str, Any], algo: str, env: str) -> dict[str, str]:
+    """The assets of one cell: those of its env's [assets] that its algorithm reads."""
+    wanted = algorithm.get(algo).assets
+    table = raw.get("assets", {}).get(env, {})
+    return {name: _asset_path(value) for name, value in table.items() if name in wanted}
+
+
 def _metric_list(where: _Where, value: Any, what: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not value or not all(isinstance(m, str) for m in value):
         raise where.error(
@@ -275,7 +330,7 @@ def _table_and_plot(raw: dict[str, Any], where: _Where) -> dict[str, Any]:
     """[table] metrics, [plot] metrics and the optional budget marker."""
     for section, allowed in (
         ("table", {"metrics"}),
-        ("plot", {"metric", "metrics", "mark_fraction", "mark_label"}),
+        ("plot", {"metric", "metrics", "mark_fraction", "mark_label", "binned"}),
     ):
         for key in raw.get(section, {}):
             if key not in allowed:
@@ -302,7 +357,10 @@ def _table_and_plot(raw: dict[str, Any], where: _Where) -> dict[str, Any]:
         label = plot_raw.get("mark_label", "")
         _expect(where, label, str, "[plot] mark_label", "mark_label")
         mark = {"fraction": float(frac), "label": label}
-    return {"table_metrics": table, "plot_metrics": plot, "plot_mark": mark}
+    binned = ()
+    if "binned" in plot_raw:
+        binned = _metric_list(where, plot_raw["binned"], "[plot] binned")
+    return {"table_metrics": table, "plot_metrics": plot, "plot_mark": mark, "plot_binned": binned}
 
 
 def _typed(where: _Where, algo: str, values: dict[str, Any], ctx: str) -> dict[str, Any]:
@@ -355,8 +413,9 @@ def _cell_plan(raw: dict[str, Any], algo: str, env: str, quick: bool, where: _Wh
     try:
         return runner.plan(
             algo, env, seeds=raw["seeds"], overrides=overrides, grid=grid,
-            num_evals=raw.get("num_evals", 10), eval_episodes=raw.get("eval_episodes", 16),
+            num_evals=raw.get("num_evals", 10), eval_episodes=raw.get("eval_episodes"),
             env_kwargs=dict(raw.get("environment", {}).get(env, {})),
+            assets=_cell_assets(raw, algo, env),
         )  # fmt: skip
     except RlxError as err:
         raise where.error(f"cell {key}: {err}", key) from None
@@ -385,6 +444,7 @@ def load(path: Path | str, quick: bool = False) -> Sweep:
         plot_metric=shown["plot_metrics"][0],
         plot_metrics=shown["plot_metrics"],
         plot_mark=shown["plot_mark"],
+        plot_binned=shown["plot_binned"],
         quick=quick,
         raw=raw,
     )
@@ -427,6 +487,7 @@ def prepare_dir(sweep: Sweep, out: Path, new: bool) -> Path:
         "plot_metric": sweep.plot_metric,
         "plot_metrics": list(sweep.plot_metrics),
         "plot_mark": sweep.plot_mark,
+        "plot_binned": list(sweep.plot_binned),
         "file": sweep.raw,
     }
     fd, tmp = tempfile.mkstemp(prefix=".sweep.", suffix=".json", dir=out)  # one per process:

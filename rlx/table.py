@@ -146,7 +146,9 @@ def _cells(row: dict[str, Any], metrics: list[str], rules: dict[str, MetricRule]
                 f"{_num(s['ci'][1], m, rules)}]",
             ]
             ref = row["reference"]
-            cells.append(f"{ref['value']:g}" if ref else "")
+            percent = rules.get(m.partition("@")[0], MetricRule()).percent
+            cells.append((_num(ref["value"], m, rules) if percent else f"{ref['value']:g}")
+                         if ref else "")  # fmt: skip
         else:
             cells.append(
                 f"{_num(s['mean'], m, rules)} ± {_num(s['std'], m, rules)} "
@@ -355,6 +357,47 @@ def write_plots(directory: Path) -> list[Path]:
                     finals, directory / "performance_profile.png", title=meta["name"]
                 )
             )
+    return paths + write_binned_plots(directory, meta, records, rules)
+
+
+def _bins(rec: dict[str, Any], prefix: str) -> list[tuple[str, float]]:
+    """The ``<prefix>@<lo>-<hi>`` metrics of a record with their bin centres, in order."""
+    found = []
+    for name in rec["runs"][0]["final"]:
+        base, at, span = name.partition("@")
+        lo, dash, hi = span.partition("-")
+        if base == prefix and at and dash:
+            found.append((name, (float(lo) + float(hi)) / 2))
+    return sorted(found, key=lambda item: item[1])
+
+
+def binned_curves(records: list[dict[str, Any]], prefix: str):
+    """``curves[env][algorithm] = (bin centres, final values [runs, bins])`` of the binned
+    metric `prefix` (failed runs NaN); records without it are left out."""
+    curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
+    for rec in records:
+        bins = _bins(rec, prefix)
+        if not bins:
+            continue
+        scores = np.array([[r["final"].get(n, math.nan) if "failed" not in r else math.nan
+                            for n, _ in bins] for r in rec["runs"]], dtype=np.float64)  # fmt: skip
+        curves.setdefault(rec["env"], {})[rec["algo"]] = (np.array([c for _, c in bins]), scores)
+    return curves
+
+
+def write_binned_plots(directory: Path, meta: dict[str, Any], records, rules) -> list[Path]:
+    """``<metric>_by_bin.png`` for every [plot] binned metric: its final value against the bin
+    centre (e.g. value error against the exact distance), IQM and 95% CI over seeds."""
+    paths = []
+    for prefix in meta.get("plot_binned") or []:
+        curves = binned_curves(records, prefix)
+        if not curves:
+            continue
+        label = rules.get(prefix, MetricRule()).label or prefix
+        paths.append(plots.learning_curves(
+            curves, directory / f"{_slug(prefix)}_by_bin.png", title=meta["name"],
+            ylabel=f"{label} (final)", xlabel="bin centre (exact distance, steps)",
+        ))  # fmt: skip
     return paths
 
 

@@ -16,6 +16,7 @@ from rlx import config as cfg
 from rlx.assets import Asset
 from rlx.assets import resolve as resolve_assets
 from rlx.errors import RlxError
+from rlx.evaluation import check_episodes, default_episodes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,18 +114,23 @@ def plan(
     overrides: Mapping[str, Any] | None = None,
     grid: Mapping[str, Sequence[Any]] | None = None,
     num_evals: int = 10,
-    eval_episodes: int = 16,
+    eval_episodes: int | None = None,
     env_kwargs: Mapping[str, Any] | None = None,
     assets: Mapping[str, str | Path] | None = None,
 ) -> RunPlan:
     """Validates everything about a batch of runs before anything is built; raises RlxError.
 
     `overrides` and `grid` go through `rlx.spec.resolve` (the one override path; the budget is
-    the ``total_steps`` override); `assets` maps the algorithm's asset names to files.
+    the ``total_steps`` override); `assets` maps the algorithm's asset names to files;
+    `eval_episodes` defaults to `rlx.evaluation.default_episodes` (16, or the next multiple of
+    the env's evaluation tasks).
     """
     record = algorithm.get(algo)
     envs.check_name(env)
     seeds_ = seed_list(seeds)
+    env_obj = envs.make(env, **dict(env_kwargs or {}))  # bad keywords fail here, not mid-run
+    if eval_episodes is None:
+        eval_episodes = default_episodes(env_obj)
     _check_counts(num_evals, eval_episodes)
     settings = spec.resolve(record, overrides, grid)
     base = record.make_config(**settings.overrides)
@@ -132,8 +138,8 @@ def plan(
     for point in cfg.grid_points(settings.grid):
         base.replace(**point).validate()
     _check_budget(base, num_evals)
-    env_obj = envs.make(env, **dict(env_kwargs or {}))  # bad keywords fail here, not mid-run
     record.check_env(env_obj, base)
+    check_episodes(env_obj, eval_episodes)
     resolved = resolve_assets(record.assets, dict(assets or {}), env_obj, base, algo)
     return RunPlan(
         algo, env, dict(env_kwargs or {}), base, settings.grid, tuple(seeds_), num_evals,
@@ -157,11 +163,15 @@ def plan_spec(rp: RunPlan) -> dict[str, Any]:
 
 
 def plan_hash(rp: RunPlan) -> str:
-    """SHA-256 of everything that determines a batch's numbers (not how it is executed)."""
+    """SHA-256 of everything that determines a batch's numbers (not how it is executed). An
+    asset counts by its content hash alone: the same data under another path (another home
+    directory or asset cache) is the same plan."""
     data = {
         "format": 1,
         **plan_spec(rp),
         "num_evals": rp.num_evals,
         "eval_episodes": rp.eval_episodes,
     }
+    if rp.assets:
+        data["assets"] = {name: a.sha256 for name, a in sorted(rp.assets.items())}
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]

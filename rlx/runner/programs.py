@@ -58,7 +58,8 @@ def step_functions(rp: RunPlan, env) -> tuple[Callable, Callable, Callable]:
 
     ``init_one(key, config, assets)``, ``chunk_one(state, assets) -> (state, chunk metrics)``
     (a `lax.scan` of ``updates_per_chunk`` updates, metrics summarised by the algorithm's
-    rules) and ``eval_one(state, key, index, assets)``.
+    rules) and ``eval_one(state, key, index, assets)`` (`rlx.evaluation.evaluate` plus the
+    algorithm's ``diagnostics``).
     """
     algo = rp.algorithm
     ep_len = getattr(rp.base_config, "episode_length", 0) or envs.episode_length(env)
@@ -77,7 +78,10 @@ def step_functions(rp: RunPlan, env) -> tuple[Callable, Callable, Callable]:
     def eval_one(state, key, index, assets):
         act = algo.policy(state, env)
         eval_key = jax.random.fold_in(jax.random.split(key)[1], index)
-        return evaluate(env, act, eval_key, rp.eval_episodes, ep_len)
+        out = evaluate(env, act, eval_key, rp.eval_episodes, ep_len)
+        if algo.diagnostics is not None:
+            out.update(algo.diagnostics(state, env, assets, jax.random.fold_in(eval_key, 1)))
+        return out
 
     return init_one, chunk_one, eval_one
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from rlx import evaluation
 from rlx import metrics as metric_rules
-from rlx.envs import outcome_rules
 from rlx.runner.curves import Curves
 from rlx.runner.plan import RunPlan, plan_hash, plan_spec
 from rlx.runner.store import Timing
@@ -43,7 +43,7 @@ def build(
     algo = rp.algorithm
     total = len(rp.runs) * rp.base_config.num_updates * rp.base_config.steps_per_update
     rate = total / max(timing.train_s, 1e-9)
-    rules = {**metric_rules.eval_rules(outcome_rules(env)), **algo.metric_rules(env)}
+    rules = {**evaluation.metric_rules(env), **algo.metric_rules(env)}
     throughput = {"steps_total": total, "steps_per_s": rate}
     if algo.unit.value == "env_steps":  # the names tables and benchmarks have always read
         throughput.update(env_steps_total=total, env_steps_per_s=rate)
