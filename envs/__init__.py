@@ -81,6 +81,20 @@ _OWN: dict[str, EnvSpec] = {
         )
         for k in (6, 20)
     },
+    **{
+        f"pointmaze_{maze}": EnvSpec(
+            functools.partial(_lazy("rlx.envs.pointmaze", "GoalPointMaze"), maze=maze),
+            f"OGBench point maze ({maze}), goal-conditioned: obs (x, y, gx, gy), 5 tasks; oracle.",
+        )
+        for maze in ("medium", "large", "giant", "teleport")
+    },
+    **{
+        f"pointmaze_{maze}_singletask": EnvSpec(
+            functools.partial(_lazy("rlx.envs.pointmaze", "PointMaze"), maze=maze),
+            f"OGBench point maze ({maze}), one task (task=1..5): obs (x, y), reward at the goal.",
+        )
+        for maze in ("medium", "large", "giant", "teleport")
+    },
 }
 
 _BRAX: dict[str, str] = {

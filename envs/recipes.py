@@ -1,0 +1,73 @@
+"""The asset recipes of rlx's environments (the mechanism: `rlx.recipes`).
+
+- ``pointmaze-<maze>-navigate``: OGBench's navigate dataset of the maze
+  (`rlx.envs.pointmaze_data`), written as a dataset directory (`rlx.trajectories`): 1,000
+  training episodes of 1,001 steps (giant: 500 of 2,001) plus a tenth as the validation split,
+  noise 0.5; ``episodes``, ``steps`` and ``noise`` can be changed (smaller data for tests).
+- ``pointmaze-<maze>-distances``: the maze's exact step-distance table
+  (`rlx.envs.maze_distance`), an ``.npz`` file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import numpy as np
+from rlx.envs import maze_distance, pointmaze_data
+from rlx.envs.maze import LAYOUTS, Maze
+
+from rlx.recipes import Options, Recipe
+
+NAVIGATE_VERSION = 1
+DISTANCES_VERSION = 1
+
+
+def _navigate(maze: str):
+    def build(out: Path, options: Options) -> None:
+        from rlx import provenance, trajectories
+
+        episodes, steps = pointmaze_data.SIZES[maze]
+        episodes, steps = options.episodes or episodes, options.steps or steps
+        noise = pointmaze_data.NOISE if options.noise is None else options.noise
+        k_train, k_val = jax.random.split(jax.random.PRNGKey(options.seed))
+        geometry = Maze.named(maze)
+        train = pointmaze_data.navigate(geometry, k_train, episodes, steps, noise)
+        val = pointmaze_data.navigate(geometry, k_val, max(1, episodes // 10), steps, noise)
+        meta = {
+            "recipe": f"pointmaze-{maze}-navigate", "version": NAVIGATE_VERSION, "maze": maze,
+            "episodes": episodes, "val_episodes": max(1, episodes // 10), "steps": steps,
+            "noise": noise, "seed": options.seed, "ogbench_name": f"pointmaze-{maze}-navigate-v0",
+            "code": provenance.code_identity(provenance.provenance()),
+        }  # fmt: skip
+        trajectories.write(out, f"pointmaze-{maze}-navigate-v0", train, val, meta)
+
+    return build
+
+
+def _distances(maze: str):
+    def build(out: Path, options: Options) -> None:
+        from rlx.datasets import save_npz
+
+        table = maze_distance.build(Maze.named(maze))
+        save_npz(out, {**table, "version": np.array(DISTANCES_VERSION)})
+
+    return build
+
+
+RECIPES: dict[str, Recipe] = {}
+for _maze in LAYOUTS:
+    RECIPES[f"pointmaze-{_maze}-navigate"] = Recipe(
+        f"pointmaze-{_maze}-navigate",
+        f"OGBench navigate dataset of the {_maze} point maze (noisy oracle), train + validation",
+        _navigate(_maze),
+        NAVIGATE_VERSION,
+        takes=("episodes", "steps", "noise"),
+    )
+    RECIPES[f"pointmaze-{_maze}-distances"] = Recipe(
+        f"pointmaze-{_maze}-distances",
+        f"exact step distances of the {_maze} point maze (.npz table)",
+        _distances(_maze),
+        DISTANCES_VERSION,
+        suffix=".npz",
+    )
