@@ -35,12 +35,17 @@ TINY = dict(
     learning_starts=0,
     length_window=4,
     grad_steps_per_update=4,
+    actor_hidden=(8,),
+    latent_dim=8,
 )
+GOAL_CONDITIONED = ("trl", "gciql", "gcivl", "qrl", "crl", "gcbc")
 
 
 def _env_name(name: str) -> str:
     """Per-action-dimension baselines need an action of size >= 2; the others run on the
     pendulum, which has the baseline controller agency/residual/baseline need."""
+    if name in GOAL_CONDITIONED:
+        return "pointmaze_medium"
     return (
         "target_matching_m6" if name.startswith(("fpg_", "factorized_pg")) else "pendulum_swingup"
     )
@@ -65,10 +70,21 @@ def _diff(before, after) -> list[str]:
 
 
 def _assets(algo):
-    """A tiny demonstration dataset for algorithms that read one (bc), else None."""
+    """A tiny demonstration dataset for algorithms that read one (bc), a tiny navigate dataset
+    for the goal-conditioned ones, else None."""
     if not algo.assets:
         return None
     from rlx import datasets
+
+    if algo.name in GOAL_CONDITIONED:
+        from rlx.envs.maze import Maze
+        from rlx.envs.pointmaze_data import navigate
+
+        from rlx import trajectories
+
+        rows = navigate(Maze.named("medium"), jax.random.PRNGKey(0), 2, 8, 0.5)
+        data = trajectories.arrays(rows, rows["observations"])
+        return {"dataset": jax.tree.map(jax.numpy.asarray, data)}
 
     data = datasets.collect_baseline_dataset("pendulum_swingup", 2, episode_length=8)
     return {"dataset": jax.tree.map(jax.numpy.asarray, data)}

@@ -1,0 +1,96 @@
+"""Contrastive RL (CRL; Eysenbach et al. 2022, OGBench's ``impls/agents/crl.py``): a critic
+learned by binary noise-contrastive estimation, and DDPG+BC policy extraction.
+
+The critic is ``f_m(s, a, g) = phi_m(s, a)^T psi_m(g) / sqrt(d)`` (two members, latent d). On a
+batch whose goals ``g_j`` are future states of row j's trajectory (geometric), row i's own goal
+is its positive and the other rows' goals are negatives::
+
+    L_f = mean_{m, i, j} BCE(f_m(s_i, a_i, g_j), 1(i = j))
+    L_pi = -mean(q) / sg(mean|q|) - alpha mean log pi(a | s, g),   q = min_m f_m(s, clip(mu), g)
+
+``f`` estimates ``log p(g | s, a) / p(g)`` (up to a constant), a monotone but uncalibrated
+function of the distance: value accuracy reports its rank correlation only (with
+``d_hat = -f``). Defaults: OGBench's pointmaze settings (alpha 0.03, latent 512, value goals
+from the trajectory, geometric; actor goals from the trajectory, uniform).
+"""
+
+from __future__ import annotations
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+from brax.envs.base import Env
+
+from rlx import offline_gc as gc
+from rlx.assets import Assets
+from rlx.config import static
+from rlx.gcnets import Bilinear
+from rlx.goals import require_goal_layout
+
+
+@flax.struct.dataclass
+class Config(gc.BCWeight, gc.ValueGoalMix, gc.ValueGoalShape, gc.ValueNet, gc.GCConfig):
+    """CRL settings (rlx list crl shows each field's default and doc)."""
+
+    latent_dim: int = static(512, "Dimension d of phi(s, a) and psi(g).")
+
+
+def _critic(config: Config) -> Bilinear:
+    return Bilinear(config.value_hidden, config.latent_dim, members=2, layer_norm=config.layer_norm)
+
+
+def critic_loss(params: gc.Params, b: gc.GCBatch, config: Config):
+    """Binary NCE over every (row, goal) pair of the batch."""
+    logits = _critic(config).apply(params["critic"], b.observations, b.actions, b.value_goals,
+                                   matrix=True)  # [2, B, B]  # fmt: skip
+    labels = jnp.broadcast_to(jnp.eye(logits.shape[-1]), logits.shape)
+    loss = gc.bce_with_logits(logits, labels).mean()
+    n = logits.shape[-1]
+    positive = jnp.diagonal(logits, axis1=1, axis2=2).mean()
+    negative = (logits.mean() * n * n - positive * n) / (n * (n - 1))
+    accuracy = (jnp.argmax(logits, axis=-1) == jnp.arange(n)).mean()
+    return loss, {"critic/loss": loss, "critic/logits_pos": positive,
+                  "critic/logits_neg": negative, "critic/accuracy": accuracy}  # fmt: skip
+
+
+def actor_loss(params: gc.Params, b: gc.GCBatch, config: Config):
+    """DDPG+BC on min_m f_m at the actor's clipped mode (critic held fixed)."""
+    mean, log_prob = gc.actor_log_prob(params, config, b.observations, b.actor_goals, b.actions)
+    critic = jax.lax.stop_gradient(params["critic"])
+    q = _critic(config).apply(critic, b.observations, jnp.clip(mean, -1, 1), b.actor_goals)
+    return gc.ddpg_bc_loss(q.min(axis=0), log_prob, config.alpha)
+
+
+def loss(params: gc.Params, targets: gc.Params, batch: gc.GCBatch, config: Config, key: jax.Array):
+    """Critic + actor losses (one optimiser)."""
+    return gc.combine(critic_loss(params, batch, config), actor_loss(params, batch, config))
+
+
+def init(key: jax.Array, env: Env, config: Config, assets: Assets = None) -> gc.GCState:
+    """Actor and critic parameters (no targets), Adam moments."""
+    layout = require_goal_layout(env, "crl")
+    k_actor, k_critic, k_state = jax.random.split(key, 3)
+    s, g = jnp.zeros((1, layout.state_size)), jnp.zeros((1, layout.goal_size))
+    a = jnp.zeros((1, env.action_size))
+    params = {"actor": gc.init_actor(k_actor, env, config),
+              "critic": _critic(config).init(k_critic, s, a, g)}  # fmt: skip
+    return gc.new_state(config, params, (), k_state)
+
+
+def implied_distance(state: gc.GCState, env: Env, states: jax.Array, goals: jax.Array) -> jax.Array:
+    """``-min_m f_m(s, pi(s, g), g)``: larger for farther goals (a rank, not steps)."""
+    actions = gc.policy_actions(state, env, states, goals)
+    return -_critic(state.config).apply(state.params["critic"], states, actions, goals).min(axis=0)
+
+
+ALGORITHM = gc.algorithm(
+    "crl", "Contrastive RL (offline GCRL, OGBench): binary-NCE critic, DDPG+BC.",
+    Config, init, loss,
+    metrics={"critic/loss": "NCE loss", "critic/logits_pos": "positive logit",
+             "critic/logits_neg": "negative logit", "critic/accuracy": "NCE accuracy",
+             "actor/q_loss": "actor Q loss", "actor/bc_loss": "actor BC loss",
+             "actor/q_mean": "actor Q"},
+    defaults={"alpha": 0.03, "value_p_curgoal": 0.0, "value_p_trajgoal": 1.0},
+    distance=implied_distance, calibrated=False,
+)  # fmt: skip
+"""CRL with OGBench's pointmaze settings."""

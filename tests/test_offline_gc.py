@@ -1,0 +1,173 @@
+"""Offline goal-conditioned RL end to end: the navigate datasets and their recipes, TRL
+learning the medium maze, value accuracy against exact distances, and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import numpy as np
+import pytest
+from rlx.envs.maze import Maze
+
+from rlx import cli, recipes, runner, trajectories
+from rlx.datasets import FIELDS, load_dataset
+
+SMALL = recipes.Options(seed=3, episodes=20, steps=101)
+
+
+@pytest.fixture(scope="module")
+def small_dataset(tmp_path_factory):
+    out = tmp_path_factory.mktemp("data") / "medium"
+    return recipes.make("pointmaze-medium-navigate", out, SMALL)
+
+
+@pytest.fixture(scope="module")
+def distances(tmp_path_factory):
+    out = tmp_path_factory.mktemp("dist") / "medium.npz"
+    return recipes.make("pointmaze-medium-distances", out)
+
+
+def test_navigate_dataset_has_ogbench_layout_and_a_validation_split(small_dataset):
+    meta = json.loads((small_dataset / "dataset.json").read_text())
+    assert meta["train"] == "pointmaze-medium-navigate-v0.npz"
+    assert meta["val"] == "pointmaze-medium-navigate-v0-val.npz"
+    assert meta["rows"] == {"train": 20 * 101, "val": 2 * 101}  # a tenth of the episodes
+    train = load_dataset(small_dataset / meta["train"])
+    with np.load(small_dataset / meta["train"]) as raw:  # OGBench's loaders read these names
+        assert {"observations", "actions", "terminals"} <= set(raw.files)
+    assert set(train) == set(FIELDS)
+    ends = np.nonzero(train["terminals"])[0]
+    np.testing.assert_array_equal(ends, np.arange(100, 20 * 101, 101))  # each episode's last row
+    # Rows chain within an episode: s_{t+1} = next(s_t); actions in [-1, 1].
+    same = np.arange(len(ends) * 101 - 1)[train["terminals"][:-1] == 0]
+    np.testing.assert_allclose(train["observations"][same + 1], train["next_observations"][same])
+    assert np.abs(train["actions"]).max() <= 1.0
+    assert train["rewards"].sum() > 0  # goals are reached and redrawn within episodes
+    cells = np.floor((train["observations"] + 6.0) / 4.0).astype(int)
+    assert not Maze.named("medium").walls[cells[:, 1], cells[:, 0]].any()
+
+
+def test_dataset_asset_loads_a_directory_or_an_ogbench_file(small_dataset):
+    data = trajectories.load(small_dataset)
+    assert data["val_observations"].shape == (2 * 101, 2)
+    assert len(data["valid"]) == 20 * 100  # every row but each episode's last
+    plain = trajectories.load(small_dataset / "pointmaze-medium-navigate-v0.npz")
+    np.testing.assert_array_equal(plain["val_observations"], data["val_observations"])
+
+
+def test_cached_recipe_is_built_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("RLX_CACHE", str(tmp_path))
+    options = recipes.Options(seed=1, episodes=2, steps=11)
+    first = recipes.cached("pointmaze-medium-navigate", options)
+    stamp = (first / "dataset.json").stat().st_mtime_ns
+    again = recipes.cached("pointmaze-medium-navigate", options)
+    assert again == first and (again / "dataset.json").stat().st_mtime_ns == stamp
+    assert recipes.cached("pointmaze-medium-navigate", recipes.Options(seed=2, episodes=2,
+                                                                       steps=11)) != first  # fmt: skip
+
+
+def test_trl_learns_the_medium_maze_and_its_values_rank_distances(tmp_path, distances):
+    data = recipes.make("pointmaze-medium-navigate", tmp_path / "d",
+                        recipes.Options(seed=0, episodes=200))  # fmt: skip
+    rp = runner.plan(
+        "trl", "pointmaze_medium", seeds=1, num_evals=4, eval_episodes=50,
+        overrides={"total_steps": 4000, "grad_steps_per_update": 1000, "batch_size": 256,
+                   "actor_hidden": (64, 64), "value_hidden": (64, 64)},
+        assets={"dataset": str(data), "distances": str(distances)},
+    )  # fmt: skip
+    curve = runner.run(rp, progress=False)["runs"][0]["curve"]
+    print({k: curve[k] for k in ("eval/goal_reached", "value/spearman", "value/mae")})
+    assert curve["eval/goal_reached"][0] == 0.0  # untrained: the actor barely moves
+    # Success at this budget swings between evaluations (as in the sweep): its best of four
+    # evaluations, 1,000 gradient steps apart, must clear a fifth of the episodes.
+    assert max(curve["eval/goal_reached"][1:]) >= 0.2
+    assert curve["value/spearman"][-1] >= 0.6 > curve["value/spearman"][0]
+    for t in range(1, 6):
+        assert f"eval/task{t}/goal_reached" in curve
+
+
+def _bad(tmp_path, capsys, argv):
+    out = tmp_path / "run"
+    try:
+        code = cli.main(["train", *argv, "--out", str(out)])
+    except SystemExit as exc:
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("rlx: error: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err and not out.exists()
+    return err
+
+
+def test_bad_offline_gc_input(tmp_path, capsys, small_dataset, distances):
+    from rlx import datasets
+
+    base = ["--algo", "trl", "--env", "pointmaze_medium"]
+    data = f"dataset={small_dataset}"
+    assert "missing asset(s) dataset" in _bad(tmp_path, capsys, base)
+    err = _bad(tmp_path, capsys, [*base, "--asset", "dataset=/nonexistent/d"])
+    assert "does not exist" in err
+    corrupt = tmp_path / "corrupt.npz"
+    corrupt.write_bytes(b"not a zip")
+    assert "cannot read" in _bad(tmp_path, capsys, [*base, "--asset", f"dataset={corrupt}"])
+    empty_dir = tmp_path / "empty"
+    empty_dir.mkdir()
+    assert "without dataset.json" in _bad(
+        tmp_path, capsys, [*base, "--asset", f"dataset={empty_dir}"]
+    )
+    pendulum = tmp_path / "pendulum.npz"
+    datasets.save_npz(pendulum, datasets.collect_baseline_dataset("pendulum_swingup", 2, 10))
+    err = _bad(tmp_path, capsys, [*base, "--asset", f"dataset={pendulum}"])
+    assert "dataset observations have shape (20, 3)" in err and "state width is 2" in err
+    other = tmp_path / "large.npz"
+    recipes.make("pointmaze-large-distances", other)
+    err = _bad(tmp_path, capsys, [*base, "--asset", data, "--asset", f"distances={other}"])
+    assert "table of another maze" in err
+    err = _bad(tmp_path, capsys, ["--algo", "trl", "--env", "pointmaze_gaint", "--asset", data])
+    assert "Did you mean 'pointmaze_giant'" in err
+    err = _bad(tmp_path, capsys, ["--algo", "trl", "--env", "pendulum_swingup", "--asset", data])
+    assert "needs a goal-conditioned environment" in err
+    err = _bad(tmp_path, capsys, [*base, "--asset", data, "--set", "expectile=1.0"])
+    assert "expectile must be in (0, 1), got 1.0" in err
+    gciql = ["--algo", "gciql", "--env", "pointmaze_medium", "--asset", data]
+    err = _bad(tmp_path, capsys, [*gciql, "--set", "value_p_trajgoal=1.5"])
+    assert "value_p_trajgoal must be a probability in [0, 1], got 1.5" in err
+    err = _bad(
+        tmp_path, capsys, [*gciql, "--set", "actor_p_curgoal=0.6", "--set", "actor_p_trajgoal=0.6"]
+    )
+    assert "actor_p_curgoal + actor_p_trajgoal must be <= 1" in err
+    err = _bad(tmp_path, capsys, [*gciql, "--eval-episodes", "12"])
+    assert "eval_episodes=12 must be a multiple of GoalPointMaze's 5 evaluation tasks" in err
+
+
+def test_dataset_make_cli_refuses_bad_input(tmp_path, capsys):
+    def run(*argv):
+        code = cli.main(["dataset", "make", *argv])
+        return code, capsys.readouterr().err
+
+    code, err = run("pointmaze-mediun-navigate", "--out", str(tmp_path / "x"))
+    assert code == 2 and "Did you mean 'pointmaze-medium-navigate'" in err
+    code, err = run(
+        "pointmaze-medium-distances", "--out", str(tmp_path / "y.npz"), "--episodes", "3"
+    )
+    assert code == 2 and "takes no --episodes" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_every_offline_learner_runs_one_update_without_nans(small_dataset):
+    """A smoke test of each learner on the real (small) dataset: finite losses and metrics."""
+    from rlx import algorithm, envs
+    from rlx import config as cfg
+
+    env = envs.make("pointmaze_medium")
+    assets = {"dataset": jax.tree.map(jax.numpy.asarray, trajectories.load(small_dataset))}
+    for name in ("trl", "gciql", "gcivl", "qrl", "crl", "gcbc"):
+        algo = algorithm.get(name)
+        known = cfg.fields(algo.Config)
+        tiny = {"grad_steps_per_update": 20, "batch_size": 32, "actor_hidden": (16,),
+                "value_hidden": (16,), "latent_dim": 16}  # fmt: skip
+        config = cfg.as_leaves(algo.make_config(**{k: v for k, v in tiny.items() if k in known}))
+        state = algo.init(jax.random.PRNGKey(0), env, config, assets)
+        _, metrics = jax.jit(lambda s, a=algo: a.update(env, s, assets))(state)
+        bad = [k for k, v in metrics.items() if not np.isfinite(v)]
+        assert not bad, (name, bad)
