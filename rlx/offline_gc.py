@@ -367,7 +367,7 @@ def algorithm(
         check_env=check_env,
         unit=Unit.GRADIENT_STEPS,
         metric_rules=lambda env: rules,
-        assets=ASSETS,
+        assets=ASSETS if distance is not None else {"dataset": DATASET},
         defaults=dict(defaults),
         diagnostics=va.diagnostics(distance, calibrated) if distance is not None else None,
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import jax
 import numpy as np
 import pytest
 from rlx.envs.maze import Maze
@@ -154,20 +153,42 @@ def test_dataset_make_cli_refuses_bad_input(tmp_path, capsys):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_every_offline_learner_runs_one_update_without_nans(small_dataset):
-    """A smoke test of each learner on the real (small) dataset: finite losses and metrics."""
-    from rlx import algorithm, envs
-    from rlx import config as cfg
+@pytest.mark.parametrize(
+    ("assets", "expected"),
+    [
+        ('[assets."pointmaze_large"]\ndataset = "x"', "names an environment not in environments"),
+        ('[assets."pointmaze_medium"]\ndataset = 3', "must be a path, \"make:RECIPE\" or a recipe"),
+        ('[assets."pointmaze_medium"]\ndataset = {episodes = 3}', "a recipe table needs make"),
+        ('[assets."pointmaze_medium"]\ndataset = "make:pointmaze-mediun-navigate"',
+         "Did you mean 'pointmaze-medium-navigate'"),
+    ],
+)  # fmt: skip
+def test_sweep_assets_are_validated(tmp_path, assets, expected):
+    from rlx import sweep
+    from rlx.errors import RlxError
 
-    env = envs.make("pointmaze_medium")
-    assets = {"dataset": jax.tree.map(jax.numpy.asarray, trajectories.load(small_dataset))}
-    for name in ("trl", "gciql", "gcivl", "qrl", "crl", "gcbc"):
-        algo = algorithm.get(name)
-        known = cfg.fields(algo.Config)
-        tiny = {"grad_steps_per_update": 20, "batch_size": 32, "actor_hidden": (16,),
-                "value_hidden": (16,), "latent_dim": 16}  # fmt: skip
-        config = cfg.as_leaves(algo.make_config(**{k: v for k, v in tiny.items() if k in known}))
-        state = algo.init(jax.random.PRNGKey(0), env, config, assets)
-        _, metrics = jax.jit(lambda s, a=algo: a.update(env, s, assets))(state)
-        bad = [k for k, v in metrics.items() if not np.isfinite(v)]
-        assert not bad, (name, bad)
+    path = tmp_path / "s.toml"
+    path.write_text(
+        'name = "t"\nalgorithms = ["gcbc"]\nenvironments = ["pointmaze_medium"]\nseeds = 1\n'
+        f"total_steps = 1000\n{assets}\n"
+    )
+    with pytest.raises(RlxError, match="") as err:
+        sweep.load(path)
+    assert expected in str(err.value)
+
+
+def test_sweep_cell_gets_the_assets_its_algorithm_reads(tmp_path, monkeypatch):
+    from rlx import sweep
+
+    monkeypatch.setenv("RLX_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "s.toml"
+    path.write_text(
+        'name = "t"\nalgorithms = ["gcbc", "trl"]\nenvironments = ["pointmaze_medium"]\n'
+        'seeds = 1\ntotal_steps = 1000\nnum_evals = 1\n[assets."pointmaze_medium"]\n'
+        'dataset = {make = "pointmaze-medium-navigate", episodes = 3, steps = 11}\n'
+        'distances = "make:pointmaze-medium-distances"\n'
+    )
+    cells = {c.algo: c for c in sweep.load(path).cells}
+    assert set(cells["trl"].plan.assets) == {"dataset", "distances"}
+    assert set(cells["gcbc"].plan.assets) == {"dataset"}  # GCBC has no value: no distances
+    assert "pointmaze-medium-navigate-v1-seed0-e3-s11" in cells["gcbc"].plan.assets["dataset"].path
