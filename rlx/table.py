@@ -127,9 +127,15 @@ def rows(meta: dict[str, Any], records: list[dict[str, Any]]) -> list[dict[str, 
     return out
 
 
-def _num(x: float, metric: str, rules: dict[str, MetricRule]) -> str:
+def _num(x: float, metric: str, rules: dict[str, MetricRule], digits: int = 1) -> str:
     percent = rules.get(metric.partition("@")[0], MetricRule()).percent
-    return f"{100 * x:.0f}%" if percent else f"{x:.1f}"
+    return f"{100 * x:.0f}%" if percent else f"{x:.{digits}f}"
+
+
+def _digits(s: dict[str, Any]) -> int:
+    """Decimals of a cell: 2 where every figure is below 1 in magnitude (rank correlations,
+    small returns), else 1."""
+    return 2 if max(abs(v) for v in (s["mean"], s["std"], s["iqm"], *s["ci"])) < 1 else 1
 
 
 def _cells(row: dict[str, Any], metrics: list[str], rules: dict[str, MetricRule]) -> list[str]:
@@ -139,11 +145,12 @@ def _cells(row: dict[str, Any], metrics: list[str], rules: dict[str, MetricRule]
         if s is None:
             cells += ["n/a"] * (3 if i == 0 else 1)
             continue
+        d = _digits(s)
+        fmt = lambda x, m=m, d=d: _num(x, m, rules, d)  # noqa: E731
         if i == 0:
             cells += [
-                f"{_num(s['mean'], m, rules)} ± {_num(s['std'], m, rules)}",
-                f"{_num(s['iqm'], m, rules)} [{_num(s['ci'][0], m, rules)}, "
-                f"{_num(s['ci'][1], m, rules)}]",
+                f"{fmt(s['mean'])} ± {fmt(s['std'])}",
+                f"{fmt(s['iqm'])} [{fmt(s['ci'][0])}, {fmt(s['ci'][1])}]",
             ]
             ref = row["reference"]
             percent = rules.get(m.partition("@")[0], MetricRule()).percent
@@ -151,8 +158,7 @@ def _cells(row: dict[str, Any], metrics: list[str], rules: dict[str, MetricRule]
                          if ref else "")  # fmt: skip
         else:
             cells.append(
-                f"{_num(s['mean'], m, rules)} ± {_num(s['std'], m, rules)} "
-                f"[{_num(s['ci'][0], m, rules)}, {_num(s['ci'][1], m, rules)}]"
+                f"{fmt(s['mean'])} ± {fmt(s['std'])} [{fmt(s['ci'][0])}, {fmt(s['ci'][1])}]"
             )
     return cells
 
