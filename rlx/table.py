@@ -62,22 +62,31 @@ def metric_rules(records: list[dict[str, Any]]) -> dict[str, MetricRule]:
     return out
 
 
+def split_point(metric: str) -> tuple[str, int | None]:
+    """A table metric as (name, evaluation point): ``name@K`` with an integer K names point K,
+    anything else (``value/mae@25-50`` is a binned metric's own name) the final value."""
+    name, at, index = metric.rpartition("@")
+    if at and index.isdigit():
+        return name, int(index)
+    return metric, None
+
+
 def metric_label(metric: str, rules: dict[str, MetricRule]) -> str:
     """Column label of a table metric: ``name`` (its final value) or ``name@K`` (its value at
     evaluation point K; for training metrics, K = 1 is the first chunk of the budget)."""
-    name, at, index = metric.partition("@")
+    name, index = split_point(metric)
     base = rules.get(name, MetricRule()).label or name
-    return f"{base} at eval {index}" if at else base
+    return f"{base} at eval {index}" if index is not None else base
 
 
 def run_value(run: dict[str, Any], metric: str) -> float:
     """A run's score for a table metric: its final value, or with ``@K`` its value at
     evaluation point K (NaN where the run has no such metric or point)."""
-    name, at, index = metric.partition("@")
-    if not at:
+    name, index = split_point(metric)
+    if index is None:
         return run["final"].get(name, math.nan)
     curve = run["curve"].get(name, [])
-    return curve[int(index)] if int(index) < len(curve) else math.nan
+    return curve[index] if index < len(curve) else math.nan
 
 
 def rows(meta: dict[str, Any], records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -128,7 +137,7 @@ def rows(meta: dict[str, Any], records: list[dict[str, Any]]) -> list[dict[str, 
 
 
 def _num(x: float, metric: str, rules: dict[str, MetricRule], digits: int = 1) -> str:
-    percent = rules.get(metric.partition("@")[0], MetricRule()).percent
+    percent = rules.get(split_point(metric)[0], MetricRule()).percent
     return f"{100 * x:.0f}%" if percent else f"{x:.{digits}f}"
 
 
@@ -153,7 +162,7 @@ def _cells(row: dict[str, Any], metrics: list[str], rules: dict[str, MetricRule]
                 f"{fmt(s['iqm'])} [{fmt(s['ci'][0])}, {fmt(s['ci'][1])}]",
             ]
             ref = row["reference"]
-            percent = rules.get(m.partition("@")[0], MetricRule()).percent
+            percent = rules.get(split_point(m)[0], MetricRule()).percent
             cells.append((_num(ref["value"], m, rules) if percent else f"{ref['value']:g}")
                          if ref else "")  # fmt: skip
         else:

@@ -192,3 +192,12 @@ def test_sweep_cell_gets_the_assets_its_algorithm_reads(tmp_path, monkeypatch):
     assert set(cells["trl"].plan.assets) == {"dataset", "distances"}
     assert set(cells["gcbc"].plan.assets) == {"dataset"}  # GCBC has no value: no distances
     assert "pointmaze-medium-navigate-v1-seed0-e3-s11" in cells["gcbc"].plan.assets["dataset"].path
+
+
+def test_table_metric_names_with_bins_are_not_evaluation_points():
+    from rlx.table import split_point
+
+    assert split_point("eval/goal_reached@3") == ("eval/goal_reached", 3)
+    assert split_point("value/mae@25-50") == ("value/mae@25-50", None)
+    assert split_point("value/mae@25-50@2") == ("value/mae@25-50", 2)
+    assert split_point("eval/return") == ("eval/return", None)
