@@ -1,7 +1,9 @@
 """Environments: every one a `brax.envs.base.Env`, resolved by name with `make`.
 
-Names: our pure-JAX environments (``pendulum_swingup``, ``cartpole_swingup``, ...) and Brax's,
-prefixed ``brax:`` (``brax:ant``; physics backend chosen with ``backend=``, default ``mjx``).
+Names: our pure-JAX environments (``pendulum_swingup``, ``cartpole_swingup``, ...), Brax's,
+prefixed ``brax:`` (``brax:ant``; physics backend chosen with ``backend=``, default ``mjx``), and
+MuJoCo Playground's DM Control Suite ports, prefixed ``playground:`` (``playground:CheetahRun``,
+on MJX; see `rlx.envs.playground`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ with contextlib.redirect_stdout(io.StringIO()):  # mujoco.mjx prints when option
     from brax.envs.base import Env
 
 import jax
+from rlx.envs import playground
 from rlx.envs.wrappers import wrap_for_training
 
 from rlx.errors import RlxError, unknown
@@ -132,12 +135,16 @@ def names() -> dict[str, str]:
     """Every environment name with its one-line description."""
     out = {name: spec.description for name, spec in _OWN.items()}
     out.update({f"brax:{name}": desc for name, desc in _BRAX.items()})
+    out.update(playground.names())
     return out
 
 
 def check_name(name: str) -> None:
-    """Raises RlxError naming the allowed environments if `name` is not one."""
-    if name not in names():
+    """Raises RlxError naming the allowed environments if `name` is not one (for a Playground
+    task rlx cannot build here, the reason)."""
+    if name.startswith(playground.PREFIX):
+        playground.check_name(name)
+    elif name not in names():
         raise unknown("environment", name, names())
 
 
@@ -148,6 +155,8 @@ def make(name: str, **kwargs) -> Env:
     For ``brax:*`` names, ``backend`` selects the physics (one of BRAX_BACKENDS).
     """
     check_name(name)
+    if name.startswith(playground.PREFIX):
+        return playground.make(name, **kwargs)
     if name.startswith("brax:"):
         from brax import envs as brax_envs
 
@@ -188,11 +197,14 @@ def training_env(env: Env, length: int = 0) -> Env:
     """`env` with an episode limit of `length` steps (0: the env's default), batching and
     auto-reset.
 
-    Physics envs (Brax's, with a ``sys``) restart from their first initial state, whose reset
-    is costly; pure-JAX envs draw a fresh one (see `wrap_for_training`).
+    Physics envs (Brax's, with a ``sys``, and Playground's, ``resample_resets = False``) restart
+    from their first initial state, whose reset is costly; pure-JAX envs draw a fresh one (see
+    `wrap_for_training`). The env's ``action_repeat`` (default 1) is applied by the episode
+    wrapper, whose limit counts physics-level steps as Brax's does.
     """
     limit = length or episode_length(env)
-    return wrap_for_training(env, limit, resample=not hasattr(env, "sys"))
+    resample = getattr(env, "resample_resets", not hasattr(env, "sys"))
+    return wrap_for_training(env, limit, resample, getattr(env, "action_repeat", 1))
 
 
 def has_baseline(env: Env) -> bool:
@@ -247,6 +259,11 @@ def is_brax(name: str) -> bool:
     return name.startswith("brax:")
 
 
+def is_physics(name: str) -> bool:
+    """True for MJX/Brax physics environments (Brax's and Playground's): costly resets."""
+    return is_brax(name) or name.startswith(playground.PREFIX)
+
+
 __all__ = [
     "BRAX_BACKENDS",
     "EnvSpec",
@@ -255,6 +272,7 @@ __all__ = [
     "episode_length",
     "has_baseline",
     "is_brax",
+    "is_physics",
     "make",
     "names",
     "observation_size",

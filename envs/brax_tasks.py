@@ -89,15 +89,34 @@ import copy
 
 import jax
 import jax.numpy as jnp
-import mujoco
 import numpy as np
 from brax.envs.base import Env, State, Wrapper
-from rlx.envs.control import dlqr
+from rlx.envs.control import dlqr, linearise_mujoco
 
 
 def _with_goal(state: State, goal: jax.Array) -> State:
     """`state` with ``metrics["goal_reached"]`` set to `goal` (a float32 scalar)."""
     return state.replace(metrics={**state.metrics, "goal_reached": goal.astype(jnp.float32)})
+
+
+class GoalTask(Wrapper):
+    """A wrapped env whose ``metrics["goal_reached"]`` is ``self._goal(obs)`` after every reset
+    and step (subclasses define `_goal`); the goal at an episode's last step is its outcome."""
+
+    episode_metrics = ("goal_reached",)
+
+    def _goal(self, obs: jax.Array) -> jax.Array:
+        raise NotImplementedError
+
+    def reset(self, rng: jax.Array) -> State:
+        """The wrapped env's reset, plus ``metrics["goal_reached"]``."""
+        state = self.env.reset(rng)
+        return _with_goal(state, self._goal(state.obs))
+
+    def step(self, state: State, action: jax.Array) -> State:
+        """The wrapped env's step, plus ``metrics["goal_reached"]`` on the state reached."""
+        state = self.env.step(state, action)
+        return _with_goal(state, self._goal(state.obs))
 
 
 def jacobian_transpose_pd(
@@ -130,10 +149,8 @@ def jacobian_transpose_pd(
     return jnp.clip(tau / gear, -1.0, 1.0).astype(jnp.float32)
 
 
-class ReacherBaseline(Wrapper):
+class ReacherBaseline(GoalTask):
     """Brax's Reacher with a Jacobian-transpose PD baseline and a fingertip-on-target goal set."""
-
-    episode_metrics = ("goal_reached",)
 
     L1 = 0.1  # m: base hinge to elbow (body1's offset in reacher.xml).
     L2 = 0.11  # m: elbow to fingertip (the fingertip body's offset; Brax's _get_obs uses it too).
@@ -153,16 +170,6 @@ class ReacherBaseline(Wrapper):
         dist = jnp.sqrt(jnp.sum(jnp.square(obs[..., 8:10]), axis=-1))
         return (dist < self.GOAL_RADIUS).astype(jnp.float32)
 
-    def reset(self, rng: jax.Array) -> State:
-        """Brax's reset, plus ``metrics["goal_reached"]``."""
-        state = self.env.reset(rng)
-        return _with_goal(state, self._goal(state.obs))
-
-    def step(self, state: State, action: jax.Array) -> State:
-        """Brax's step, plus ``metrics["goal_reached"]`` on the state reached."""
-        state = self.env.step(state, action)
-        return _with_goal(state, self._goal(state.obs))
-
     def baseline_policy(self, obs: jax.Array) -> jax.Array:
         """Jacobian-transpose PD control of the fingertip; actions ``[..., 2]`` in [-1, 1]."""
         return jacobian_transpose_pd(obs, self.kp, self.kd, self.gear, self.L1, self.L2)
@@ -178,24 +185,15 @@ def linearise_step(env: Env, eps: float = 1e-6) -> tuple[np.ndarray, np.ndarray]
     """
     model = copy.copy(env.sys.mj_model)
     model.opt.timestep = float(env.sys.opt.timestep)
-    data = mujoco.MjData(model)
-    mujoco.mj_forward(model, data)
-    nx, nu = 2 * model.nv, model.nu
-    a1 = np.zeros((nx, nx))
-    b1 = np.zeros((nx, nu))
-    mujoco.mjd_transitionFD(model, data, eps, True, a1, b1, None, None)
     n_frames = round(float(env.dt) / float(env.sys.opt.timestep))
-    a = np.linalg.matrix_power(a1, n_frames)
-    b = sum(np.linalg.matrix_power(a1, k) for k in range(n_frames)) @ b1
+    a, b = linearise_mujoco(model, n_frames, eps=eps)
     ctrl_range = np.asarray(env.sys.actuator.ctrl_range, np.float64)
     half_span = 0.5 * (ctrl_range[:, 1] - ctrl_range[:, 0])
     return a, b * half_span[None, :]
 
 
-class InvertedPendulumBaseline(Wrapper):
+class InvertedPendulumBaseline(GoalTask):
     """Brax's InvertedPendulum with an LQR balance baseline and an upright-and-centred goal set."""
-
-    episode_metrics = ("goal_reached",)
 
     LQR_Q = (1.0, 10.0, 0.1, 0.1)  # state weights on [x, θ, xdot, θdot].
     LQR_R = 1.0  # action weight.
@@ -214,16 +212,6 @@ class InvertedPendulumBaseline(Wrapper):
         ok = (jnp.abs(obs[..., 1]) < self.GOAL_ANGLE) & (jnp.abs(obs[..., 0]) < self.GOAL_CART)
         return ok.astype(jnp.float32)
 
-    def reset(self, rng: jax.Array) -> State:
-        """Brax's reset, plus ``metrics["goal_reached"]``."""
-        state = self.env.reset(rng)
-        return _with_goal(state, self._goal(state.obs))
-
-    def step(self, state: State, action: jax.Array) -> State:
-        """Brax's step, plus ``metrics["goal_reached"]`` on the state reached."""
-        state = self.env.step(state, action)
-        return _with_goal(state, self._goal(state.obs))
-
     def baseline_policy(self, obs: jax.Array) -> jax.Array:
         """LQR state feedback ``clip(-K obs, -1, 1)``; actions ``[..., 1]``."""
         obs = jnp.asarray(obs, jnp.float32)
@@ -232,6 +220,7 @@ class InvertedPendulumBaseline(Wrapper):
 
 
 __all__ = [
+    "GoalTask",
     "InvertedPendulumBaseline",
     "ReacherBaseline",
     "jacobian_transpose_pd",

@@ -73,9 +73,15 @@ class AutoResetWrapper(Wrapper):
         )
 
 
-def wrap_for_training(env: Env, episode_length: int, resample: bool = True) -> Env:
-    """Episode limit, batching and auto-reset: reset(keys[n, 2]) / step(state, actions[n, a])."""
-    return AutoResetWrapper(VmapWrapper(EpisodeWrapper(env, episode_length, 1)), resample)
+def wrap_for_training(
+    env: Env, episode_length: int, resample: bool = True, action_repeat: int = 1
+) -> Env:
+    """Episode limit, batching and auto-reset: reset(keys[n, 2]) / step(state, actions[n, a]).
+
+    With ``action_repeat > 1`` each step holds the action for that many env steps and sums
+    their rewards (Brax's ``EpisodeWrapper``)."""
+    episodes = EpisodeWrapper(env, episode_length, action_repeat)
+    return AutoResetWrapper(VmapWrapper(episodes), resample)
 
 
 def episode_end(state: State, outcomes: tuple[str, ...]) -> dict[str, jax.Array]:

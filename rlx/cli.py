@@ -31,16 +31,43 @@ class _Parser(argparse.ArgumentParser):
 
 def _setup_jax(args: argparse.Namespace) -> None:
     """Persistent compilation cache, matmul precision and (optionally) the distributed runtime."""
-    import jax
-
     from rlx.api import configure
 
     cache = os.environ.get("RLX_COMPILATION_CACHE", str(Path.home() / ".cache" / "rlx" / "jax"))
     configure(compilation_cache=cache or None, matmul_precision=getattr(args, "precision", None))
     if getattr(args, "distributed", False):
-        # Reads the coordinator address, process count and id from the cluster environment
-        # (SLURM, Open MPI, Kubernetes, or JAX_COORDINATOR_ADDRESS/... set by hand).
-        jax.distributed.initialize()
+        _start_distributed(args)
+
+
+def _start_distributed(args: argparse.Namespace) -> None:
+    """``jax.distributed.initialize`` with --coordinator / --num-processes / --process-id where
+    given, the rest read from the cluster environment (SLURM, Open MPI, Kubernetes; the
+    coordinator also from JAX_COORDINATOR_ADDRESS); RlxError when settings are missing."""
+    import jax
+
+    given = {"coordinator_address": args.coordinator, "num_processes": args.num_processes,
+             "process_id": args.process_id}  # fmt: skip
+    try:
+        jax.distributed.initialize(**{k: v for k, v in given.items() if v is not None})
+    except (ValueError, RuntimeError) as err:
+        raise RlxError(
+            f"--distributed could not start JAX's distributed runtime: {err}. Run under a "
+            "cluster scheduler (SLURM, Open MPI) or give --coordinator HOST:PORT, "
+            "--num-processes N and --process-id I."
+        ) from None
+
+
+def _check_distributed_flags(args: argparse.Namespace) -> None:
+    """--coordinator / --num-processes / --process-id only with --distributed, and in range."""
+    given = [f for f in ("coordinator", "num_processes", "process_id")
+             if getattr(args, f, None) is not None]  # fmt: skip
+    if given and not getattr(args, "distributed", False):
+        flags = ", ".join("--" + f.replace("_", "-") for f in given)
+        verb = "apply" if len(given) > 1 else "applies"
+        raise RlxError(f"{flags} {verb} to --distributed runs only; add --distributed.")
+    n, i = getattr(args, "num_processes", None), getattr(args, "process_id", None)
+    if n is not None and i is not None and not 0 <= i < n:
+        raise RlxError(f"--process-id must be in 0..{n - 1} for --num-processes {n}, got {i}.")
 
 
 def _positive_int(text: str) -> int:
@@ -109,6 +136,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     print("Environments:")
     for name, desc in envs.names().items():
         print(f"  {name:28s} {desc}")
+    print("Unavailable here (MuJoCo Playground tasks rlx cannot build on this install):")
+    for task, why in envs.playground.unavailable().items():
+        print(f"  {envs.playground.PREFIX + task:28s} {why}")
     print("Algorithms:")
     for name, desc in algorithm.names().items():
         print(f"  {name:28s} {desc}")
@@ -225,7 +255,7 @@ def _live_logging(args: argparse.Namespace, rp, partial: Path, meta: dict | None
 def cmd_train(args: argparse.Namespace) -> int:
     """Trains seeds x grid runs and writes the run record to --out; checkpoints, partial curves
     and live logs go to OUT.partial meanwhile, and a rerun resumes from there."""
-    from rlx import record, runner
+    from rlx import distributed, record, runner
     from rlx.provenance import code_identity, git_state, provenance
 
     rp, out = _train_plan(args)
@@ -242,21 +272,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     _setup_jax(args)  # before anything initialises JAX's backends (--distributed)
     started = provenance(git)
     on_slice_end = _policy_exporter(args, rp, started)
+    primary = distributed.is_primary()
     if meta is None:
-        shutil.rmtree(partial, ignore_errors=True)  # leftovers of a discarded or unsaved run
-    else:
+        if primary:
+            shutil.rmtree(partial, ignore_errors=True)  # leftovers of a discarded or unsaved run
+    elif primary:
         print(f"resuming from the checkpoint in {partial} ({_position_text(rp, meta)})")
+    distributed.barrier("partial directory cleared")
     fresh = not partial.exists()
     partial.mkdir(parents=True, exist_ok=True)
     try:
-        callback = _live_logging(args, rp, partial, meta)
+        callback = _live_logging(args, rp, partial, meta) if primary else distributed.NO_LOGGING
     except RlxError:
         if fresh:
             shutil.rmtree(partial, ignore_errors=True)
         raise
     try:
         rec = runner.run(
-            rp, runs_per_slice=args.runs_per_slice, progress=not args.quiet,
+            rp, runs_per_slice=args.runs_per_slice, progress=primary and not args.quiet,
             checkpoint_dir=partial / "checkpoints", callback=callback, started=started,
             accept_revision_change=args.accept_revision_change, on_slice_end=on_slice_end,
         )  # fmt: skip
@@ -267,10 +300,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 130
     finally:
         callback.close()
-    copy_in = {name: partial / name for name in ("tensorboard", "wandb")}
-    record.write_run(out, rec, overwrite=args.overwrite, copy_in=copy_in)
-    shutil.rmtree(partial, ignore_errors=True)
-    print(record.console_summary(rec, out))
+    distributed.barrier("training done")
+    if primary:
+        copy_in = {name: partial / name for name in ("tensorboard", "wandb")}
+        record.write_run(out, rec, overwrite=args.overwrite, copy_in=copy_in)
+        shutil.rmtree(partial, ignore_errors=True)
+        print(record.console_summary(rec, out))
     return 0
 
 
@@ -802,7 +837,26 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--precision", choices=("default", "high", "highest"), default="default",
                        help="jax_default_matmul_precision (TF32 on GPUs unless 'highest')")  # fmt: skip
         p.add_argument("--distributed", action="store_true",
-                       help="call jax.distributed.initialize() (multi-host runs)")  # fmt: skip
+                       help="one program over several processes/hosts (jax.distributed); "
+                            "only process 0 writes")  # fmt: skip
+        p.add_argument(
+            "--coordinator",
+            default=None,
+            metavar="HOST:PORT",
+            help="--distributed: process 0's address (else from the cluster)",
+        )
+        p.add_argument(
+            "--num-processes",
+            type=_positive_int,
+            default=None,
+            help="--distributed: number of processes (else from the cluster)",
+        )
+        p.add_argument(
+            "--process-id",
+            type=int,
+            default=None,
+            help="--distributed: this process's index (else from the cluster)",
+        )
     return parser
 
 
@@ -810,6 +864,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     args = build_parser().parse_args(argv)
     try:
+        _check_distributed_flags(args)
         return args.func(args)
     except RlxError as err:
         sys.stderr.write(f"rlx: error: {err}\n")

@@ -125,7 +125,7 @@ def suffix_for(env: Env) -> str | None:
 
 def renderable_names() -> list[str]:
     """Every registered env with a renderer: ``brax:*`` (HTML) and the 2-D envs that draw (GIF)."""
-    own = [n for n in envs.names() if not envs.is_brax(n) and has_drawing(envs.make(n))]
+    own = [n for n in envs.names() if not envs.is_physics(n) and has_drawing(envs.make(n))]
     return [*own, "brax:*"]
 
 

@@ -13,6 +13,8 @@ A sweep file is TOML::
     [quick]                                  # optional: overrides under --quick, applied to
     hidden = [64, 64]                        # every algorithm that has the field (or give the
                                              # quick budget here as total_steps, not both)
+    [quick.sac]                              # optional: --quick overrides of one algorithm
+    num_envs = 8                             # (applied last, so they win)
     num_evals = 10                           # evaluation points (must divide the updates)
     eval_episodes = 16                       # deterministic episodes per evaluation (default
                                              # 16, or a multiple of the env's evaluation tasks)
@@ -78,7 +80,8 @@ TOP_KEYS = {
     "seeds": "number of seeds (positive int: seeds 0..N-1) or a list of distinct seeds >= 0",
     "total_steps": "env steps per run",
     "quick_total_steps": "env steps per run under --quick",
-    "quick": "[quick] config overrides under --quick (each algorithm that has the field)",
+    "quick": "[quick] config overrides under --quick (each algorithm that has the field; "
+    "[quick.<algo>] for one algorithm)",
     "variance": "[variance] the gradient-variance study of `rlx gradvar` (not run by rlx sweep)",
     "num_evals": "evaluation points",
     "eval_episodes": "episodes per evaluation",
@@ -386,8 +389,13 @@ def _grid(where: _Where, algo: str, raw: dict[str, Any]) -> dict[str, list[Any]]
 
 
 def _quick_layer(raw: dict[str, Any], algo: str, where: _Where) -> dict[str, Any]:
-    """The --quick overrides that apply to `algo` ([quick] keys it has, quick_total_steps)."""
+    """The --quick overrides that apply to `algo`: the [quick] keys it has, then
+    quick_total_steps, then its own ``[quick.<algo>]`` table (the most specific wins)."""
     quick = dict(raw.get("quick", {}))
+    own = {k: quick.pop(k) for k in list(quick) if isinstance(quick[k], dict)}
+    for name in own:
+        if name not in raw["algorithms"]:
+            raise where.error(str(unknown("[quick.<algo>] table", name, raw["algorithms"])), name)
     allowed = {k for a in raw["algorithms"] for k in cfg.fields(algorithm.get(a).Config)}
     for key in quick:
         if key not in allowed:
@@ -396,6 +404,7 @@ def _quick_layer(raw: dict[str, Any], algo: str, where: _Where) -> dict[str, Any
     layer = _typed(where, algo, {k: v for k, v in quick.items() if k in fields}, "quick")
     if "quick_total_steps" in raw:
         layer["total_steps"] = raw["quick_total_steps"]
+    layer.update(_typed(where, algo, own.get(algo, {}), f"quick.{algo}"))
     return layer
 
 

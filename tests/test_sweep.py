@@ -104,6 +104,8 @@ def _write(tmp_path: Path, text: str, name: str = "s.toml") -> Path:
             "bad keyword for environment 'pendulum_swingup'",
         ),
         (lambda t: t + "\n[quick]\nhiden = [8]\n", "unknown [quick] setting 'hiden'"),
+        (lambda t: t + "\n[quick.td3]\nhidden = [8]\n", "unknown [quick.<algo>] table 'td3'"),
+        (lambda t: t + "\n[quick.ppo]\nhidden = [8]\n", "quick.ppo"),
         (lambda t: t + "\n[plot]\nmark_fraction = 1.5\n", "mark_fraction must be in (0, 1]"),
         (lambda t: t + "\n[plot]\nmetrics = []\n", "[plot] metrics must be a non-empty list"),
         (lambda t: t + "\n[plot]\nmarker = 0.5\n", "unknown key 'marker' in [plot]"),
@@ -267,6 +269,11 @@ def test_quick_overrides_apply_to_every_algorithm_that_has_the_field(tmp_path):
     assert td3_q.hidden == (8,) and td3_q.batch_size == 32 and td3_q.total_steps == 1_152
     assert ppo_q.num_epochs == 1 and ppo_q.total_steps == 1_152  # ppo has no hidden/batch_size
     assert full.cells[1].plan.base_config.hidden == (256, 256)
+    # [quick.<algo>] applies to that algorithm only, after [quick] and quick_total_steps
+    text += "\n[quick.td3]\nbatch_size = 16\ntotal_steps = 2_304\n"
+    ppo_q, td3_q = (c.plan.base_config for c in sweep.load(_write(tmp_path, text), True).cells)
+    assert td3_q.batch_size == 16 and td3_q.total_steps == 2_304 and td3_q.hidden == (8,)
+    assert ppo_q.total_steps == 1_152
 
 
 def test_metric_at_an_evaluation_point_and_rate_formatting():

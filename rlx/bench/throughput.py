@@ -87,7 +87,7 @@ def raw_env_rate(
 ) -> dict:
     """(a): env steps/s of the training-wrapped env under random actions, compile excluded."""
     env = envs.make(name, **({"backend": backend} if backend else {}))
-    tenv = envs.wrap_for_training(env, episode_length, resample=not envs.is_brax(name))
+    tenv = envs.wrap_for_training(env, episode_length, resample=not envs.is_physics(name))
 
     def rollout(key):
         k_reset, k_act = jax.random.split(key)

@@ -1,0 +1,92 @@
+"""MuJoCo Playground environments behind rlx.envs.make: the registry matches Playground's,
+unavailable tasks are refused with their reason (no download is attempted), the adapter steps
+under rlx's training wrappers with time-outs kept apart from terminations, and the swing-up
+baselines succeed where zero action does not."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from rlx.envs import playground
+
+from rlx import envs
+from rlx.errors import RlxError
+
+
+def test_registry_covers_playgrounds_dm_control_suite():
+    from mujoco_playground import registry
+
+    ours = set(playground.DMC_TASKS) | set(playground.BROKEN)
+    assert ours == set(registry.dm_control_suite.ALL_ENVS)
+    listed = envs.names()
+    assert "playground:CheetahRun" in listed and "playground:ReacherHard" not in listed
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("playground:Go1JoystickFlatTerrain", "downloads robot models .* unavailable offline"),
+        ("playground:PandaPickCube", "downloads robot models"),
+        ("playground:ReacherHard", "unavailable: its loader calls MjSpec.find_body"),
+        ("playground:CartpoleSwingupp", "Did you mean 'playground:CartpoleSwingup'"),
+    ],
+)
+def test_unavailable_and_unknown_tasks_are_one_error(name, message, monkeypatch):
+    import subprocess
+
+    def no_network(*args, **kwargs):
+        raise AssertionError(f"a download was attempted: {args}")
+
+    monkeypatch.setattr(subprocess, "run", no_network)
+    monkeypatch.setattr(subprocess, "check_call", no_network)
+    with pytest.raises(RlxError, match=message):
+        envs.make(name)
+
+
+def test_bad_config_keyword_names_the_allowed_ones():
+    with pytest.raises(RlxError, match=r"bad keyword.*nonsense.*its config has: .*ctrl_dt"):
+        envs.make("playground:PointMass", nonsense=1)
+
+
+def test_time_out_is_truncation_not_termination():
+    env = envs.make("playground:CartpoleSwingup")
+    assert env.episode_length == 1000 and env.action_repeat == 1
+    tenv = envs.training_env(env, length=4)
+
+    def roll(key):
+        state = tenv.reset(jax.random.split(key, 2))
+
+        def body(s, _):
+            s = tenv.step(s, jnp.zeros((2, 1)))
+            return s, (s.done, s.info["truncation"], s.obs, s.info["final_obs"])
+
+        return jax.lax.scan(body, state, None, length=6)
+
+    first_obs = jax.jit(tenv.reset)(jax.random.split(jax.random.PRNGKey(0), 2)).obs
+    done, trunc, obs, final_obs = map(np.asarray, jax.jit(roll)(jax.random.PRNGKey(0))[1])
+    assert obs.shape == (6, 2, 5) and np.isfinite(obs).all()
+    np.testing.assert_array_equal(done[:, 0], [0, 0, 0, 1, 0, 0])
+    np.testing.assert_array_equal(trunc, done)  # every end is a time-out here
+    np.testing.assert_allclose(obs[3], first_obs, atol=1e-6)  # restarted from its first state
+    assert not np.allclose(final_obs[3], obs[3])  # ... while the final obs is kept
+
+
+@pytest.mark.parametrize("name", ["playground:PendulumSwingup", "playground:CartpoleSwingup"])
+def test_swingup_baseline_reaches_the_goal_and_zero_action_does_not(name):
+    env = envs.make(name)
+    assert envs.has_baseline(env) and envs.outcome_metrics(env) == ("goal_reached",)
+    tenv = envs.training_env(env)
+
+    def final_goal(key, gain):
+        state = tenv.reset(jax.random.split(key, 8))
+
+        def body(s, _):
+            return tenv.step(s, gain * env.baseline_policy(s.obs)), None
+
+        return jax.lax.scan(body, state, None, length=600)[0].metrics["goal_reached"]
+
+    run = jax.jit(final_goal)
+    assert float(run(jax.random.PRNGKey(1), 1.0).mean()) == 1.0
+    assert float(run(jax.random.PRNGKey(1), 0.0).mean()) == 0.0
