@@ -112,7 +112,12 @@ def make(name: str, **overrides: Any) -> Env:
     task = check_name(name)
     reg = _registry()
     config = reg.get_default_config(task)
-    bad = sorted(set(overrides) - set(config.keys()) - {"impl"})
+    if overrides.get("impl", "jax") != "jax":
+        raise RlxError(
+            f"environment {name!r} runs on MJX's JAX implementation only (impl='jax', which "
+            f"jits with the learner on any device), got impl={overrides['impl']!r}."
+        )
+    bad = sorted(set(overrides) - set(config.keys()))
     if bad:
         raise RlxError(
             f"bad keyword(s) {', '.join(bad)} for environment {name!r}; "

@@ -48,6 +48,8 @@ def test_unavailable_and_unknown_tasks_are_one_error(name, message, monkeypatch)
 def test_bad_config_keyword_names_the_allowed_ones():
     with pytest.raises(RlxError, match=r"bad keyword.*nonsense.*its config has: .*ctrl_dt"):
         envs.make("playground:PointMass", nonsense=1)
+    with pytest.raises(RlxError, match=r"JAX implementation only .* got impl='warp'"):
+        envs.make("playground:PointMass", impl="warp")
 
 
 def test_time_out_is_truncation_not_termination():
@@ -90,3 +92,17 @@ def test_swingup_baseline_reaches_the_goal_and_zero_action_does_not(name):
     run = jax.jit(final_goal)
     assert float(run(jax.random.PRNGKey(1), 1.0).mean()) == 1.0
     assert float(run(jax.random.PRNGKey(1), 0.0).mean()) == 0.0
+
+
+def test_agency_transfer_runs_on_a_playground_swingup_with_its_baseline_in_charge():
+    import rlx
+
+    small = dict(num_envs=4, unroll_length=10, utd_ratio=0.25, batch_size=64, hidden=(32, 32),
+                 learning_starts=400, episode_length=400, total_steps=4_800)  # fmt: skip
+    rec = rlx.run("agency_td3", "playground:PendulumSwingup", seeds=1, overrides=small,
+                  num_evals=2, eval_episodes=2, progress=False)  # fmt: skip
+    curve = rec["runs"][0]["curve"]
+    # Early in training the baseline acts on most steps, and its episodes end upright.
+    assert curve["train/baseline_share"][1] > 0.5, curve["train/baseline_share"]
+    assert curve["train/episode_goal_reached"][1] > 0.5, curve["train/episode_goal_reached"]
+    assert np.isfinite(curve["eval/return"]).all()
