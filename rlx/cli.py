@@ -528,8 +528,8 @@ def dry_run_text(rp, args: argparse.Namespace, partial: Path, meta: dict | None)
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Runs (or resumes) a sweep file, then writes its tables and plots."""
+    from rlx import distributed, table
     from rlx import sweep as sweep_mod
-    from rlx import table
 
     sw = sweep_mod.load(args.file, quick=args.quick)
     shard = sweep_mod.Shard.parse(args.shard) if args.shard else None
@@ -544,6 +544,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         tensorboard=args.tensorboard, accept_revision_change=args.accept_revision_change,
         keep_policies=args.keep_policies, shard=shard,
     )  # fmt: skip
+    if not distributed.is_primary():
+        return 0  # --distributed: process 0 writes the tables
     paths = table.write_tables(out) + table.write_plots(out)
     print((out / "table.md").read_text())
     print("wrote " + ", ".join(str(p) for p in paths))

@@ -540,11 +540,14 @@ def run_sweep(
     ``<out>/policies/<cell dir>/run-<i>/`` (`rlx.policy`). With `shard` (K of N) only the
     cells whose index is K modulo N run, so N processes (a SLURM job array) can share `out`:
     each removes only its own cells' checkpoints."""
+    from rlx import distributed, record
     from rlx import logging as live
-    from rlx import record
 
     started = provenance()
-    prepare_dir(sweep, out, new)
+    primary = distributed.is_primary()  # with --distributed only process 0 writes
+    if primary:
+        prepare_dir(sweep, out, new)
+    distributed.barrier("sweep directory prepared")
     done = []
     for cell in (shard or Shard(0, 1)).select(sweep.cells):
         cell_dir = out / "cells" / cell.dirname
@@ -558,22 +561,24 @@ def run_sweep(
         )
         ckpt_dir = out / "checkpoints" / cell.dirname
         callback = None
-        if tensorboard:
+        if tensorboard and primary:
             callback = live.Live(
                 cell.plan, [live.TensorBoard(out / "tensorboard" / cell.dirname)],
                 resumed=live.resumed_curves(ckpt_dir, cell.plan),
             )  # fmt: skip
         rec = runner.run(
-            cell.plan, progress=progress, runs_per_slice=runs_per_slice,
+            cell.plan, progress=progress and primary, runs_per_slice=runs_per_slice,
             checkpoint_dir=ckpt_dir, callback=callback, started=started,
             accept_revision_change=accept_revision_change,
             on_slice_end=_policy_keeper(out, cell, started) if keep_policies else None,
         )  # fmt: skip
         if callback is not None:
             callback.close()
-        record.write_run(cell_dir, rec, overwrite=True)
-        shutil.rmtree(ckpt_dir, ignore_errors=True)
-        print(record.console_summary(rec, None))
+        distributed.barrier(f"cell {cell.key} done")
+        if primary:
+            record.write_run(cell_dir, rec, overwrite=True)
+            shutil.rmtree(ckpt_dir, ignore_errors=True)
+            print(record.console_summary(rec, None))
         done.append(cell_dir)
     with contextlib.suppress(OSError):  # only when empty: another shard may still be running
         (out / "checkpoints").rmdir()
