@@ -20,7 +20,9 @@ episodes and frac = clip(env_steps / (anneal_frac * total_steps), 0, 1)::
 so the expected number of relaxed learner steps per episode grows linearly from ref0 to L, and
 from frac = 1 on p_rel = lambda = 1: the learner acts on every step. The learners' losses are
 unmodified. Stored action: the learner's proposal (``store_action="proposed"``, as published)
-or the executed one; ``selective_buffer`` stores only the steps the learner executed. The
+or the executed one; ``selective_buffer`` stores only the steps the learner executed, or with
+``selective_mask="official"`` (the official TD3 script's mask) the steps where the certificate
+held or a second, independent uniform draw fell below the already-decayed lambda * p_rel. The
 result is a standalone policy (the learner's actor) that needs no baseline.
 """
 
@@ -116,6 +118,11 @@ class AgencySettings:
 
     store_action: str = static("proposed", "Buffer action: proposed (paper) or executed.")
     selective_buffer: bool = static(False, "Store only steps where the learner acted.")
+    selective_mask: str = static(
+        "executed",
+        "With selective_buffer: the steps the learner executed, or 'official' (certified, or "
+        "a second uniform draw below the decayed p, as the official TD3 script).",
+    )
     length_window: int = static(20, "Episodes in the mean length L of the lambda solve.")
     p0: float = hparam(0.9, "Initial relax probability p at an episode start.")
     lambda0: float = hparam(0.96, "Initial in-episode decay factor of p.")
@@ -129,6 +136,10 @@ class AgencySettings:
         if self.store_action not in ("proposed", "executed"):
             raise RlxError(
                 f"store_action must be 'proposed' or 'executed', got {self.store_action!r}."
+            )
+        if self.selective_mask not in ("executed", "official"):
+            raise RlxError(
+                f"selective_mask must be 'executed' or 'official', got {self.selective_mask!r}."
             )
         if self.length_window <= 0:
             raise RlxError(f"length_window must be positive, got {self.length_window}.")
@@ -169,6 +180,19 @@ def end_of_episode_lengths(
     return ring, episodes, mean_len
 
 
+def keep_mask(
+    config: Any, use: jax.Array, improved: jax.Array, decayed_p: jax.Array, key: jax.Array | None
+) -> jax.Array:
+    """Which steps enter the buffer ``[N]``: all without ``selective_buffer``; else those the
+    learner executed (``use``), or with ``selective_mask="official"``
+    ``improved or U'(0, 1) < lambda p_rel``, U' a second draw independent of the arbitration's."""
+    if not config.selective_buffer:
+        return jnp.ones_like(use)
+    if config.selective_mask == "executed":
+        return use
+    return improved | (jax.random.uniform(key, use.shape) < decayed_p)
+
+
 class AgencyTransfer:
     """Agency transfer as an `rlx.offpolicy.Behaviour`: its carry is an `Arbiter`."""
 
@@ -191,21 +215,25 @@ class AgencyTransfer:
 
     def act(self, x: offpolicy.StepInput, arb: Arbiter, key: jax.Array) -> offpolicy.BehaviourStep:
         """`arbitrate` between the proposal and the baseline with q = certify(s, a_L);
-        p_rel <- lambda p_rel."""
+        p_rel <- lambda p_rel; the buffer mask by `keep_mask`."""
         config = x.config
         q = x.certify(x.obs, x.proposal)
         chex.assert_shape(q, x.proposal.shape[:1])
-        u = jax.random.uniform(key, q.shape)
-        use, best_q = arbitrate(q, arb.best_q, arb.p_rel, u, config.nu)
+        official = config.selective_buffer and config.selective_mask == "official"
+        k_use, k_keep = jax.random.split(key) if official else (key, None)
+        use, best_q = arbitrate(
+            q, arb.best_q, arb.p_rel, jax.random.uniform(k_use, q.shape), config.nu
+        )
         executed = jnp.where(use[:, None], x.proposal, x.baseline)
         stored = x.proposal if config.store_action == "proposed" else executed
-        keep = use if config.selective_buffer else jnp.ones_like(use)
         metrics = {
             "train/baseline_share": 1.0 - use.mean(),
             "agency/p_rel": arb.p_rel.mean(),
             "agency/lambda": arb.lam,
         }
-        arb = arb.replace(best_q=best_q, p_rel=arb.lam * arb.p_rel)
+        decayed = arb.lam * arb.p_rel
+        keep = keep_mask(config, use, q > arb.best_q + config.nu, decayed, k_keep)
+        arb = arb.replace(best_q=best_q, p_rel=decayed)
         return offpolicy.BehaviourStep(executed, stored, keep, arb, metrics)
 
     def end_episodes(

@@ -7,9 +7,17 @@ the temperature and the target critics::
     a' ~ pi(.|s'),  y = scale r + gamma (1 - terminal) (min_j Q'_j(s', a') - alpha log pi(a'|s'))
     L_Q     = sum_j mean (Q_j(s, a) - y)^2
     L_pi    = mean (alpha log pi(a~|s) - min_j Q_j(s, a~)),       a~ ~ pi(.|s) (reparameterised)
-    L_alpha = -mean log(alpha) (log pi(a~|s) + H_target),         H_target = -entropy_scale * A
+    L_alpha = -mean log(alpha) (log pi(a~|s) + H_target)
 
 with pi(.|s) = tanh(N(mu(s), sigma(s)^2)) and log pi corrected by -sum log(1 - tanh(u)^2).
+The target entropy is CleanRL's -entropy_scale * A for the policy over the env's *physical*
+actions s_i a_i (s: the env's `action_scale`; CleanRL's log-prob includes the action-scale
+Jacobian), which for the normalised actions rlx samples is
+
+    H_target = -entropy_scale * A - sum_i log s_i
+
+(= -A on envs with actions in [-1, 1]; -1.31 on the underwater drone, s = (1, 0.5), and -2.14
+on the treasure robot, s = (pi,)).
 """
 
 from __future__ import annotations
@@ -42,8 +50,12 @@ class Config(offpolicy.Config):
     actor_lr: float = hparam(3e-4, "Actor Adam step size.")
     critic_lr: float = hparam(1e-3, "Critic Adam step size.")
     alpha_lr: float = hparam(1e-3, "Temperature Adam step size (autotune).")
-    init_alpha: float = hparam(0.2, "Initial (or fixed, without autotune) temperature alpha.")
-    entropy_scale: float = hparam(1.0, "Target entropy = -entropy_scale * action size.")
+    init_alpha: float = hparam(
+        1.0, "Initial (or fixed, without autotune) temperature alpha (CleanRL: log alpha = 0)."
+    )
+    entropy_scale: float = hparam(
+        1.0, "Target entropy = -entropy_scale * action size, in the env's physical units."
+    )
 
     def validate(self) -> None:
         """Raises RlxError naming the first bad value and what is allowed."""
@@ -75,7 +87,8 @@ class Actor(nn.Module):
 @flax.struct.dataclass
 class SACState:
     """The learner's state: actor, twin critic (stacked on an axis of 2) and its target,
-    log alpha, their Adam states, and the action size A (static)."""
+    log alpha, their Adam states, the action size A and sum_i log s_i of the env's action
+    scale (static)."""
 
     actor: Any
     critic: Any
@@ -85,6 +98,12 @@ class SACState:
     critic_opt: optax.OptState
     alpha_opt: optax.OptState
     action_size: int = flax.struct.field(pytree_node=False)
+    log_action_scale: float = flax.struct.field(pytree_node=False, default=0.0)
+
+
+def target_entropy(state: SACState, config: Config) -> float | jax.Array:
+    """H_target = -entropy_scale * A - sum_i log s_i (see the module docstring)."""
+    return -config.entropy_scale * state.action_size - state.log_action_scale
 
 
 def _actor(config: Config, state: SACState) -> Actor:
@@ -140,12 +159,10 @@ def temperature_step(
     state: SACState, logp: jax.Array, config: Config
 ) -> tuple[SACState, jax.Array]:
     """One Adam step of log alpha on L_alpha = -mean log(alpha) (log pi(a~|s) + H_target),
-    H_target = -entropy_scale * A (held fixed without ``autotune``); returns L_alpha."""
+    H_target = `target_entropy` (held fixed without ``autotune``); returns L_alpha."""
     chex.assert_rank(logp, 1)
-    target_entropy = -config.entropy_scale * state.action_size
-    value, grad = jax.value_and_grad(lambda la: -(la * (logp + target_entropy)).mean())(
-        state.log_alpha
-    )
+    h_target = target_entropy(state, config)
+    value, grad = jax.value_and_grad(lambda la: -(la * (logp + h_target)).mean())(state.log_alpha)
     log_alpha, opt = adam_step(state.log_alpha, grad, state.alpha_opt, config.alpha_lr)
     if not config.autotune:
         log_alpha, opt = state.log_alpha, state.alpha_opt
@@ -155,8 +172,16 @@ def temperature_step(
 class SACLearner:
     """SAC as an `rlx.offpolicy.Learner`: its state is a `SACState`."""
 
-    def init(self, key: jax.Array, obs_size: int, action_size: int, config: Config) -> SACState:
-        """Actor, twin critic and its target, log alpha, and Adam states."""
+    def init(
+        self,
+        key: jax.Array,
+        obs_size: int,
+        action_size: int,
+        config: Config,
+        action_scale: tuple[float, ...] | None = None,
+    ) -> SACState:
+        """Actor, twin critic and its target, log alpha, and Adam states; ``action_scale``
+        (ones if None) sets the target entropy's units."""
         k_actor, k_critic = jax.random.split(key)
         actor = Actor(config.hidden, action_size).init(k_actor, jnp.zeros((obs_size,)))
         critic = critics.init_twin(k_critic, config.hidden, obs_size, action_size)
@@ -171,6 +196,7 @@ class SACLearner:
             critic_opt=adam.init(critic),
             alpha_opt=adam.init(log_alpha),
             action_size=action_size,
+            log_action_scale=float(np.log(np.asarray(action_scale or 1.0)).sum()),
         )
 
     def policy_params(self, state: SACState) -> Any:

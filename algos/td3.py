@@ -132,8 +132,16 @@ def actor_step(
 class TD3Learner:
     """TD3 as an `rlx.offpolicy.Learner`: its state is a `TD3State`."""
 
-    def init(self, key: jax.Array, obs_size: int, action_size: int, config: Config) -> TD3State:
-        """Actor, twin critic, their targets (copies) and Adam states."""
+    def init(
+        self,
+        key: jax.Array,
+        obs_size: int,
+        action_size: int,
+        config: Config,
+        action_scale: tuple[float, ...] | None = None,
+    ) -> TD3State:
+        """Actor, twin critic, their targets (copies) and Adam states (the action scale plays
+        no part in TD3)."""
         k_actor, k_critic = jax.random.split(key)
         actor = Actor(config.hidden, action_size).init(k_actor, jnp.zeros((obs_size,)))
         critic = critics.init_twin(k_critic, config.hidden, obs_size, action_size)

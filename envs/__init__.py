@@ -62,6 +62,12 @@ _OWN: dict[str, EnvSpec] = {
         _lazy("rlx.envs.treasure_robot", "TreasureRobot"),
         "Constant-speed unicycle to a goal, optionally catching a moving treasure; baseline P-law.",
     ),
+    "treasure_robot_goal_reward": EnvSpec(
+        functools.partial(
+            _lazy("rlx.envs.treasure_robot", "TreasureRobot"), reward="goal_after_catch"
+        ),
+        "Treasure robot with rlx's earlier reward: after the catch, pays the distance to the goal.",
+    ),
     "target_matching": EnvSpec(
         _lazy("rlx.envs.target_matching", "TargetMatching"),
         "m-D point to a random target (action_dim=m, default 6), reward separable; baseline P-law.",

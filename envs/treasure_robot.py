@@ -20,11 +20,12 @@ Robot dynamics (unicycle at constant speed ``v = 0.15``, ``dt = 0.05``)::
 
     x' = clip(x + v dt cos θ, 0, 1),   y' = clip(y + v dt sin θ, 0, 1),   θ' = wrap(θ + ω dt)
 
-Treasure dynamics (while not collected; speed ``u = 0.12``, noise ``σ = 0.03``)::
+Treasure dynamics (while not collected; top speed ``u = 0.12``, noise ``σ = 0.25 u = 0.03``;
+as in the official code, aidagroup/calf-enhance@afb5edc, the treasure moves *before* the robot)::
 
-    w  = v₁ + σ ε,  ε ~ N(0, I₂)             v₁' = u w / ‖w‖
-    p₁' = p₁ + v₁' dt,  then reflected at the walls of [0, 1]²: a coordinate c < 0 becomes -c,
-          c > 1 becomes 2 - c, and the matching velocity component flips sign.
+    w   = v₁ + σ ε,  ε ~ N(0, I₂)            v₁' = w · min(1, u / ‖w‖)    (speed at most u)
+    p₁' = p₁ + v₁' dt,  then clipped to [r₁, 1 - r₁]² = [0.05, 0.95]², and a velocity component
+          flips sign where its coordinate was clipped.
 
 Capture: the treasure is caught on the first step after which ``‖p - p₁‖ ≤ 0.08`` (the robot's
 position and the treasure's, both after the step). It is then gone: ``collected = 1``, it stops
@@ -38,10 +39,18 @@ Observation (float32, shape ``(9,)``)::
 with ``r₁ = 0.05`` (the treasure's radius, as in the original) while it is available and
 ``r₁ = 0`` once it has been collected.
 
-Reward (our reading of the paper, on the state *after* the step)::
+Reward (``reward="official"``, the default: the official env's, on the robot's position after
+the step and the treasure's before the capture check)::
 
-    target = p₁ if the treasure is still available else p_g       (p_g on the capture step)
-    r = -‖p - target‖ - 0.2 |wrap(atan2(target - p) - θ)| / π + 50 · 1[capture on this step]
+    while the treasure is available (the capture step included):
+        r = -‖p - p₁‖ - 0.2 |wrap(atan2(p₁ - p) - θ)| / π + 50 · 1[capture on this step]
+    once it has been caught:  r = 0 every step, the goal step included
+
+so a return is +50 minus the pursuit's distance costs (the paper's robot returns end near +30),
+and an episode that never catches the treasure pays the distance to it all the way.
+``reward="goal_after_catch"`` (registry name ``treasure_robot_goal_reward``, rlx's reading before
+the official code was checked) keeps paying ``-‖p - p_g‖ - 0.2 |heading error to p_g| / π``
+after the catch (the capture step measured against the goal).
 
 Termination: ``done = 1`` on the step that ends in ``G``. Time-out truncation
 (``episode_length = 1000`` steps, 50 s) is left to the registry's Brax ``EpisodeWrapper``.
@@ -53,8 +62,9 @@ Metrics (float32 scalars, present from ``reset``; all three are ``episode_metric
 - ``combined``: ``(goal_reached + treasure_collected) / 2``.
 
 Initial-state distribution: robot ``x ~ U(0.7, 0.9)``, ``y ~ U(0.1, 0.9)``, ``θ = π`` (facing
-the goal side). Treasure (our choice, the paper does not say): position ``~ U([0.1, 0.9]²)``,
-direction angle ``~ U(-π, π)``, speed ``0.12``.
+the goal side). Treasure (the official code's): ``x₁ ~ U(0.15, 0.85)``, ``y₁ ~ U(0.05, 0.95)``,
+redrawn while it lies within ``r₁ + 0.005`` of the robot (up to 8 draws, then the last is
+kept), direction angle ``~ U(0, 2π)``, speed ``0.12``.
 
 Baseline controller (``baseline_policy``): a P-law steering to the goal that ignores the
 treasure::
@@ -72,6 +82,8 @@ import numpy as np
 from brax.envs.base import Env, State
 from rlx.envs.drawing import fix_limits, heading_marker, path
 
+from rlx.errors import RlxError
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
@@ -81,12 +93,14 @@ def _wrap(angle: jax.Array) -> jax.Array:
     return jnp.mod(angle + jnp.pi, 2.0 * jnp.pi) - jnp.pi
 
 
-def _reflect(pos: jax.Array, vel: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Mirror coordinates that left ``[0, 1]`` back inside and flip their velocity components."""
-    low, high = pos < 0.0, pos > 1.0
-    pos = jnp.where(low, -pos, jnp.where(high, 2.0 - pos, pos))
-    vel = jnp.where(low | high, -vel, vel)
-    return jnp.clip(pos, 0.0, 1.0), vel
+def _bounce(pos: jax.Array, vel: jax.Array, low: float, high: float) -> tuple[jax.Array, jax.Array]:
+    """Clip coordinates to ``[low, high]`` and flip the velocity components that were clipped."""
+    out = (pos < low) | (pos > high)
+    return jnp.clip(pos, low, high), jnp.where(out, -vel, vel)
+
+
+REWARDS = ("official", "goal_after_catch")
+SPAWN_DRAWS = 8
 
 
 class TreasureRobot(Env):
@@ -99,6 +113,8 @@ class TreasureRobot(Env):
         "combined": "combined",
     }
     rate_metrics: tuple[str, ...] = ("treasure_collected",)
+    action_scale: tuple[float, ...] = (float(np.pi),)
+    """Physical units per normalised action unit (the official action bound: ω ∈ [-π, π])."""
 
     DT = 0.05
     SPEED = 0.15
@@ -111,6 +127,12 @@ class TreasureRobot(Env):
     TREASURE_REWARD = 50.0
     HEADING_WEIGHT = 0.2
     BASELINE_GAIN = 1.0
+    SPAWN_PADDING = 0.005
+
+    def __init__(self, reward: str = "official") -> None:
+        if reward not in REWARDS:
+            raise RlxError(f"treasure_robot reward must be one of {REWARDS}, got {reward!r}.")
+        self.reward_kind = reward
 
     @property
     def observation_size(self) -> int:
@@ -155,18 +177,24 @@ class TreasureRobot(Env):
         """True where ``‖pos - p_g‖ ≤ 0.05``."""
         return jnp.linalg.norm(pos - self._goal(), axis=-1) <= self.GOAL_RADIUS
 
-    def _reward(self, ps: dict[str, jax.Array], captured: jax.Array) -> jax.Array:
-        """``-‖p - target‖ - 0.2 |heading error| / π + 50 · captured`` (see module docstring)."""
-        robot, tr = ps["robot"], ps["treasure"]
-        target = jnp.where(tr[4] > 0, self._goal(), tr[:2])
+    def _pursuit_cost(self, robot: jax.Array, target: jax.Array) -> jax.Array:
+        """``-‖target - p‖ - 0.2 |wrap(atan2(target - p) - θ)| / π``."""
         delta = target - robot[:2]
-        dist = jnp.linalg.norm(delta)
         heading_err = _wrap(jnp.arctan2(delta[1], delta[0]) - robot[2])
-        r = (
-            -dist
-            - self.HEADING_WEIGHT * jnp.abs(heading_err) / jnp.pi
-            + self.TREASURE_REWARD * captured
-        )
+        return -jnp.linalg.norm(delta) - self.HEADING_WEIGHT * jnp.abs(heading_err) / jnp.pi
+
+    def _reward(
+        self, robot: jax.Array, treasure: jax.Array, was_collected: jax.Array, captured: jax.Array
+    ) -> jax.Array:
+        """The step's reward (see the module docstring) from the robot after the step, the
+        treasure's position before the capture check and whether it was caught before/now."""
+        bonus = self.TREASURE_REWARD * captured
+        if self.reward_kind == "official":
+            chasing = self._pursuit_cost(robot, treasure[:2]) + bonus
+            r = jnp.where(was_collected, 0.0, chasing)
+        else:
+            target = jnp.where(was_collected | (captured > 0), self._goal(), treasure[:2])
+            r = self._pursuit_cost(robot, target) + bonus
         return r.astype(jnp.float32)
 
     def _metrics(self, ps: dict[str, jax.Array]) -> dict[str, jax.Array]:
@@ -181,15 +209,16 @@ class TreasureRobot(Env):
     # ----------------------------------------------------------------------------- Env API
 
     def reset(self, rng: jax.Array) -> State:
-        """Robot at ``(U(0.7, 0.9), U(0.1, 0.9))`` facing ``θ = π``; treasure uniform inside."""
+        """Robot at ``(U(0.7, 0.9), U(0.1, 0.9))`` facing ``θ = π``; the treasure as in the
+        module docstring."""
         if jnp.issubdtype(rng.dtype, jax.dtypes.prng_key):
             rng = jax.random.key_data(rng)
         k_rx, k_ry, k_tp, k_ta, k_next = jax.random.split(rng, 5)
         rx = jax.random.uniform(k_rx, (), jnp.float32, 0.7, 0.9)
         ry = jax.random.uniform(k_ry, (), jnp.float32, 0.1, 0.9)
         robot = jnp.stack([rx, ry, jnp.float32(-np.pi)]).astype(jnp.float32)  # wrap(π) = -π
-        tpos = jax.random.uniform(k_tp, (2,), jnp.float32, 0.1, 0.9)
-        angle = jax.random.uniform(k_ta, (), jnp.float32, -np.pi, np.pi)
+        tpos = self._spawn_treasure(k_tp, robot[:2])
+        angle = jax.random.uniform(k_ta, (), jnp.float32, 0.0, 2.0 * np.pi)
         tvel = self.TREASURE_SPEED * jnp.stack([jnp.cos(angle), jnp.sin(angle)])
         treasure = jnp.concatenate([tpos, tvel, jnp.zeros((1,), jnp.float32)]).astype(jnp.float32)
         ps = {"robot": robot, "treasure": treasure, "key": k_next}
@@ -201,6 +230,29 @@ class TreasureRobot(Env):
             metrics=self._metrics(ps),
             info={},
         )
+
+    def _spawn_treasure(self, key: jax.Array, robot_pos: jax.Array) -> jax.Array:
+        """The first of SPAWN_DRAWS draws of ``(U(0.15, 0.85), U(0.05, 0.95))`` farther than
+        ``r₁ + 0.005`` from the robot (the last draw if none is)."""
+        low = jnp.array([0.1 + self.TREASURE_RADIUS, self.TREASURE_RADIUS], jnp.float32)
+        high = jnp.array([0.9 - self.TREASURE_RADIUS, 1.0 - self.TREASURE_RADIUS], jnp.float32)
+        draws = jax.random.uniform(key, (SPAWN_DRAWS, 2), jnp.float32, low, high)
+        far = (
+            jnp.linalg.norm(draws - robot_pos, axis=-1) >= self.TREASURE_RADIUS + self.SPAWN_PADDING
+        )
+        first = jnp.where(far.any(), jnp.argmax(far), SPAWN_DRAWS - 1)
+        return draws[first]
+
+    def _move_treasure(self, tr: jax.Array, key: jax.Array) -> jax.Array:
+        """One step of the treasure's noisy motion, speed capped at u, bounced off
+        ``[r₁, 1 - r₁]²`` (a caught treasure stays put); returns ``[x₁, y₁, vx₁, vy₁]``."""
+        w = tr[2:4] + self.TREASURE_NOISE * jax.random.normal(key, (2,), jnp.float32)
+        speed = jnp.linalg.norm(w)
+        vel = w * jnp.minimum(1.0, self.TREASURE_SPEED / jnp.maximum(speed, 1e-6))
+        pos, vel = _bounce(
+            tr[:2] + vel * self.DT, vel, self.TREASURE_RADIUS, 1.0 - self.TREASURE_RADIUS
+        )
+        return jnp.where(tr[4] > 0, tr[:4], jnp.concatenate([pos, vel]))
 
     def step(self, state: State, action: jax.Array) -> State:
         """Move the robot and the treasure by one step of dt, then check capture and the goal."""
@@ -214,24 +266,20 @@ class TreasureRobot(Env):
         y = jnp.clip(robot[1] + self.SPEED * self.DT * jnp.sin(robot[2]), 0.0, 1.0)
         th = _wrap(robot[2] + omega * self.DT)
         new_robot = jnp.stack([x, y, th]).astype(jnp.float32)
-        # Treasure: noisy constant-speed motion with reflection, unless already collected.
+        # Treasure: noisy motion at most at u, bounced at the walls, unless already collected.
         collected = tr[4] > 0
-        w = tr[2:4] + self.TREASURE_NOISE * jax.random.normal(k_noise, (2,), jnp.float32)
-        vel = self.TREASURE_SPEED * w / jnp.maximum(jnp.linalg.norm(w), 1e-6)
-        pos, vel = _reflect(tr[:2] + vel * self.DT, vel)
-        pos = jnp.where(collected, tr[:2], pos)
-        vel = jnp.where(collected, tr[2:4], vel)
+        moved = self._move_treasure(tr, k_noise)
         # Capture.
-        near = jnp.linalg.norm(new_robot[:2] - pos) <= self.CATCH_RADIUS
+        near = jnp.linalg.norm(new_robot[:2] - moved[:2]) <= self.CATCH_RADIUS
         captured = (near & ~collected).astype(jnp.float32)
         now_collected = jnp.maximum(tr[4], captured)
-        new_tr = jnp.concatenate([pos, vel, now_collected[None]]).astype(jnp.float32)
+        new_tr = jnp.concatenate([moved, now_collected[None]]).astype(jnp.float32)
         new_ps = {"robot": new_robot, "treasure": new_tr, "key": key}
         metrics = self._metrics(new_ps)
         return state.replace(
             pipeline_state=new_ps,
             obs=self._obs(new_ps),
-            reward=self._reward(new_ps, captured),
+            reward=self._reward(new_robot, moved, collected, captured),
             done=metrics["goal_reached"],
             metrics={**state.metrics, **metrics},
         )

@@ -7,12 +7,12 @@ contaminated region that its baseline controller ignores.
 
 Physical state (stored in ``State.pipeline_state``, float32, shape ``(9,)``)::
 
-    [x, y, θ, vx, vy, ω, frozen, max_depth, init_depth]
+    [x, y, θ, vx, vy, ω, frozen, max_dist, init_dist]
 
 ``θ`` is the heading (the body x-axis points at angle ``θ`` in the world frame), kept wrapped
-to ``[-π, π)``; ``frozen`` is 1 once the drone has entered the goal set; ``max_depth`` is the
-running maximum of the penetration depth (below) over the episode so far, ``init_depth`` the
-depth of the initial state.
+to ``[-π, π)``; ``frozen`` is 1 once the drone has entered the goal set; ``max_dist`` is the
+running maximum of the penetration distance (below) over the episode so far, ``init_dist``
+the penetration distance of the initial state.
 
 Action (float32, shape ``(2,)``): in ``[-1, 1]`` (clipped inside ``step``); body-frame thrusts
 ``F_long = 1.0 a₀ ∈ [-1, 1]`` (along the heading) and ``F_lat = 0.5 a₁ ∈ [-0.5, 0.5]``
@@ -27,21 +27,27 @@ gravity ``g = 0.5`` along ``-y``)::
     v'     = v + v̇ dt,       ω' = ω + ω̇ dt
     p'     = p + v' dt,      θ' = wrap(θ + ω' dt)
 
-then ``x' = clip(x', -2.5, 2.5)``, ``y' = clip(y', 0, 4)``, and a velocity component is set
-to 0 where its position coordinate was clipped (the drone stops against the wall).
+then the walls, as in the official code (aidagroup/calf-enhance@afb5edc):
+``x' = clip(x', -2.51, 2.51)``, ``y' = clip(y', -0.01, 4.01)``; a step that ends in the goal set
+freezes the drone, otherwise a velocity component pointing further out is zeroed beyond a
+wall (``y' < 0: vy' = max(vy', 0)``, ``y' > 4: vy' = min(vy', 0)``, the same for ``x`` at ±2.5).
 
-Goal set ``G`` (the hole in the top wall): ``y ≥ 4 - 1e-6`` and ``|x| ≤ 0.4``. A step that
-ends in ``G`` freezes the drone for good: its velocities are set to zero and from then on
-``step`` leaves the physical state unchanged (``metrics["goal_reached"]`` stays 1).
+Goal set ``G`` (the hole in the top wall): ``y ≥ 4`` and ``|x| ≤ 0.4``. A step that ends in
+``G`` freezes the drone for good: its velocities are set to zero and from then on ``step``
+leaves the physical state unchanged (``metrics["goal_reached"]`` stays 1).
 
 Contaminated region ``C`` (as in the original code, ``x`` is *not* squared, so ``C`` is the
 region left of a parabola with vertex ``(0.81, 2)`` opening towards ``-x``)::
 
     C = {(x, y) : x / 0.81 + (y - 2)² / 0.36 ≤ 1}
 
-Penetration depth (our definition; the paper does not spell its own out)::
+Penetration distance (the official avoidance score's): the Euclidean distance from a point
+inside ``C`` to C's boundary, the parabola ``x = 0.81 - 2.25 (y - 2)²``, and 0 outside::
 
-    depth(x, y) = max(0, 1 - (x / 0.81 + (y - 2)² / 0.36))       # 0 outside C, > 0 inside
+    dist(x, y) = min_{y' ∈ [0, 4]} ‖(x, y) - (0.81 - 2.25 (y' - 2)², y')‖   if (x, y) ∈ C, else 0
+
+computed by `boundary_distance` (a 65-point grid over ``y'`` and 24 golden-section steps
+around the best grid point: the global minimum to ~1e-6).
 
 Observation (float32, shape ``(7,)``): ``[x, y, cos θ, sin θ, vx, vy, ω]``.
 
@@ -56,8 +62,9 @@ Metrics (float32 scalars, present from ``reset``; ``episode_metrics`` lists the 
 value at the last step of an episode is its outcome):
 
 - ``goal_reached``: 1.0 once the drone is frozen in ``G``;
-- ``avoidance``: ``max(0, max_{t' ≤ t} depth(s_t') - depth(s_0))``, the deepest penetration
-  of ``C`` beyond the starting depth (lower is better);
+- ``avoidance``: ``max_{t' ≤ t} dist(s_t') - dist(s_0)`` (≥ 0: t' = 0 is included), the
+  deepest penetration of ``C`` beyond the starting one, in length units (lower is better);
+  the paper's baseline row: 0.54 ± 0.18;
 - ``in_contaminated``: 1.0 while the drone is in ``C``.
 
 Initial-state distribution: ``x ~ U(-1.25, 1.25)``, ``y ~ U(0, 4/3)``,
@@ -90,12 +97,41 @@ def _wrap(angle: jax.Array) -> jax.Array:
     return jnp.mod(angle + jnp.pi, 2.0 * jnp.pi) - jnp.pi
 
 
+GRID_POINTS = 65
+GOLDEN_STEPS = 24
+_GOLDEN = (np.sqrt(5.0) - 1.0) / 2.0
+
+
+def parabola_distance(x: jax.Array, y: jax.Array, a: float, k: float) -> jax.Array:
+    """``min_{y' ∈ [0, 4]} ‖(x, y) - (a - k (y' - 2)², y')‖`` by a GRID_POINTS grid over y'
+    and GOLDEN_STEPS golden-section steps on the two grid cells around its best point."""
+
+    def sq(yp: jax.Array) -> jax.Array:
+        return (a - k * (yp - 2.0) ** 2 - x) ** 2 + (yp - y) ** 2
+
+    grid = jnp.linspace(0.0, 4.0, GRID_POINTS, dtype=jnp.float32)
+    h = grid[1] - grid[0]
+    best = grid[jnp.argmin(sq(grid))]
+
+    def shrink(_, bounds):
+        lo, hi = bounds
+        m1, m2 = hi - _GOLDEN * (hi - lo), lo + _GOLDEN * (hi - lo)
+        left = sq(m1) < sq(m2)
+        return jnp.where(left, lo, m1), jnp.where(left, m2, hi)
+
+    bounds = (jnp.maximum(best - h, 0.0), jnp.minimum(best + h, 4.0))
+    lo, hi = jax.lax.fori_loop(0, GOLDEN_STEPS, shrink, bounds)
+    return jnp.sqrt(sq(0.5 * (lo + hi))).astype(jnp.float32)
+
+
 class UnderwaterDrone(Env):
     """Planar AUV that must rise through a hole in the top wall, avoiding a contaminated zone."""
 
     episode_length: int = 1500
     episode_metrics: tuple[str, ...] = ("goal_reached", "avoidance")
     metric_labels: ClassVar[dict[str, str]] = {"avoidance": "avoidance"}
+    action_scale: tuple[float, ...] = (1.0, 0.5)
+    """Physical units per normalised action unit (the official action bounds F_long, F_lat)."""
 
     # Physical constants (see the module docstring).
     DT = 0.02
@@ -108,8 +144,8 @@ class UnderwaterDrone(Env):
     MAX_F_LAT = 0.5
     TOP_Y = 4.0
     MAX_X = 2.5
+    WALL_SLACK = 0.01
     HOLE_HALF_WIDTH = 0.4
-    GOAL_TOL = 1e-6
     # Contaminated region x / C_X + (y - C_Y)² / C_YY ≤ 1.
     C_X = 0.81
     C_Y = 2.0
@@ -151,13 +187,17 @@ class UnderwaterDrone(Env):
         """1.0 where ``(x, y) ∈ C``, else 0.0 (float32)."""
         return (self.region_value(x, y) <= 1.0).astype(jnp.float32)
 
-    def depth(self, x: jax.Array, y: jax.Array) -> jax.Array:
-        """Penetration depth ``max(0, 1 - (x / 0.81 + (y - 2)² / 0.36))`` (0 outside C)."""
-        return jnp.maximum(0.0, 1.0 - self.region_value(x, y)).astype(jnp.float32)
+    def boundary_distance(self, x: jax.Array, y: jax.Array) -> jax.Array:
+        """Penetration distance: from (x, y) to the parabola ``x = 0.81 - 2.25 (y' - 2)²``,
+        ``y' ∈ [0, 4]``, inside C; 0 outside (see the module docstring)."""
+        x = jnp.asarray(x, jnp.float32)
+        y = jnp.asarray(y, jnp.float32)
+        inside = self.in_contaminated(x, y) > 0
+        return jnp.where(inside, parabola_distance(x, y, self.C_X, self.C_X / self.C_YY), 0.0)
 
     def in_goal(self, x: jax.Array, y: jax.Array) -> jax.Array:
-        """True in the hole: ``y ≥ 4 - 1e-6`` and ``|x| ≤ 0.4``."""
-        return (y >= self.TOP_Y - self.GOAL_TOL) & (jnp.abs(x) <= self.HOLE_HALF_WIDTH)
+        """True in the hole: ``y ≥ 4`` and ``|x| ≤ 0.4``."""
+        return (y >= self.TOP_Y) & (jnp.abs(x) <= self.HOLE_HALF_WIDTH)
 
     def _reward(self, q: jax.Array) -> jax.Array:
         """``-0.25 (y-4)² - 0.25 x² - 0.05 vx² - 0.05 vy² - 0.01 ω² - 5 · 1[C]`` on state q."""
@@ -188,7 +228,7 @@ class UnderwaterDrone(Env):
         lo = jnp.array([-1.25, 0.0, np.pi / 2 - np.pi / 20, -0.2, -0.2, -0.2], jnp.float32)
         hi = jnp.array([1.25, 4.0 / 3.0, np.pi / 2 + np.pi / 20, 0.2, 0.2, 0.2], jnp.float32)
         s = jax.random.uniform(rng, (6,), jnp.float32, lo, hi)
-        d0 = self.depth(s[0], s[1])
+        d0 = self.boundary_distance(s[0], s[1])
         frozen = self.in_goal(s[0], s[1]).astype(jnp.float32)  # impossible (y ≤ 4/3); for safety
         q = jnp.concatenate([s, jnp.stack([frozen, d0, d0])]).astype(jnp.float32)
         return State(
@@ -219,19 +259,29 @@ class UnderwaterDrone(Env):
         x_raw = x + vx * self.DT
         y_raw = y + vy * self.DT
         th = _wrap(th + om * self.DT)
-        x = jnp.clip(x_raw, -self.MAX_X, self.MAX_X)
-        y = jnp.clip(y_raw, 0.0, self.TOP_Y)
-        vx = jnp.where(x != x_raw, 0.0, vx)
-        vy = jnp.where(y != y_raw, 0.0, vy)
+        x, y, vx, vy = self._walls(x_raw, y_raw, vx, vy)
         # Entering the hole freezes the drone (velocities zero).
         goal = self.in_goal(x, y)
         vx = jnp.where(goal, 0.0, vx)
         vy = jnp.where(goal, 0.0, vy)
         om = jnp.where(goal, 0.0, om)
-        max_depth = jnp.maximum(q[7], self.depth(x, y))
-        return jnp.stack([x, y, th, vx, vy, om, goal.astype(jnp.float32), max_depth, q[8]]).astype(
+        max_dist = jnp.maximum(q[7], self.boundary_distance(x, y))
+        return jnp.stack([x, y, th, vx, vy, om, goal.astype(jnp.float32), max_dist, q[8]]).astype(
             jnp.float32
         )
+
+    def _walls(
+        self, x: jax.Array, y: jax.Array, vx: jax.Array, vy: jax.Array
+    ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+        """Clip the position to the box widened by 0.01 and zero the velocity components that
+        point further out beyond a wall (see the module docstring)."""
+        x = jnp.clip(x, -self.MAX_X - self.WALL_SLACK, self.MAX_X + self.WALL_SLACK)
+        y = jnp.clip(y, -self.WALL_SLACK, self.TOP_Y + self.WALL_SLACK)
+        vx = jnp.where(x < -self.MAX_X, jnp.maximum(vx, 0.0), vx)
+        vx = jnp.where(x > self.MAX_X, jnp.minimum(vx, 0.0), vx)
+        vy = jnp.where(y < 0.0, jnp.maximum(vy, 0.0), vy)
+        vy = jnp.where(y > self.TOP_Y, jnp.minimum(vy, 0.0), vy)
+        return x, y, vx, vy
 
     def step(self, state: State, action: jax.Array) -> State:
         """Advance one Euler step of dt (a frozen drone stays put); reward on the new state."""

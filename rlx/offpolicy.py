@@ -116,9 +116,17 @@ class Learner(Protocol[S]):
     `Config` subclass, hyperparameters traced); ``state`` is the learner's own state pytree,
     which knows its action size. Observations and actions may carry leading batch axes."""
 
-    def init(self, key: jax.Array, obs_size: int, action_size: int, config: Any) -> S:
+    def init(
+        self,
+        key: jax.Array,
+        obs_size: int,
+        action_size: int,
+        config: Any,
+        action_scale: tuple[float, ...] | None = None,
+    ) -> S:
         """Fresh learner state for observations of width ``obs_size`` and actions of width
-        ``action_size`` (kept in the state)."""
+        ``action_size`` (kept in the state). ``action_scale``: the env's physical units per
+        normalised action unit (`action_scale`; SAC states its target entropy in them)."""
         ...
 
     def policy_params(self, state: S) -> Any:
@@ -275,6 +283,18 @@ class OffPolicyState:
     update_step: jax.Array
 
 
+def action_scale(env: Env) -> tuple[float, ...]:
+    """The env's ``action_scale`` (physical units per normalised action unit: an env whose
+    actions in [-1, 1] stand for ``[-s_i, s_i]`` declares ``s``), ones if it declares none."""
+    scale = tuple(float(s) for s in getattr(env, "action_scale", (1.0,) * env.action_size))
+    if len(scale) != env.action_size or min(scale) <= 0:
+        raise RlxError(
+            f"{type(env).__name__}.action_scale must hold {env.action_size} positive numbers, "
+            f"got {scale}."
+        )
+    return scale
+
+
 def certifier(learner: Learner, state: Any, config: Any) -> Certify:
     """``certify(obs, action)``: the learner's certificate under its current state."""
 
@@ -305,7 +325,7 @@ def init(
     length = config.episode_length or default_episode_length(env)
     return OffPolicyState(
         config=config,
-        learner=learner.init(k_learner, obs_size, env.action_size, config),
+        learner=learner.init(k_learner, obs_size, env.action_size, config, action_scale(env)),
         buffer=replay.init(example, config.capacity),
         env_state=training_env(env, config.episode_length).reset(
             jax.random.split(k_env, config.num_envs)

@@ -94,7 +94,18 @@ TOP_KEYS = {
     "table": "[table] metrics",
     "plot": "[plot] metric",
 }
-REFERENCE_KEYS = {"value", "source", "metric"}
+REFERENCE_KEYS = {
+    "value",
+    "source",
+    "metric",
+    "steps",
+    "quick_value",
+    "quick_steps",
+    "quick_source",
+}
+"""A reference's keys: ``value`` (required) and its ``source``, the table ``metric`` it stands
+beside, the ``steps`` at which it holds; ``quick_value`` (with ``quick_steps``/``quick_source``)
+is the same figure read at the ``--quick`` budget, shown instead in quick tables."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -265,11 +276,16 @@ def _check_sections(raw: dict[str, Any], where: _Where) -> None:
         _expect(where, ref, dict, f'reference."{key}"', key)
         if set(ref) - REFERENCE_KEYS or "value" not in ref:
             raise where.error(
-                f'reference."{key}" needs value (and optionally source, metric); '
+                f'reference."{key}" needs value (and optionally {sorted(REFERENCE_KEYS - {"value"})}); '
                 f"got keys {sorted(ref)}.",
                 key,
             )
-        _expect(where, ref["value"], (int, float), f'reference."{key}".value', key)
+        for field in ("value", "quick_value"):
+            if field in ref:
+                _expect(where, ref[field], (int, float), f'reference."{key}".{field}', key)
+        for field in ("steps", "quick_steps"):
+            if field in ref:
+                _expect(where, ref[field], int, f'reference."{key}".{field}', key)
     if "total_steps" in raw.get("quick", {}) and "quick_total_steps" in raw:
         raise where.error(
             "the quick budget is given twice ([quick] total_steps and quick_total_steps); "

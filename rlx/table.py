@@ -89,6 +89,26 @@ def run_value(run: dict[str, Any], metric: str) -> float:
     return curve[index] if index < len(curve) else math.nan
 
 
+def shown_reference(ref: dict[str, Any] | None, quick: bool) -> dict[str, Any] | None:
+    """The published figure a table row shows: the reference's ``quick_value`` in a --quick
+    table where one was read at that budget, else its ``value``; with the ``steps`` it holds
+    at (None if not given) and its source."""
+    if not ref:
+        return None
+    if quick and "quick_value" in ref:
+        return {"value": ref["quick_value"], "steps": ref.get("quick_steps"),
+                "source": ref.get("quick_source", ref.get("source", ""))}  # fmt: skip
+    return {"value": ref["value"], "steps": ref.get("steps"), "source": ref.get("source", "")}
+
+
+def steps_text(steps: int) -> str:
+    """3000000 -> '3M', 160000 -> '160k'."""
+    for size, unit in ((1_000_000, "M"), (1_000, "k")):
+        if steps >= size:
+            return f"{steps / size:.3g}{unit}"
+    return str(steps)
+
+
 def rows(meta: dict[str, Any], records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per (cell, grid point) with the statistics of each table metric."""
     metrics = meta.get("table_metrics") or ["eval/return"]
@@ -97,7 +117,9 @@ def rows(meta: dict[str, Any], records: list[dict[str, Any]]) -> list[dict[str, 
         groups: dict[str, list[dict[str, Any]]] = {}
         for run in rec["runs"]:
             groups.setdefault(record.grid_label(run["grid_point"]), []).append(run)
-        ref = meta.get("references", {}).get(f"{rec['algo']}/{rec['env']}")
+        ref = shown_reference(
+            meta.get("references", {}).get(f"{rec['algo']}/{rec['env']}"), bool(meta.get("quick"))
+        )
         for label, runs in groups.items():
             ok = [r for r in runs if "failed" not in r]
             row: dict[str, Any] = {
@@ -163,8 +185,10 @@ def _cells(row: dict[str, Any], metrics: list[str], rules: dict[str, MetricRule]
             ]
             ref = row["reference"]
             percent = rules.get(split_point(m)[0], MetricRule()).percent
-            cells.append((_num(ref["value"], m, rules) if percent else f"{ref['value']:g}")
-                         if ref else "")  # fmt: skip
+            text = (_num(ref["value"], m, rules) if percent else f"{ref['value']:g}") if ref else ""
+            if ref and ref["steps"] and not 0.8 <= ref["steps"] / row["env_steps"] <= 1.25:
+                text += f" (at {steps_text(ref['steps'])})"
+            cells.append(text)
         else:
             cells.append(
                 f"{fmt(s['mean'])} ± {fmt(s['std'])} [{fmt(s['ci'][0])}, {fmt(s['ci'][1])}]"
@@ -223,14 +247,21 @@ def markdown(meta: dict[str, Any], records: list[dict[str, Any]]) -> str:
         cells += [f"{row['wall_s']:.0f}", f"{row['env_steps_per_s']:,.0f}"]
         lines.append("| " + " | ".join(cells) + " |")
         notes += [f"- {row['algorithm']}/{row['environment']}: {d}" for d in row["failed_detail"]]
-    refs = [(k, r) for k, r in (meta.get("references") or {}).items() if r.get("source")]
+    quick = bool(meta.get("quick"))
+    refs = [(k, shown_reference(r, quick)) for k, r in (meta.get("references") or {}).items()]
+    refs = [(k, r) for k, r in refs if r and r["source"]]
     lines.append("")
     lines.append(
         "IQM: interquartile mean over seeds; CI: 95% stratified-bootstrap percentile interval "
         f"(2,000 resamples). Wall-clock and {unit}/s are per cell (all its runs in one program)."
     )
     if refs:
-        lines += ["", "References:"] + [f"- {k}: {r['value']:g} ({r['source']})" for k, r in refs]
+        lines += ["", "References:"] + [
+            f"- {k}: {r['value']:g}"
+            + (f" at {steps_text(r['steps'])} steps" if r["steps"] else "")
+            + f" ({r['source']})"
+            for k, r in refs
+        ]
     if notes:
         lines += ["", "Failed runs (left out of the statistics):", *notes]
     missing = missing_cells(meta, records)

@@ -150,11 +150,74 @@ def test_agency_act_arbitrates_on_the_given_certificate(jit):
     assert step.keep.all()
 
 
+def _executed_store_selective(mask):
+    """One agency step in 4 envs with store_action = executed and selective_buffer on: q = 10 a
+    + 1 certifies env 0 (best_q = -inf) only; p_rel = 0.5, lambda = 0.5."""
+    cfg = at.TD3.Config(store_action="executed", selective_buffer=True, selective_mask=mask)
+    arb = at.AGENCY.init(cfg, num_envs=4, episode_length=100)
+    arb = arb.replace(best_q=jnp.array([-jnp.inf, 9.0, 9.0, 9.0]), p_rel=jnp.full(4, 0.5), lam=0.5)
+    proposal = jnp.array([[0.1], [0.2], [0.3], [0.4]])
+    baseline = -proposal
+    x = _step_input(cfg, proposal, baseline, lambda obs, a: 10.0 * a[:, 0] + 1.0)
+    return at.AGENCY.act(x, arb, jax.random.key(3)), proposal, baseline
+
+
+def test_agency_stores_executed_actions_of_learner_steps_only():
+    step, proposal, baseline = _executed_store_selective("executed")
+    use = np.asarray(step.executed[:, 0] == proposal[:, 0])
+    assert use[0]  # certified
+    np.testing.assert_allclose(step.stored, step.executed)  # store_action = "executed"
+    np.testing.assert_array_equal(step.keep, use)  # selective_buffer: the learner's steps
+    np.testing.assert_allclose(step.executed[~use], baseline[~use])
+
+
+def test_official_selective_mask_is_a_second_draw_with_the_decayed_p():
+    step, _, _ = _executed_store_selective("official")
+    # Certified env 0 is always kept; the others by U' < lambda p_rel = 0.25, U' drawn from the
+    # second half of the split key, independently of the arbitration's U.
+    _, k_keep = jax.random.split(jax.random.key(3))
+    expected = np.array(jax.random.uniform(k_keep, (4,)) < 0.25)
+    expected[0] = True
+    np.testing.assert_array_equal(step.keep, expected)
+    cfg = at.TD3.Config(selective_buffer=True, selective_mask="official")
+    use, improved = jnp.array([True, False, True]), jnp.array([False, False, True])
+    keep = at.keep_mask(cfg, use, improved, jnp.zeros(3), jax.random.key(0))
+    np.testing.assert_array_equal(keep, [False, False, True])  # p = 0: only the certified
+    keep = at.keep_mask(cfg, use, improved, jnp.ones(3), jax.random.key(0))
+    assert keep.all()  # p = 1: every step
+    assert at.keep_mask(at.TD3.Config(), use, improved, jnp.zeros(3), None).all()
+
+
+def test_residual_warmup_adds_the_baseline_twice_when_asked():
+    proposal = jnp.array([[0.5, -0.5], [0.2, 0.1]])  # the warm-up's uniform draw U
+    baseline = jnp.array([[0.25, 0.25], [0.5, -0.75]])
+    cfg = residual.TD3.Config(warmup_baseline_twice=True, learning_starts=100)
+    x = _step_input(cfg, proposal, baseline, None)
+    step = residual.RESIDUAL.act(x, (), jax.random.key(0))
+    # a_res = clip(pi_0 + U) = [[0.75, -0.25], [0.7, -0.65]]; executed = clip(pi_0 + a_res).
+    np.testing.assert_allclose(step.stored, [[0.75, -0.25], [0.7, -0.65]], rtol=1e-6)
+    np.testing.assert_allclose(step.executed, [[1.0, 0.0], [1.0, -1.0]], rtol=1e-6)
+    # After learning_starts the learner's action is the residual, as without the flag.
+    step = residual.RESIDUAL.act(x._replace(env_steps=jnp.int32(100)), (), jax.random.key(0))
+    np.testing.assert_allclose(step.stored, proposal)
+
+
+@pytest.mark.parametrize("mask", ["executed", "official"])
+def test_agency_td3_trains_with_executed_actions_and_a_selective_buffer(mask):
+    overrides = {**SMALL, "total_steps": 4_000, "store_action": "executed",
+                 "selective_buffer": True, "selective_mask": mask}  # fmt: skip
+    rec = rlx.run("agency_td3", "treasure_robot", seeds=2, overrides=overrides, num_evals=2,
+                  eval_episodes=4, progress=False)  # fmt: skip
+    share = np.array([r["curve"]["train/baseline_share"] for r in rec["runs"]])
+    assert np.isfinite(share[:, 1:]).all() and (share[:, 1:] > 0).all()
+    assert np.isfinite(_returns(rec)).all()
+
+
 def test_residual_act_and_evaluation_add_the_baseline():
     proposal = jnp.array([[0.5, -0.5], [0.9, 0.0]])
     baseline = jnp.array([[0.25, 0.25], [0.5, -0.75]])
     step = residual.RESIDUAL.act(
-        _step_input(td3.Config(), proposal, baseline, None), (), jax.random.key(0)
+        _step_input(residual.TD3.Config(), proposal, baseline, None), (), jax.random.key(0)
     )
     np.testing.assert_allclose(step.executed, [[0.75, -0.25], [1.0, -0.75]])  # clipped at 1
     np.testing.assert_allclose(step.stored, proposal)
@@ -199,6 +262,32 @@ def test_sac_temperature_targets_minus_action_size_entropy(mean_logp, sign):
     new, loss = sac.temperature_step(state, logp, config)
     np.testing.assert_allclose(new.log_alpha - state.log_alpha, sign * 0.1, rtol=1e-4)
     np.testing.assert_allclose(loss, -state.log_alpha * (mean_logp - 3.0), rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("env_name", "expected"),
+    [
+        # -A - sum log s: drone -2 - log 0.5 = -1.3069; robot -1 - log pi = -2.1447 (the
+        # official code's targets in normalised units); pendulum (no scale) -A = -1.
+        ("underwater_drone", -2.0 + np.log(2.0)),
+        ("treasure_robot", -1.0 - np.log(np.pi)),
+        ("pendulum_swingup", -1.0),
+    ],
+)
+def test_sac_target_entropy_in_the_envs_action_scale(env_name, expected):
+    env = rlx.envs.make(env_name)
+    config = sac.Config()
+    state = offpolicy.init(sac.LEARNER, offpolicy.PLAIN, jax.random.key(0), env, config)
+    np.testing.assert_allclose(sac.target_entropy(state.learner, config), expected, rtol=1e-6)
+    # CleanRL's initial temperature: log alpha = 0.
+    assert float(state.learner.log_alpha) == 0.0
+
+
+def test_action_scale_must_match_the_action_size():
+    env = rlx.envs.make("underwater_drone")
+    env.action_scale = (1.0,)
+    with pytest.raises(RlxError, match="action_scale must hold 2 positive numbers"):
+        offpolicy.action_scale(env)
 
 
 # ------------------------------------------------------------------ shared primitives
@@ -266,8 +355,8 @@ def test_agency_configs_are_plain_module_classes():
         assert cls is getattr(at, cls.__qualname__) and issubclass(cls, base)
         names = [f.name for f in dataclasses.fields(cls)]
         base_names = [f.name for f in dataclasses.fields(base)]
-        agency = ["store_action", "selective_buffer", "length_window", "p0", "lambda0", "nu",
-                  "anneal_frac"]  # fmt: skip
+        agency = ["store_action", "selective_buffer", "selective_mask", "length_window", "p0",
+                  "lambda0", "nu", "anneal_frac"]  # fmt: skip
         assert names == base_names + agency
         config = cls(p0=0.5)
         assert pickle.loads(pickle.dumps(config)) == config
