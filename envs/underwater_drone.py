@@ -46,8 +46,8 @@ inside ``C`` to C's boundary, the parabola ``x = 0.81 - 2.25 (y - 2)²``, and 0 
 
     dist(x, y) = min_{y' ∈ [0, 4]} ‖(x, y) - (0.81 - 2.25 (y' - 2)², y')‖   if (x, y) ∈ C, else 0
 
-computed by `boundary_distance` (a 65-point grid over ``y'`` and 24 golden-section steps
-around the best grid point: the global minimum to ~1e-6).
+computed in closed form by `boundary_distance` (the real roots of a cubic: the global minimum
+to ~1e-6).
 
 Observation (float32, shape ``(7,)``): ``[x, y, cos θ, sin θ, vx, vy, ω]``.
 
@@ -97,31 +97,41 @@ def _wrap(angle: jax.Array) -> jax.Array:
     return jnp.mod(angle + jnp.pi, 2.0 * jnp.pi) - jnp.pi
 
 
-GRID_POINTS = 65
-GOLDEN_STEPS = 24
-_GOLDEN = (np.sqrt(5.0) - 1.0) / 2.0
+POLISH_STEPS = 2
+
+
+def _cubic_roots(p: jax.Array, q: jax.Array) -> jax.Array:
+    """The real roots of ``u³ + p u + q = 0`` (Cardano's formula with one real root, the
+    trigonometric one with three), ``[..., 3]``; a single root is repeated."""
+    disc = (q / 2.0) ** 2 + (p / 3.0) ** 3
+    sq = jnp.sqrt(jnp.maximum(disc, 0.0))
+    one = jnp.cbrt(-q / 2.0 + sq) + jnp.cbrt(-q / 2.0 - sq)
+    neg_p = jnp.maximum(-p, 1e-12)
+    r = 2.0 * jnp.sqrt(neg_p / 3.0)
+    phi = jnp.arccos(jnp.clip(3.0 * q / (-2.0 * neg_p) * jnp.sqrt(3.0 / neg_p), -1.0, 1.0)) / 3.0
+    three = jnp.stack([r * jnp.cos(phi - 2.0 * np.pi * k / 3.0) for k in range(3)], axis=-1)
+    return jnp.where((disc > 0)[..., None], one[..., None], three)
 
 
 def parabola_distance(x: jax.Array, y: jax.Array, a: float, k: float) -> jax.Array:
-    """``min_{y' ∈ [0, 4]} ‖(x, y) - (a - k (y' - 2)², y')‖`` by a GRID_POINTS grid over y'
-    and GOLDEN_STEPS golden-section steps on the two grid cells around its best point."""
-
-    def sq(yp: jax.Array) -> jax.Array:
-        return (a - k * (yp - 2.0) ** 2 - x) ** 2 + (yp - y) ** 2
-
-    grid = jnp.linspace(0.0, 4.0, GRID_POINTS, dtype=jnp.float32)
-    h = grid[1] - grid[0]
-    best = grid[jnp.argmin(sq(grid))]
-
-    def shrink(_, bounds):
-        lo, hi = bounds
-        m1, m2 = hi - _GOLDEN * (hi - lo), lo + _GOLDEN * (hi - lo)
-        left = sq(m1) < sq(m2)
-        return jnp.where(left, lo, m1), jnp.where(left, m2, hi)
-
-    bounds = (jnp.maximum(best - h, 0.0), jnp.minimum(best + h, 4.0))
-    lo, hi = jax.lax.fori_loop(0, GOLDEN_STEPS, shrink, bounds)
-    return jnp.sqrt(sq(0.5 * (lo + hi))).astype(jnp.float32)
+    """``min_{y' ∈ [0, 4]} ‖(x, y) - (a - k (y' - 2)², y')‖`` in closed form: with u = y' - 2,
+    the stationary points of D²(u) = (a - k u² - x)² + (u - (y - 2))² solve the depressed cubic
+    ``u³ + (1 - 2k (a - x)) / (2k²) u - (y - 2) / (2k²) = 0``; D is the least of D² at its real
+    roots (each polished by POLISH_STEPS Newton steps, clipped to [-2, 2]) and at u = ±2."""
+    u0 = y - 2.0
+    p = (1.0 - 2.0 * k * (a - x)) / (2.0 * k**2)
+    roots = _cubic_roots(p, -u0 / (2.0 * k**2))
+    for _ in range(POLISH_STEPS):
+        f = roots**3 + p[..., None] * roots - (u0 / (2.0 * k**2))[..., None]
+        df = 3.0 * roots**2 + p[..., None]
+        roots = roots - jnp.where(
+            jnp.abs(df) > 1e-6, f / jnp.where(jnp.abs(df) > 1e-6, df, 1.0), 0.0
+        )
+    u = jnp.concatenate(
+        [jnp.clip(roots, -2.0, 2.0), jnp.stack([-2.0 + 0 * u0, 2.0 + 0 * u0], -1)], -1
+    )
+    d2 = (a - k * u**2 - x[..., None]) ** 2 + (u - u0[..., None]) ** 2
+    return jnp.sqrt(d2.min(-1)).astype(jnp.float32)
 
 
 class UnderwaterDrone(Env):

@@ -389,8 +389,9 @@ def test_offpolicy_learner_learns_pendulum_swingup(algo):
     assert returns[:, -1].mean() > LEARNED, returns[:, -1]
 
 
-def test_agency_transfer_hands_over_to_a_standalone_learner():
-    rec = rlx.run("agency_td3", "pendulum_swingup", seeds=2,
+@pytest.mark.parametrize("algo", ["agency_td3", "agency_sac"])
+def test_agency_transfer_hands_over_to_a_standalone_learner(algo):
+    rec = rlx.run(algo, "pendulum_swingup", seeds=2,
                   overrides={**SMALL, "total_steps": 40_000}, num_evals=4, eval_episodes=16, progress=False)  # fmt: skip
     curves = [r["curve"] for r in rec["runs"]]
     share = np.array([c["train/baseline_share"] for c in curves])  # NaN at step 0
@@ -426,6 +427,7 @@ def test_plain_td3_training_episodes_fail_early_where_agency_transfer_succeeds()
         ("agency_td3", "pendulum_swingup", {"p0": 1.2}, "p0 must be a probability in [0, 1]"),
         ("agency_td3", "pendulum_swingup", {"lambda0": -0.1}, "lambda0 must be in [0, 1]"),
         ("agency_td3", "pendulum_swingup", {"store_action": "both"}, "store_action must be"),
+        ("agency_td3", "pendulum_swingup", {"selective_mask": "x"}, "selective_mask must be"),
         ("td3", "pendulum_swingup", {"utd_ratio": 0.333}, "whole number of gradient steps"),
         ("td3", "pendulum_swingup", {"utd_ratio": 0.5, "policy_frequency": 3}, "policy_frequency"),
         ("sac", "pendulum_swingup", {"gamma": 1.5}, "gamma must be in [0, 1]"),
