@@ -63,7 +63,7 @@ Metrics (float32 scalars, present from ``reset``; all three are ``episode_metric
 
 Initial-state distribution: robot ``x ~ U(0.7, 0.9)``, ``y ~ U(0.1, 0.9)``, ``θ = π`` (facing
 the goal side). Treasure (the official code's): ``x₁ ~ U(0.15, 0.85)``, ``y₁ ~ U(0.05, 0.95)``,
-redrawn while it lies within ``r₁ + 0.005`` of the robot (up to 4 draws, then the last is
+redrawn while it lies within ``r₁ + 0.005`` of the robot (up to 8 draws, then the last is
 kept), direction angle ``~ U(0, 2π)``, speed ``0.12``.
 
 Baseline controller (``baseline_policy``): a P-law steering to the goal that ignores the
@@ -100,7 +100,7 @@ def _bounce(pos: jax.Array, vel: jax.Array, low: float, high: float) -> tuple[ja
 
 
 REWARDS = ("official", "goal_after_catch")
-SPAWN_DRAWS = 4
+SPAWN_DRAWS = 8
 
 
 class TreasureRobot(Env):
