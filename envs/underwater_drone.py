@@ -128,7 +128,11 @@ def parabola_distance(x: jax.Array, y: jax.Array, a: float, k: float) -> jax.Arr
             jnp.abs(df) > 1e-6, f / jnp.where(jnp.abs(df) > 1e-6, df, 1.0), 0.0
         )
     u = jnp.concatenate(
-        [jnp.clip(roots, -2.0, 2.0), jnp.stack([-2.0 + 0 * u0, 2.0 + 0 * u0], -1)], -1
+        [
+            jnp.clip(roots, -2.0, 2.0),
+            jnp.stack([jnp.full_like(u0, -2.0), jnp.full_like(u0, 2.0)], -1),
+        ],
+        -1,
     )
     d2 = (a - k * u**2 - x[..., None]) ** 2 + (u - u0[..., None]) ** 2
     return jnp.sqrt(d2.min(-1)).astype(jnp.float32)
