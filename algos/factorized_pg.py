@@ -22,7 +22,13 @@ Baselines (``baseline``), all m of them from one batched pass:
 - ``regression``: b_i = V(s) + f_i(s, a_{-i}), f one leave-one-out network regressed on G - V;
 - ``marginal``: b_i = V(s) + (1/K) sum_k Q(s, (a_{-i}, a_i^k)), a_i^k ~ pi_i(.|s), with Q
   regressed on G - V (an advantage-like residual);
-- ``mean_action``: b_i = V(s) + Q(s, (a_{-i}, mu_i(s))).
+- ``mean_action``: b_i = V(s) + Q(s, (a_{-i}, mu_i(s)));
+- ``linear``: the authors' own baseline, one ridge regression of G per dimension on linear
+  features of (o, t, a_{-i}) (`rlx.linear_baseline`), fitted in closed form to the *previous*
+  batch (the fit is refreshed after each batch's advantages are computed);
+- ``oracle``: b_i = E_{a_i ~ pi_i}[Q(s, a)] exactly, from the environment (``marginal_q``),
+  where it can give it (``exact_marginal_q``: one-step target matching, where Q = r): the
+  lower bound the learned baselines are measured against.
 
 The learned part models only the residual G - V(s): with Q fitted to G itself, its misfit of
 the (large) state-dependent part of G would enter every dimension's advantage; written on top
@@ -32,7 +38,8 @@ depend on a_i. (V is the one from the rollout, held fixed while the residual net
 The first layer of Q and of the leave-one-out network is linear in the action, so replacing
 a_i by x changes its pre-activation by ``W_a[i] (x - a_i)``: the m substituted evaluations
 cost m small MLP tails, not m full forward passes. The networks are fitted to the batch's G
-during the epochs, after its advantages were computed (no same-batch leakage).
+during the epochs, after its advantages were computed (no same-batch leakage); the linear
+fit likewise only after.
 """
 
 from __future__ import annotations
@@ -47,8 +54,9 @@ import jax
 import jax.numpy as jnp
 from brax.envs.base import Env
 from rlx.algos import ppo
-from rlx.envs import observation_size, training_env
+from rlx.envs import episode_length, observation_size, training_env
 
+from rlx import linear_baseline
 from rlx.algorithm import Algorithm
 from rlx.assets import Assets
 from rlx.config import hparam, require, static
@@ -57,7 +65,7 @@ from rlx.errors import RlxError
 from rlx.networks import ACTIVATIONS
 
 DESCRIPTION = "PPO with per-action-dimension baselines b_i(s, a_-i) (Wu et al. 2018)."
-BASELINES = ("state", "regression", "marginal", "mean_action")
+BASELINES = ("state", "regression", "marginal", "mean_action", "linear", "oracle")
 CHUNK_FLOATS = 1 << 22  # activations per chunk when evaluating the m baselines (16 MiB)
 
 
@@ -65,11 +73,14 @@ CHUNK_FLOATS = 1 << 22  # activations per chunk when evaluating the m baselines 
 class Config(ppo.Config):
     """PPO's settings plus the baseline variant and its networks."""
 
-    baseline: str = static("marginal", "Baseline: state, regression, marginal or mean_action.")
+    baseline: str = static(
+        "marginal", "Baseline: state, regression, marginal, mean_action, linear or oracle."
+    )
     action_samples: int = static(4, "Monte-Carlo samples K of a_i for the marginal baseline.")
     critic_hidden: tuple[int, ...] = static((64, 64), "Q / leave-one-out network hidden widths.")
     fit_all_baselines: bool = static(False, "Fit Q and the regression net whatever the variant.")
     baseline_coef: float = hparam(0.5, "Weight of the Q / leave-one-out regression losses.")
+    linear_ridge: float = hparam(1e-2, "Ridge penalty per sample of the linear baselines.")
 
     def validate(self) -> None:
         """Raises RlxError naming the first bad value and what is allowed."""
@@ -82,7 +93,11 @@ class Config(ppo.Config):
             raise RlxError(f"action_samples must be positive, got {self.action_samples}.")
         if not self.critic_hidden or not all(w > 0 for w in self.critic_hidden):
             raise RlxError(f"critic_hidden widths must be positive, got {self.critic_hidden}.")
-        require(self, baseline_coef=(lambda v: v >= 0, ">= 0"))
+        require(
+            self,
+            baseline_coef=(lambda v: v >= 0, ">= 0"),
+            linear_ridge=(lambda v: v > 0, "> 0"),
+        )
 
     @property
     def fits_q(self) -> bool:
@@ -93,6 +108,30 @@ class Config(ppo.Config):
     def fits_regression(self) -> bool:
         """True when the leave-one-out regression network is trained."""
         return self.fit_all_baselines or self.baseline == "regression"
+
+    @property
+    def fits_linear(self) -> bool:
+        """True when the linear-feature baselines are refitted after each batch."""
+        return self.fit_all_baselines or self.baseline == "linear"
+
+
+@flax.struct.dataclass
+class FPGState(ppo.PPOState):
+    """PPO's state plus the linear baselines fitted to the previous batch."""
+
+    linear: linear_baseline.LinearFit
+
+
+class Inputs(NamedTuple):
+    """What the baselines of a flat batch of N samples are computed from."""
+
+    obs: jax.Array  # [N, o] normalised, as the networks see it
+    raw_obs: jax.Array  # [N, o] as the env emitted it (the linear features)
+    steps: jax.Array  # [N] episode step t
+    action: jax.Array  # [N, m]
+    mean: jax.Array  # [N, m] policy mean
+    log_std: jax.Array  # [N, m]
+    value: jax.Array  # [N] V(s)
 
 
 class FactorCritic(nn.Module):
@@ -134,22 +173,42 @@ def _critics(config: Config) -> tuple[FactorCritic, FactorCritic]:
     )
 
 
-def init(key: jax.Array, env: Env, config: Config, assets: Assets = None) -> ppo.PPOState:
-    """PPO's initial state with the Q and leave-one-out networks added to the parameters."""
+def init(key: jax.Array, env: Env, config: Config, assets: Assets = None) -> FPGState:
+    """PPO's initial state with the Q and leave-one-out networks added to the parameters and
+    an empty linear fit (its baselines are 0 until the first batch is fitted)."""
     k_ppo, k_q, k_loo = jax.random.split(key, 3)
     state = ppo.init(k_ppo, env, config, assets)
     obs = jnp.zeros((observation_size(env),))
     act = jnp.zeros((env.action_size,))
     q_net, loo_net = _critics(config)
     params = {**state.params, "q": q_net.init(k_q, obs, act), "loo": loo_net.init(k_loo, obs, act)}
-    return state.replace(params=params, opt_state=ppo._optimizer(config).init(params))
+    fields = {f: getattr(state, f) for f in state.__dataclass_fields__}
+    fields.update(params=params, opt_state=ppo._optimizer(config).init(params))
+    empty = linear_baseline.empty(config.steps_per_update, observation_size(env), env.action_size)
+    return FPGState(**fields, linear=empty)
 
 
 policy_params, make_policy = ppo.policy_params, ppo.make_policy
 
 
+def has_oracle(env: Env) -> bool:
+    """True when `env` gives the exact E_{a_i}[Q(s, a)] (``marginal_q``)."""
+    return bool(getattr(env, "exact_marginal_q", False))
+
+
+def available(env: Env) -> tuple[str, ...]:
+    """The baseline variants `env` supports (the oracle only where it is exact)."""
+    return tuple(v for v in BASELINES if v != "oracle" or has_oracle(env))
+
+
 def check_env(env: Env, config: Config) -> None:
-    """Action-dependent baselines need at least 2 action dimensions (b_i sees a_{-i})."""
+    """Action-dependent baselines need at least 2 action dimensions (b_i sees a_{-i}); the
+    oracle needs an environment that knows E_{a_i}[Q]."""
+    if config.baseline == "oracle" and not has_oracle(env):
+        raise RlxError(
+            f"baseline='oracle' needs an environment that gives the exact E_a_i[Q(s, a)]; "
+            f"{type(env).__name__} does not. The target_matching_bandit_m* environments do."
+        )
     if config.baseline != "state" and env.action_size < 2:
         raise RlxError(
             f"baseline={config.baseline!r} needs an action dimension of at least 2 (b_i depends "
@@ -165,42 +224,41 @@ def _chunked(fn: Callable, xs: tuple, floats_per_item: int) -> jax.Array:
     return jax.lax.map(lambda x: fn(*x), xs, batch_size=size)
 
 
-def baselines(
-    params: dict,
-    config: Config,
-    variant: str,
-    obs: jax.Array,
-    action: jax.Array,
-    mean: jax.Array,
-    log_std: jax.Array,
-    value: jax.Array,
-    key: jax.Array,
-) -> jax.Array:
+def baselines(env: Env, state: FPGState, variant: str, x: Inputs, key: jax.Array) -> jax.Array:
     """b_i(s_n, a_{n,-i}) for every sample n and dimension i of a flat batch: [N, m].
 
     The learned networks model the residual of the state baseline: b_i = V(s) + f_i, with f
     from the Q network (regressed on G - V(s)) or the leave-one-out network, so a misfit of
-    the state-dependent part of G is V's alone and f carries only the action dependence.
+    the state-dependent part of G is V's alone and f carries only the action dependence. The
+    linear baselines model G whole, as the authors' do.
     """
-    n, m = action.shape
-    chex.assert_shape([mean, log_std], (n, m))
-    chex.assert_shape(value, (n,))
+    config, params = state.config, state.params
+    n, m = x.action.shape
+    chex.assert_shape([x.mean, x.log_std], (n, m))
+    chex.assert_shape([x.value, x.steps], (n,))
     q_net, loo_net = _critics(config)
     width = max(config.critic_hidden)
+    obs, action, value = x.obs, x.action, x.value
     if variant == "state":
         return jnp.broadcast_to(value[:, None], (n, m))
+    if variant == "linear":
+        return linear_baseline.predict(state.linear, x.raw_obs, action, x.steps)
+    if variant == "oracle":
+        check_env(env, config.replace(baseline="oracle"))
+        q = env.marginal_q(x.raw_obs, action, x.mean, jnp.exp(x.log_std))
+        return config.reward_scaling * q
     if variant == "regression":
         fn = lambda o, a: loo_net.apply(params["loo"], o, a)  # noqa: E731
         return value[:, None] + _chunked(fn, (obs, action), m * width)
     if variant == "mean_action":
         fn = lambda o, a, mu: q_net.apply(params["q"], o, a, mu[:, None])[..., 0]  # noqa: E731
-        return value[:, None] + _chunked(fn, (obs, action, mean), m * width)
+        return value[:, None] + _chunked(fn, (obs, action, x.mean), m * width)
     if variant == "marginal":
         k = config.action_samples
         samples = gaussian_sample(
-            key, jnp.broadcast_to(mean[..., None], (n, m, k)), log_std[..., None]
+            key, jnp.broadcast_to(x.mean[..., None], (n, m, k)), x.log_std[..., None]
         )
-        fn = lambda o, a, x: q_net.apply(params["q"], o, a, x).mean(-1)  # noqa: E731
+        fn = lambda o, a, s: q_net.apply(params["q"], o, a, s).mean(-1)  # noqa: E731
         return value[:, None] + _chunked(fn, (obs, action, samples), m * k * width)
     raise RlxError(f"baseline must be one of {', '.join(BASELINES)}; got {variant!r}.")
 
@@ -208,10 +266,8 @@ def baselines(
 class Batch(NamedTuple):
     """Flattened training batch with per-dimension advantages."""
 
-    obs: jax.Array
-    action: jax.Array
+    inputs: Inputs
     log_prob_i: jax.Array  # [N, m] per-dimension log pi_old(a_i|s)
-    value: jax.Array
     advantage_i: jax.Array  # [N, m]
     target: jax.Array  # G, the lambda-return
 
@@ -226,20 +282,21 @@ def _loss(params: dict, env: Env, config: Config, mb: Batch) -> tuple[jax.Array,
     """Per-dimension clipped surrogate + value, Q and leave-one-out regressions - entropy."""
     policy_net, value_net = ppo._networks(env, config)
     q_net, loo_net = _critics(config)
-    mean, log_std = policy_net.apply(params["policy"], mb.obs)
-    log_ratio = per_dim_log_prob(mb.action, mean, log_std) - mb.log_prob_i
+    x = mb.inputs
+    mean, log_std = policy_net.apply(params["policy"], x.obs)
+    log_ratio = per_dim_log_prob(x.action, mean, log_std) - mb.log_prob_i
     ratio = jnp.exp(log_ratio)
     adv = (mb.advantage_i - mb.advantage_i.mean()) / (mb.advantage_i.std() + 1e-8)
     clipped = jnp.clip(ratio, 1.0 - config.clip_eps, 1.0 + config.clip_eps)
     policy_loss = -jnp.mean(jnp.sum(jnp.minimum(ratio * adv, clipped * adv), axis=-1))
-    value_loss = 0.5 * jnp.mean((value_net.apply(params["value"], mb.obs) - mb.target) ** 2)
+    value_loss = 0.5 * jnp.mean((value_net.apply(params["value"], x.obs) - mb.target) ** 2)
     baseline_loss = jnp.zeros(())
-    residual = mb.target - mb.value  # G - V_old(s): what the action-dependent nets model
+    residual = mb.target - x.value  # G - V_old(s): what the action-dependent nets model
     if config.fits_q:
-        q = q_net.apply(params["q"], mb.obs, mb.action)
+        q = q_net.apply(params["q"], x.obs, x.action)
         baseline_loss += 0.5 * jnp.mean((q - residual) ** 2)
     if config.fits_regression:
-        b = loo_net.apply(params["loo"], mb.obs, mb.action)
+        b = loo_net.apply(params["loo"], x.obs, x.action)
         baseline_loss += 0.5 * jnp.mean((b - residual[:, None]) ** 2)
     entropy = jnp.mean(jnp.sum(log_std + 0.5 * (jnp.log(2.0 * jnp.pi) + 1.0), axis=-1))
     total = (
@@ -257,29 +314,39 @@ def _loss(params: dict, env: Env, config: Config, mb: Batch) -> tuple[jax.Array,
     }
 
 
-def factor_batch(env: Env, state: ppo.PPOState, traj: ppo.Transition, variant: str, key):
+def factor_batch(env: Env, state: FPGState, traj: ppo.Transition, variant: str, key) -> Batch:
     """The flat batch of a rollout with per-dimension advantages under baseline `variant`."""
-    config = state.config
-    policy_net, _ = ppo._networks(env, config)
+    policy_net, _ = ppo._networks(env, state.config)
     obs, values, _, targets = ppo.advantages(env, state, traj)
     flat = lambda x: x.reshape((-1, *x.shape[2:]))  # noqa: E731
-    obs, action, values, targets = flat(obs), flat(traj.action), flat(values), flat(targets)
+    obs, action = flat(obs), flat(traj.action)
     mean, log_std = policy_net.apply(state.params["policy"], obs)
-    b = baselines(state.params, config, variant, obs, action, mean, log_std, values, key)
+    x = Inputs(obs, flat(traj.obs), flat(traj.steps), action, mean, log_std, flat(values))
+    targets = flat(targets)
+    b = baselines(env, state, variant, x, key)
     return Batch(
-        obs=obs,
-        action=action,
+        inputs=x,
         log_prob_i=per_dim_log_prob(action, mean, log_std),
-        value=values,
         advantage_i=targets[:, None] - b,
         target=targets,
     )
 
 
+def refit_linear(state: FPGState, batch: Batch) -> linear_baseline.LinearFit:
+    """The linear baselines fitted to `batch`'s returns (kept as they are unless fitted)."""
+    if not state.config.fits_linear:
+        return state.linear
+    x = batch.inputs
+    return linear_baseline.fit(
+        x.raw_obs, x.action, x.steps, batch.target, state.config.linear_ridge
+    )
+
+
 def update(
-    env: Env, state: ppo.PPOState, assets: Assets = None
-) -> tuple[ppo.PPOState, dict[str, jax.Array]]:
-    """One iteration: PPO's rollout and GAE, per-dimension advantages, per-dimension surrogate."""
+    env: Env, state: FPGState, assets: Assets = None
+) -> tuple[FPGState, dict[str, jax.Array]]:
+    """One iteration: PPO's rollout and GAE, per-dimension advantages, per-dimension surrogate,
+    then the linear baselines refitted to this batch (used from the next one on)."""
     config = state.config
     key, k_roll, k_perm, k_base = jax.random.split(state.key, 4)
     env_state, traj = ppo._rollout(env, state, k_roll)
@@ -287,42 +354,78 @@ def update(
     params, opt_state, info, lr = ppo.optimise(
         state, batch, lambda p, mb: _loss(p, env, config, mb), k_perm
     )
+    state = state.replace(linear=refit_linear(state, batch))
     return ppo.finish(state, env_state, traj, params, opt_state, info, lr, key)
 
 
+class Estimate(NamedTuple):
+    """One batch's policy-gradient estimate under one baseline and how well it fits G."""
+
+    gradient: jax.Array  # [P] flattened over the policy parameters
+    unexplained: jax.Array  # [] mean_{n,i} (G_n - b_i(x_n))^2 / Var_n(G): 1 - R^2 of b
+
+
+def fresh_start(env: Env, state: FPGState, key: jax.Array) -> FPGState:
+    """`state` with its env states replaced by ones reached after a whole episode's length of
+    steps of the current policy from them, with noise drawn from `key`: every env has since
+    been reset at least once, from reset keys drawn from `key` (for envs that draw their
+    resets; physics envs restart from their one first state), so batches started from such
+    states are independent."""
+    limit = state.config.episode_length or episode_length(env)
+    rounds = -(-limit // state.config.unroll_length)
+    k_reset, key = jax.random.split(key)
+    info = state.env_state.info
+    if "reset_key" in info:  # pure-JAX envs draw each reset from a stored key chain: re-key it
+        keys = jax.random.split(k_reset, info["reset_key"].shape[0])
+        env_state = state.env_state.replace(info={**info, "reset_key": keys})
+        state = state.replace(env_state=env_state)
+
+    def advance(i, s):
+        return s.replace(env_state=ppo._rollout(env, s, jax.random.fold_in(key, i))[0])
+
+    return jax.lax.fori_loop(0, rounds, advance, state)
+
+
 def gradient_estimates(
-    env: Env, state: ppo.PPOState, key: jax.Array, variants: tuple[str, ...] = BASELINES
-) -> dict[str, jax.Array]:
+    env: Env, state: FPGState, key: jax.Array, variants: tuple[str, ...] | None = None
+) -> dict[str, Estimate]:
     """The policy-gradient estimate of one fresh rollout under each baseline variant, at the
     current parameters: g_v = grad_theta mean_t sum_i log pi_i(a_ti|s_t) A_t^i (raw advantages,
-    no normalisation or clipping), flattened over the policy parameters. Every variant sees
-    the same trajectories (a paired comparison)."""
+    no normalisation or clipping), flattened over the policy parameters. The rollout starts
+    from independent states (`fresh_start`); every variant sees the same trajectories (a
+    paired comparison). `variants` defaults to every one `env` supports (`available`)."""
     config = state.config
     policy_net, _ = ppo._networks(env, config)
-    k_roll, k_base = jax.random.split(key)
+    variants = available(env) if variants is None else variants
+    k_start, k_roll, k_base = jax.random.split(key, 3)
+    state = fresh_start(env, state, k_start)
     _, traj = ppo._rollout(env, state, k_roll)
     out = {}
     for variant in variants:
         batch = factor_batch(env, state, traj, variant, k_base)
+        x = batch.inputs
 
-        def surrogate(policy_params, batch=batch):
-            mean, log_std = policy_net.apply(policy_params, batch.obs)
-            logp = per_dim_log_prob(batch.action, mean, log_std)
-            return jnp.mean(jnp.sum(logp * jax.lax.stop_gradient(batch.advantage_i), axis=-1))
+        def surrogate(policy_params, x=x, adv=batch.advantage_i):
+            mean, log_std = policy_net.apply(policy_params, x.obs)
+            logp = per_dim_log_prob(x.action, mean, log_std)
+            return jnp.mean(jnp.sum(logp * jax.lax.stop_gradient(adv), axis=-1))
 
         grads = jax.grad(surrogate)(state.params["policy"])
-        out[variant] = jnp.concatenate([g.ravel() for g in jax.tree.leaves(grads)])
+        unexplained = jnp.mean(batch.advantage_i**2) / (jnp.var(batch.target) + 1e-12)
+        out[variant] = Estimate(
+            jnp.concatenate([g.ravel() for g in jax.tree.leaves(grads)]), unexplained
+        )
     return out
 
 
 def decomposition(
     env: Env,
-    state: ppo.PPOState,
+    state: FPGState,
     key: jax.Array,
     num_actions: int = 8,
     num_futures: int = 8,
     horizon: int = 20,
-    variants: tuple[str, ...] = BASELINES,
+    variants: tuple[str, ...] | None = None,
 ) -> dict[str, dict[str, jax.Array]]:
     """Tucker et al. (2018) split of the single-sample gradient variance at the current
     parameters, by re-simulation from the run's current env states s (one per env).
@@ -337,9 +440,10 @@ def decomposition(
         state      = Var_s E_a h_v(s, a) - E_s[Var_a h_v] / num_actions
 
     (the subtractions remove the finite-sample noise of the inner means). Returns
-    {variant: {"state", "action", "trajectory", "total"}}.
+    {variant: {"state", "action", "trajectory", "total"}} for `variants` (default: `available`).
     """
     config = state.config
+    variants = available(env) if variants is None else variants
     policy_net, value_net = ppo._networks(env, config)
     tenv = training_env(env, config.episode_length)
     start = state.env_state
@@ -393,11 +497,12 @@ def decomposition(
     )  # [A, N, P]: grad log pi(a|s)
     trajectory = jnp.mean(q_var * jnp.sum(full**2, -1))
     values = value_net.apply(state.params["value"], norm_obs)
+    steps = jnp.where(start.done > 0, 0.0, start.info["steps"])
     out = {}
     for variant in variants:
         b = jax.vmap(
             lambda a, v=variant: baselines(
-                state.params, config, v, norm_obs, a, mean, log_std, values, k_base
+                env, state, v, Inputs(norm_obs, obs, steps, a, mean, log_std, values), k_base
             )
         )(actions)  # [A, N, m]
         w = q_bar[..., None] - b
@@ -416,9 +521,9 @@ def decomposition(
     return out
 
 
-def fit_baselines(env: Env, state: ppo.PPOState) -> ppo.PPOState:
-    """One `update` whose policy parameters are put back afterwards: V, Q and the regression
-    network are fitted to the current policy's returns at fixed theta (the variance study's
+def fit_baselines(env: Env, state: FPGState) -> FPGState:
+    """One `update` whose policy parameters are put back afterwards: V, Q, the regression
+    network and the linear baselines are fitted to the current policy's returns at fixed theta (the variance study's
     protocol: measure a fixed policy's gradient with baselines trained for that policy)."""
     new, _ = update(env, state)
     return new.replace(params={**new.params, "policy": state.params["policy"]})
@@ -439,7 +544,7 @@ ALGORITHM = Algorithm(
         "decomposition": decomposition,
     },
 )
-STATE, REGRESSION, MARGINAL, MEAN_ACTION = (
+STATE, REGRESSION, MARGINAL, MEAN_ACTION, LINEAR, ORACLE = (
     ALGORITHM.variant(
         f"fpg_{b}", f"Factorized-baseline PPO, {b} baseline b_i (Wu et al. 2018).", baseline=b
     )

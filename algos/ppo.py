@@ -113,6 +113,8 @@ class Transition(NamedTuple):
     termination: jax.Array
     done: jax.Array
     final_obs: jax.Array
+    steps: jax.Array
+    """The episode step t at which ``obs`` was observed (0 at a reset)."""
     episode_end: dict[str, jax.Array]
     """The return and each outcome (`rlx.envs.outcome_metrics`) of the episode that ended at
     this step (meaningful where ``done``)."""
@@ -212,6 +214,7 @@ def _rollout(env: Env, state: PPOState, key: jax.Array) -> tuple[State, Transiti
             termination=nxt.done * (1.0 - truncation),
             done=nxt.done,
             final_obs=nxt.info["final_obs"],
+            steps=jnp.where(env_state.done > 0, 0.0, env_state.info["steps"]),
             episode_end=episode_end(nxt, outcomes),
         )
 

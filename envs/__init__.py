@@ -79,6 +79,15 @@ _OWN: dict[str, EnvSpec] = {
         )
         for m in (6, 60, 600, 2000)
     },
+    **{
+        f"target_matching_bandit_m{m}": EnvSpec(
+            functools.partial(
+                _lazy("rlx.envs.target_matching", "TargetMatching"), action_dim=m, one_step=True
+            ),
+            f"One-step target matching, {m}-D action: Q = r, exact marginal E_a_i[Q] (oracle).",
+        )
+        for m in (6, 60, 600, 2000)
+    },
     "point_agents": EnvSpec(
         _lazy("rlx.envs.point_agents", "PointAgents"),
         "k point masses to own landmarks (num_agents=k, default 3), collision-coupled; baseline PD.",

@@ -25,7 +25,10 @@ depends on ``a_i`` only)::
     r = -(1/m) Σ_i (p'_i - g_i)²  =  (1/m) Σ_i r_i(a_i),    r_i = -(p'_i - g_i)²   # in [-4, 0]
 
 Termination: none, ``done`` is always 0. Episodes are cut by the registry's time limit
-(``episode_length = 50`` steps).
+(``episode_length = 50`` steps). With ``one_step=True`` (the ``target_matching_bandit_m*``
+names) every episode terminates after its first step: Q(s, a) = r(s, a), so the exact
+per-dimension marginal ``E_{a_i ~ pi_i}[Q(s, a)]`` is known in closed form (`marginal_q`), the
+oracle baseline of Wu et al.'s separable-reward argument.
 
 Metrics (float32 scalars, present from ``reset``; both are ``episode_metrics``):
 
@@ -49,6 +52,7 @@ from typing import ClassVar
 import jax
 import jax.numpy as jnp
 from brax.envs.base import Env, State
+from jax.scipy.stats import norm
 
 from rlx.errors import RlxError, positive_size
 
@@ -65,13 +69,23 @@ class TargetMatching(Env):
         action_dim: int = 6,
         step_size: float = 0.1,
         goal_tolerance: float = 0.05,
+        one_step: bool = False,
     ):
-        """Set the dimension m = ``action_dim`` (an integer ≥ 1), step δ and goal tolerance."""
+        """Set the dimension m = ``action_dim`` (an integer ≥ 1), step δ and goal tolerance;
+        ``one_step`` ends every episode (a termination) after its first step."""
         self.action_dim = positive_size("action_dim", action_dim)
         if not step_size > 0.0:
             raise RlxError(f"step_size must be > 0, got {step_size!r}.")
         self.step_size = float(step_size)
         self.goal_tolerance = float(goal_tolerance)
+        if not isinstance(one_step, bool):
+            raise RlxError(f"one_step must be true or false, got {one_step!r}.")
+        self.one_step = one_step
+
+    @property
+    def exact_marginal_q(self) -> bool:
+        """True when `marginal_q` is the exact E_{a_i}[Q(s, a)] (one-step episodes)."""
+        return self.one_step
 
     @property
     def observation_size(self) -> int:
@@ -130,7 +144,7 @@ class TargetMatching(Env):
             pipeline_state=new_ps,
             obs=self._obs(new_ps),
             reward=reward.astype(jnp.float32),
-            done=jnp.zeros((), jnp.float32),
+            done=jnp.full((), float(self.one_step), jnp.float32),
             metrics={**state.metrics, **self._metrics(new_ps)},
         )
 
@@ -141,3 +155,48 @@ class TargetMatching(Env):
         pos, target = obs[..., :m], obs[..., m : 2 * m]
         act = jnp.clip((target - pos) / jnp.float32(self.step_size), -1.0, 1.0)
         return act.astype(jnp.float32)
+
+    def _bounds(self, pos: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """[lo, hi] with p' = p + δ clip(a, lo, hi): both clips folded into one."""
+        d = jnp.float32(self.step_size)
+        return jnp.maximum(-1.0, (-1.0 - pos) / d), jnp.minimum(1.0, (1.0 - pos) / d)
+
+    def action_reward_terms(self, obs: jax.Array, action: jax.Array) -> jax.Array:
+        """r_i(a_i) = -(clip(p_i + δ clip(a_i), -1, 1) - g_i)² / m from observations [..., 2m]
+        and actions [..., m]: the step's reward is their sum."""
+        m = self.action_dim
+        pos, target = obs[..., :m], obs[..., m : 2 * m]
+        lo, hi = self._bounds(pos)
+        new = pos + jnp.float32(self.step_size) * jnp.clip(action, lo, hi)
+        return -((new - target) ** 2) / m
+
+    def expected_action_reward_terms(
+        self, obs: jax.Array, mean: jax.Array, std: jax.Array
+    ) -> jax.Array:
+        """E_{a_i ~ N(mean_i, std_i²)} r_i(a_i), in closed form: with X = clip(a_i, lo, hi),
+        c = p_i - g_i and alpha, beta = (lo - mu) / s, (hi - mu) / s,
+
+            E r_i = -(c² + 2 c δ E[X] + δ² E[X²]) / m,
+            E[X]  = lo Φ(α) + hi (1 - Φ(β)) + μ (Φ(β) - Φ(α)) + s (φ(α) - φ(β)),
+            E[X²] = lo² Φ(α) + hi² (1 - Φ(β)) + (μ² + s²)(Φ(β) - Φ(α))
+                    + 2 μ s (φ(α) - φ(β)) + s² (α φ(α) - β φ(β))."""
+        m, d = self.action_dim, jnp.float32(self.step_size)
+        pos, target = obs[..., :m], obs[..., m : 2 * m]
+        lo, hi = self._bounds(pos)
+        a, b = (lo - mean) / std, (hi - mean) / std
+        pa, pb, fa, fb = norm.cdf(a), norm.cdf(b), norm.pdf(a), norm.pdf(b)
+        ex = lo * pa + hi * (1 - pb) + mean * (pb - pa) + std * (fa - fb)
+        ex2 = (lo**2 * pa + hi**2 * (1 - pb) + (mean**2 + std**2) * (pb - pa)
+               + 2 * mean * std * (fa - fb) + std**2 * (a * fa - b * fb))  # fmt: skip
+        c = pos - target
+        return -(c**2 + 2 * c * d * ex + d**2 * ex2) / m
+
+    def marginal_q(
+        self, obs: jax.Array, action: jax.Array, mean: jax.Array, std: jax.Array
+    ) -> jax.Array:
+        """E_{a_i ~ N(mean_i, std_i²)}[r(s, (a_-i, a_i))] for every dimension i, shape [..., m]:
+        the reward with dimension i's term replaced by its expectation. With ``one_step`` this
+        is E_{a_i}[Q(s, a)] exactly."""
+        terms = self.action_reward_terms(obs, action)
+        expected = self.expected_action_reward_terms(obs, mean, std)
+        return terms.sum(-1, keepdims=True) - terms + expected

@@ -133,6 +133,8 @@ ALGORITHMS: dict[str, str] = {
     "fpg_regression": "factorized_pg:REGRESSION",
     "fpg_marginal": "factorized_pg:MARGINAL",
     "fpg_mean_action": "factorized_pg:MEAN_ACTION",
+    "fpg_linear": "factorized_pg:LINEAR",
+    "fpg_oracle": "factorized_pg:ORACLE",
     "trl": "trl",
     "gciql": "gciql",
     "gcivl": "gcivl",

@@ -1,7 +1,9 @@
 """Gradient-variance diagnostic for policy-gradient algorithms: `rlx gradvar FILE`.
 
-An algorithm takes part by providing ``gradient_estimates(env, state, key) -> {variant: flat
-gradient}`` (one fresh on-policy batch, every variant on the same trajectories) and optionally
+An algorithm takes part by providing ``gradient_estimates(env, state, key) -> {variant:
+estimate}`` (one fresh on-policy batch from independent start states, every variant on the
+same trajectories; an estimate has a flat ``gradient`` and the baseline's ``unexplained``
+fraction of the return's variance, 1 - R^2) and optionally
 ``fit_baselines(env, state) -> state`` (fit its critics at fixed policy parameters) and
 ``decomposition(env, state, key, num_actions, num_futures, horizon) -> {variant: terms}``
 (re-simulation from saved env states). `rlx.algos.factorized_pg` provides all three.
@@ -195,7 +197,10 @@ def measure(spec: dict[str, Any], env_name: str) -> dict[str, Any]:
     per_batch = [jax.device_get(compiled(k)) for k in keys]
     estimate_s = (time.perf_counter() - t0) / spec["batches"]
     variants = list(per_batch[0])
-    stats = {v: batch_statistics(np.stack([g[v] for g in per_batch])) for v in variants}
+    stats = {}
+    for v in variants:
+        stats[v] = batch_statistics(np.stack([g[v].gradient for g in per_batch]))
+        stats[v]["unexplained"] = float(np.mean([g[v].unexplained for g in per_batch]))
     decomposition = None
     if spec["num_actions"] and "decomposition" in module.extras:
         terms = jax.jit(
@@ -208,7 +213,7 @@ def measure(spec: dict[str, Any], env_name: str) -> dict[str, Any]:
         "env": env_name,
         "action_size": int(env.action_size),
         "batch_size": int(rp.base_config.steps_per_update),
-        "num_params": int(per_batch[0][variants[0]].size),
+        "num_params": int(per_batch[0][variants[0]].gradient.size),
         "config": cfg.to_dict(rp.base_config),
         "variants": stats,
         "decomposition": decomposition,
@@ -246,11 +251,12 @@ def markdown(record: dict[str, Any]) -> str:
         f"{' --quick' if spec['quick'] else ''}`",
         f"- protocol: {spec['train_updates']} training updates of {spec['algorithm']}, then "
         f"{spec['fit_updates']} critic fits at fixed theta; {spec['batches']} independent "
-        "batches per variant, all variants on the same trajectories",
+        "batches per variant, each from independent start states (a whole episode's length "
+        "of policy steps after the last), all variants on the same trajectories",
         "",
-        "| env | m | batch | variant | tr Cov | vs state | cos to rest | state | action "
-        "| trajectory |",
-        "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|",
+        "| env | m | batch | variant | 1 - R² | tr Cov | vs state | cos to rest | state "
+        "| action | trajectory |",
+        "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for res in record["results"]:
         ref = res["variants"].get("state", {}).get("trace_cov")
@@ -262,12 +268,14 @@ def markdown(record: dict[str, Any]) -> str:
             ratio = f"{s['trace_cov'] / ref:.3f}" if ref else ""
             lines.append(
                 f"| {res['env']} | {res['action_size']} | {res['batch_size']} | {name} "
-                f"| {s['trace_cov']:.4g} | {ratio} | {s['cosine_to_rest']:.3f} | "
+                f"| {s['unexplained']:.3f} | {s['trace_cov']:.4g} | {ratio} | {s['cosine_to_rest']:.3f} | "
                 + " | ".join(cells)
                 + " |"
             )
     lines += [
         "",
+        "1 - R²: the baseline's unexplained fraction of the return's variance on the "
+        "measured batches, mean_{n,i} (G_n - b_i)^2 / Var(G) (the critics' fit error). "
         "tr Cov: trace of the covariance of the batch gradient over the independent batches; "
         "vs state: its ratio to the state-only baseline's (below 1: less variance); cos to "
         "rest: mean cosine between one batch's gradient and the mean of the others. "

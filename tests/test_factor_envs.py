@@ -185,3 +185,28 @@ def test_registry_sizes():
     assert envs.make("target_matching").action_size == 6
     assert envs.make("point_agents").action_size == 6
     assert envs.make("target_matching_m60", goal_tolerance=0.1).goal_tolerance == 0.1
+
+
+def test_one_step_target_matching_and_its_exact_marginal():
+    env = envs.make("target_matching_bandit_m6")
+    assert env.exact_marginal_q and not envs.make("target_matching_m6").exact_marginal_q
+    key = jax.random.PRNGKey(0)
+    state = env.reset(key)
+    pos = jnp.array([-0.97, 0.99, 0.0, 0.5, -0.5, 0.2])  # near both walls: both clips bind
+    obs = jnp.concatenate([pos, state.obs[6:]])
+    state = state.replace(obs=obs, pipeline_state={**state.pipeline_state, "pos": pos})
+    mean, std = jnp.array([-1.5, 1.2, 0.0, 0.3, -0.8, 2.0]), jnp.linspace(0.2, 1.0, 6)
+    action = mean + std * jax.random.normal(key, (400_000, 6))
+    nxt = env.step(state, action[0])
+    assert float(nxt.done) == 1.0
+    terms = env.action_reward_terms(obs, action)
+    assert float(nxt.reward) == pytest.approx(float(terms[0].sum()), abs=1e-6)
+    np.testing.assert_allclose(
+        env.expected_action_reward_terms(obs, mean, std), terms.mean(0), rtol=5e-3, atol=2e-5
+    )
+    # E_{a_i}[Q]: dimension i's term alone replaced by its expectation.
+    marginal = env.marginal_q(obs, action[0], mean, std)
+    expected = env.expected_action_reward_terms(obs, mean, std)
+    np.testing.assert_allclose(marginal - (terms[0].sum() - terms[0]), expected, atol=1e-6)
+    with pytest.raises(RlxError, match="one_step must be true or false, got 1"):
+        TargetMatching(one_step=1)

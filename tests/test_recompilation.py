@@ -46,6 +46,8 @@ def _env_name(name: str) -> str:
     pendulum, which has the baseline controller agency/residual/baseline need."""
     if name in GOAL_CONDITIONED:
         return "pointmaze_medium"
+    if name == "fpg_oracle":
+        return "target_matching_bandit_m6"
     return (
         "target_matching_m6" if name.startswith(("fpg_", "factorized_pg")) else "pendulum_swingup"
     )

@@ -1,0 +1,171 @@
+"""Per-action-dimension linear-feature baselines, fitted in closed form (Wu et al. 2018's
+development code; rllab's ``LinearFeatureBaseline`` made action-dependent).
+
+Dimension i's baseline is a ridge regression of the return on the features
+
+    phi_i(s, a, t) = [clip(o), clip(o)^2, t/100, (t/100)^2, (t/100)^3, a_-i, a_-i^2]
+
+(``clip`` to [-10, 10], a the executed action in [-1, 1]) plus an unpenalised intercept. Each
+feature column is standardised on the fitted batch (zero mean, unit variance), and
+
+    w_i = argmin_w |Phi_i w - (y - ybar)|^2 + lam |w|^2,     lam = ridge * N,
+    b_i(x) = ybar + phi_i(x) . w_i.
+
+All m regressions share every feature but the two of a_i, so they are solved together in the
+dual: with K = Phi Phi^T (all features), U_i = [a_i, a_i^2] the two removed columns [N, 2] and
+M = K + lam I, dimension i's Gram is ``M - U_i U_i^T`` and by the Woodbury identity
+
+    alpha_i = z + Z_i (I_2 - U_i^T Z_i)^{-1} U_i^T z,       z = M^{-1} y,  Z_i = M^{-1} U_i,
+    b_i(x)  = ybar + k(x)^T alpha_i - u_i(x) . (U_i^T alpha_i),    k(x) = Phi phi(x),
+
+one Cholesky factorisation of M (N x N) and 2m right-hand sides for all m fits: cost
+O(N^3 + N^2 (p + m)) for p shared features, whatever the dimension. The fit keeps the fitted
+batch's inputs (to form k(x)) and the dual weights (`DualFit`).
+
+When there are fewer features d = p + 2m than samples, the primal is cheaper: with
+H = (Phi^T Phi + lam I)^{-1} and w = H Phi^T y the all-feature fit, dropping the columns S_i
+of a_i, a_i^2 gives (the partitioned inverse)
+
+    b_i(x) = ybar + phi(x) . w - (phi(x)^T H_{:,S_i}) H_{S_i S_i}^{-1} w_{S_i},
+
+i.e. one weight matrix [d, m] for all m baselines (`PrimalFit`, rows S_i of column i zero),
+cost O(N d^2 + d^3).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import chex
+import jax
+import jax.numpy as jnp
+
+OBS_CLIP = 10.0
+TIME_SCALE = 100.0
+
+
+class PrimalFit(NamedTuple):
+    """m per-dimension linear baselines as one weight matrix (fewer features than samples).
+
+    ``valid`` is 0 before the first fit, when every baseline predicts 0.
+    """
+
+    weights: jax.Array  # [p + 2m, m] on the standardised features
+    moments: jax.Array  # [2, p + 2m] column means and standard deviations
+    intercept: jax.Array  # [] ybar
+    valid: jax.Array  # [] 1.0 once fitted
+
+
+class DualFit(NamedTuple):
+    """m per-dimension linear baselines in the dual (more features than samples).
+
+    ``valid`` is 0 before the first fit, when every baseline predicts 0.
+    """
+
+    shared: jax.Array  # [N, p] standardised shared features of the fitted batch
+    action: jax.Array  # [N, m] standardised a
+    action_sq: jax.Array  # [N, m] standardised a^2
+    moments: jax.Array  # [2, p + 2m] column means and standard deviations
+    alpha: jax.Array  # [N, m] dual weights
+    own: jax.Array  # [2, m] U_i^T alpha_i
+    intercept: jax.Array  # [] ybar
+    valid: jax.Array  # [] 1.0 once fitted
+
+
+def raw_features(obs: jax.Array, action: jax.Array, steps: jax.Array) -> jax.Array:
+    """The unstandardised features of a flat batch: [N, p + 2m], shared ones first, then a and
+    a^2 (a clipped to [-1, 1], as the environment executes it)."""
+    o = jnp.clip(obs, -OBS_CLIP, OBS_CLIP)
+    t = (steps / TIME_SCALE)[:, None]
+    a = jnp.clip(action, -1.0, 1.0)
+    return jnp.concatenate([o, o**2, t, t**2, t**3, a, a**2], axis=-1)
+
+
+def _split(features: jax.Array, m: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+    p = features.shape[-1] - 2 * m
+    return features[:, :p], features[:, p : p + m], features[:, p + m :]
+
+
+LinearFit = PrimalFit | DualFit
+
+
+def _primal(num: int, obs_size: int, m: int) -> bool:
+    """True when a batch of `num` samples is fitted in the primal (fewer features)."""
+    return 2 * obs_size + 3 + 2 * m <= num
+
+
+def empty(num: int, obs_size: int, m: int) -> LinearFit:
+    """The not-yet-fitted state for batches of `num` samples (every baseline is 0)."""
+    p = 2 * obs_size + 3
+    z = lambda *s: jnp.zeros(s, jnp.float32)  # noqa: E731
+    moments = jnp.stack([z(p + 2 * m), jnp.ones((p + 2 * m,), jnp.float32)])
+    if _primal(num, obs_size, m):
+        return PrimalFit(z(p + 2 * m, m), moments, z(), z())
+    return DualFit(z(num, p), z(num, m), z(num, m), moments, z(num, m), z(2, m), z(), z())
+
+
+def _kernel(fit: DualFit, shared: jax.Array, act: jax.Array, act_sq: jax.Array) -> jax.Array:
+    """k(x)^T for every x of a batch against the fitted batch: [N', N]."""
+    return shared @ fit.shared.T + act @ fit.action.T + act_sq @ fit.action_sq.T
+
+
+def fit(
+    obs: jax.Array, action: jax.Array, steps: jax.Array, target: jax.Array, ridge: jax.Array
+) -> LinearFit:
+    """All m ridge fits of `target` [N] on the batch's features (module docstring)."""
+    n, m = action.shape
+    chex.assert_shape([obs], (n, None))
+    chex.assert_shape([steps, target], (n,))
+    raw = raw_features(obs, action, steps)
+    mean, std = raw.mean(0), raw.std(0) + 1e-6
+    ybar = target.mean()
+    y = target - ybar
+    moments = jnp.stack([mean, std])
+    if _primal(n, obs.shape[-1], m):
+        return _fit_primal((raw - mean) / std, y, m, moments, ybar, ridge * n)
+    shared, act, act_sq = _split((raw - mean) / std, m)
+    base = DualFit(shared, act, act_sq, moments, y[:, None], y[:2, None], ybar,
+                     jnp.ones(()))  # fmt: skip
+    lam = ridge * n
+    chol = jax.scipy.linalg.cho_factor(_kernel(base, shared, act, act_sq) + lam * jnp.eye(n))
+    solved = jax.scipy.linalg.cho_solve(chol, jnp.concatenate([y[:, None], act, act_sq], 1))
+    z, za, zb = solved[:, 0], solved[:, 1 : 1 + m], solved[:, 1 + m :]
+    # C_i = I_2 - U_i^T Z_i and r_i = U_i^T z, every dimension at once.
+    c11, c12 = 1.0 - jnp.sum(act * za, 0), -jnp.sum(act * zb, 0)
+    c21, c22 = -jnp.sum(act_sq * za, 0), 1.0 - jnp.sum(act_sq * zb, 0)
+    r1, r2 = act.T @ z, act_sq.T @ z
+    det = c11 * c22 - c12 * c21
+    s1, s2 = (c22 * r1 - c12 * r2) / det, (c11 * r2 - c21 * r1) / det
+    alpha = z[:, None] + za * s1 + zb * s2
+    own = jnp.stack([jnp.sum(act * alpha, 0), jnp.sum(act_sq * alpha, 0)])
+    return base._replace(alpha=alpha, own=own)
+
+
+def _fit_primal(
+    features: jax.Array, y: jax.Array, m: int, moments: jax.Array, ybar: jax.Array, lam
+) -> PrimalFit:
+    """The partitioned-inverse weights of all m fits (module docstring)."""
+    d = features.shape[-1]
+    p = d - 2 * m
+    h = jnp.linalg.inv(features.T @ features + lam * jnp.eye(d))
+    h = 0.5 * (h + h.T)
+    w = h @ (features.T @ y)
+    ia, ib = jnp.arange(p, p + m), jnp.arange(p + m, d)
+    h_aa, h_ab, h_bb = h[ia, ia], h[ia, ib], h[ib, ib]  # H_{S_i S_i} of every i
+    det = h_aa * h_bb - h_ab**2
+    wa, wb = w[ia], w[ib]
+    v1, v2 = (h_bb * wa - h_ab * wb) / det, (h_aa * wb - h_ab * wa) / det
+    weights = w[:, None] - h[:, ia] * v1 - h[:, ib] * v2
+    return PrimalFit(weights, moments, ybar, jnp.ones(()))
+
+
+def predict(fit: LinearFit, obs: jax.Array, action: jax.Array, steps: jax.Array) -> jax.Array:
+    """b_i(x_n) for every sample n and dimension i of a flat batch: [N', m]."""
+    m = action.shape[-1]
+    mean, std = fit.moments
+    features = (raw_features(obs, action, steps) - mean) / std
+    if isinstance(fit, PrimalFit):
+        return fit.valid * (fit.intercept + features @ fit.weights)
+    shared, act, act_sq = _split(features, m)
+    b = _kernel(fit, shared, act, act_sq) @ fit.alpha - act * fit.own[0] - act_sq * fit.own[1]
+    return fit.valid * (fit.intercept + b)
