@@ -244,7 +244,7 @@ def baselines(env: Env, state: FPGState, variant: str, x: Inputs, key: jax.Array
     if variant == "linear":
         return linear_baseline.predict(state.linear, x.raw_obs, action, x.steps)
     if variant == "oracle":
-        check_env(env, config.replace(baseline="oracle"))
+        check_env(env, config.replace(baseline="oracle"))  # refused where it is not exact
         q = env.marginal_q(x.raw_obs, action, x.mean, jnp.exp(x.log_std))
         return config.reward_scaling * q
     if variant == "regression":
@@ -314,19 +314,29 @@ def _loss(params: dict, env: Env, config: Config, mb: Batch) -> tuple[jax.Array,
     }
 
 
-def factor_batch(env: Env, state: FPGState, traj: ppo.Transition, variant: str, key) -> Batch:
-    """The flat batch of a rollout with per-dimension advantages under baseline `variant`."""
+def batch_inputs(env: Env, state: FPGState, traj: ppo.Transition) -> tuple[Inputs, jax.Array]:
+    """The flat baseline inputs of a rollout and its lambda-returns G [N] (shared by every
+    baseline variant)."""
     policy_net, _ = ppo._networks(env, state.config)
     obs, values, _, targets = ppo.advantages(env, state, traj)
     flat = lambda x: x.reshape((-1, *x.shape[2:]))  # noqa: E731
-    obs, action = flat(obs), flat(traj.action)
+    obs = flat(obs)
     mean, log_std = policy_net.apply(state.params["policy"], obs)
-    x = Inputs(obs, flat(traj.obs), flat(traj.steps), action, mean, log_std, flat(values))
-    targets = flat(targets)
+    x = Inputs(obs, flat(traj.obs), flat(traj.steps), flat(traj.action), mean, log_std,
+               flat(values))  # fmt: skip
+    return x, flat(targets)
+
+
+def factor_batch(
+    env: Env, state: FPGState, traj: ppo.Transition, variant: str, key, inputs=None
+) -> Batch:
+    """The flat batch of a rollout with per-dimension advantages under baseline `variant`
+    (``inputs``: `batch_inputs` of `traj`, when already computed)."""
+    x, targets = batch_inputs(env, state, traj) if inputs is None else inputs
     b = baselines(env, state, variant, x, key)
     return Batch(
         inputs=x,
-        log_prob_i=per_dim_log_prob(action, mean, log_std),
+        log_prob_i=per_dim_log_prob(x.action, x.mean, x.log_std),
         advantage_i=targets[:, None] - b,
         target=targets,
     )
@@ -400,9 +410,10 @@ def gradient_estimates(
     k_start, k_roll, k_base = jax.random.split(key, 3)
     state = fresh_start(env, state, k_start)
     _, traj = ppo._rollout(env, state, k_roll)
+    inputs = batch_inputs(env, state, traj)
     out = {}
     for variant in variants:
-        batch = factor_batch(env, state, traj, variant, k_base)
+        batch = factor_batch(env, state, traj, variant, k_base, inputs)
         x = batch.inputs
 
         def surrogate(policy_params, x=x, adv=batch.advantage_i):

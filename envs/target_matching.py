@@ -168,7 +168,7 @@ class TargetMatching(Env):
         pos, target = obs[..., :m], obs[..., m : 2 * m]
         lo, hi = self._bounds(pos)
         new = pos + jnp.float32(self.step_size) * jnp.clip(action, lo, hi)
-        return -((new - target) ** 2) / m
+        return self.reward_terms(new, target) / m
 
     def expected_action_reward_terms(
         self, obs: jax.Array, mean: jax.Array, std: jax.Array

@@ -62,9 +62,7 @@ class DualFit(NamedTuple):
     ``valid`` is 0 before the first fit, when every baseline predicts 0.
     """
 
-    shared: jax.Array  # [N, p] standardised shared features of the fitted batch
-    action: jax.Array  # [N, m] standardised a
-    action_sq: jax.Array  # [N, m] standardised a^2
+    features: jax.Array  # [N, p + 2m] standardised features of the fitted batch
     moments: jax.Array  # [2, p + 2m] column means and standard deviations
     alpha: jax.Array  # [N, m] dual weights
     own: jax.Array  # [2, m] U_i^T alpha_i
@@ -101,12 +99,7 @@ def empty(num: int, obs_size: int, m: int) -> LinearFit:
     moments = jnp.stack([z(p + 2 * m), jnp.ones((p + 2 * m,), jnp.float32)])
     if _primal(num, obs_size, m):
         return PrimalFit(z(p + 2 * m, m), moments, z(), z())
-    return DualFit(z(num, p), z(num, m), z(num, m), moments, z(num, m), z(2, m), z(), z())
-
-
-def _kernel(fit: DualFit, shared: jax.Array, act: jax.Array, act_sq: jax.Array) -> jax.Array:
-    """k(x)^T for every x of a batch against the fitted batch: [N', N]."""
-    return shared @ fit.shared.T + act @ fit.action.T + act_sq @ fit.action_sq.T
+    return DualFit(z(num, p + 2 * m), moments, z(num, m), z(2, m), z(), z())
 
 
 def fit(
@@ -123,11 +116,9 @@ def fit(
     moments = jnp.stack([mean, std])
     if _primal(n, obs.shape[-1], m):
         return _fit_primal((raw - mean) / std, y, m, moments, ybar, ridge * n)
-    shared, act, act_sq = _split((raw - mean) / std, m)
-    base = DualFit(shared, act, act_sq, moments, y[:, None], y[:2, None], ybar,
-                     jnp.ones(()))  # fmt: skip
-    lam = ridge * n
-    chol = jax.scipy.linalg.cho_factor(_kernel(base, shared, act, act_sq) + lam * jnp.eye(n))
+    features = (raw - mean) / std
+    _, act, act_sq = _split(features, m)
+    chol = jax.scipy.linalg.cho_factor(features @ features.T + ridge * n * jnp.eye(n))
     solved = jax.scipy.linalg.cho_solve(chol, jnp.concatenate([y[:, None], act, act_sq], 1))
     z, za, zb = solved[:, 0], solved[:, 1 : 1 + m], solved[:, 1 + m :]
     # C_i = I_2 - U_i^T Z_i and r_i = U_i^T z, every dimension at once.
@@ -138,7 +129,7 @@ def fit(
     s1, s2 = (c22 * r1 - c12 * r2) / det, (c11 * r2 - c21 * r1) / det
     alpha = z[:, None] + za * s1 + zb * s2
     own = jnp.stack([jnp.sum(act * alpha, 0), jnp.sum(act_sq * alpha, 0)])
-    return base._replace(alpha=alpha, own=own)
+    return DualFit(features, moments, alpha, own, ybar, jnp.ones(()))
 
 
 def _fit_primal(
@@ -166,6 +157,7 @@ def predict(fit: LinearFit, obs: jax.Array, action: jax.Array, steps: jax.Array)
     features = (raw_features(obs, action, steps) - mean) / std
     if isinstance(fit, PrimalFit):
         return fit.valid * (fit.intercept + features @ fit.weights)
-    shared, act, act_sq = _split(features, m)
-    b = _kernel(fit, shared, act, act_sq) @ fit.alpha - act * fit.own[0] - act_sq * fit.own[1]
+    _, act, act_sq = _split(features, m)
+    kernel = features @ fit.features.T  # k(x)^T against the fitted batch, [N', N]
+    b = kernel @ fit.alpha - act * fit.own[0] - act_sq * fit.own[1]
     return fit.valid * (fit.intercept + b)
