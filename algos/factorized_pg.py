@@ -25,7 +25,8 @@ Baselines (``baseline``), all m of them from one batched pass:
 - ``mean_action``: b_i = V(s) + Q(s, (a_{-i}, mu_i(s)));
 - ``linear``: the authors' own baseline, one ridge regression of G per dimension on linear
   features of (o, t, a_{-i}) (`rlx.linear_baseline`), fitted in closed form to the *previous*
-  batch (the fit is refreshed after each batch's advantages are computed);
+  batch (the fit is refreshed after each batch's advantages are computed), its ridge penalty
+  chosen from ``linear_ridge_decades`` decades by the fit's error on held-out envs;
 - ``oracle``: b_i = E_{a_i ~ pi_i}[Q(s, a)] exactly, from the environment (``marginal_q``),
   where it can give it (``exact_marginal_q``: one-step target matching, where Q = r): the
   lower bound the learned baselines are measured against.
@@ -80,7 +81,12 @@ class Config(ppo.Config):
     critic_hidden: tuple[int, ...] = static((64, 64), "Q / leave-one-out network hidden widths.")
     fit_all_baselines: bool = static(False, "Fit Q and the regression net whatever the variant.")
     baseline_coef: float = hparam(0.5, "Weight of the Q / leave-one-out regression losses.")
-    linear_ridge: float = hparam(1e-2, "Ridge penalty per sample of the linear baselines.")
+    linear_ridge: float = hparam(
+        1e-2, "Smallest ridge penalty of the linear baselines, relative to max(N, features)."
+    )
+    linear_ridge_decades: int = static(
+        5, "Linear baselines' penalty: linear_ridge x 10^k, k < this, chosen on held-out envs."
+    )
 
     def validate(self) -> None:
         """Raises RlxError naming the first bad value and what is allowed."""
@@ -93,6 +99,10 @@ class Config(ppo.Config):
             raise RlxError(f"action_samples must be positive, got {self.action_samples}.")
         if not self.critic_hidden or not all(w > 0 for w in self.critic_hidden):
             raise RlxError(f"critic_hidden widths must be positive, got {self.critic_hidden}.")
+        if not 1 <= self.linear_ridge_decades <= 12:
+            raise RlxError(
+                f"linear_ridge_decades must be in 1..12, got {self.linear_ridge_decades}."
+            )
         require(
             self,
             baseline_coef=(lambda v: v >= 0, ">= 0"),
@@ -348,7 +358,13 @@ def refit_linear(state: FPGState, batch: Batch) -> linear_baseline.LinearFit:
         return state.linear
     x = batch.inputs
     return linear_baseline.fit(
-        x.raw_obs, x.action, x.steps, batch.target, state.config.linear_ridge
+        x.raw_obs,
+        x.action,
+        x.steps,
+        batch.target,
+        state.config.linear_ridge,
+        state.config.linear_ridge_decades,
+        state.config.num_envs,  # flat sample n = t * num_envs + env
     )
 
 
@@ -373,6 +389,31 @@ class Estimate(NamedTuple):
 
     gradient: jax.Array  # [P] flattened over the policy parameters
     unexplained: jax.Array  # [] mean_{n,i} (G_n - b_i(x_n))^2 / Var_n(G): 1 - R^2 of b
+
+
+def stagger(env: Env, state: FPGState, key: jax.Array) -> FPGState:
+    """`state` with env e advanced by its own r_e ~ U{0, ..., limit - 1} steps of the current
+    policy (limit: the episode length), so the envs' episodes are out of phase. Envs reset
+    together run in step with each other for good when every episode has the same length: a
+    batch of U steps then covers one window of episode steps t, and a baseline fitted to one
+    window (the linear one's t-features above all) is scored on another."""
+    limit = state.config.episode_length or episode_length(env)
+    k_offset, k_steps = jax.random.split(key)
+    offsets = jax.random.randint(k_offset, (state.config.num_envs,), 0, limit)
+    one_step = state.replace(config=state.config.replace(unroll_length=1))
+
+    def advance(i, env_state):
+        stepped, _ = ppo._rollout(
+            env, one_step.replace(env_state=env_state), jax.random.fold_in(k_steps, i)
+        )
+        moves = i < offsets
+
+        def pick(new, old):
+            return jnp.where(moves.reshape(moves.shape + (1,) * (new.ndim - 1)), new, old)
+
+        return jax.tree.map(pick, stepped, env_state)
+
+    return state.replace(env_state=jax.lax.fori_loop(0, limit, advance, state.env_state))
 
 
 def fresh_start(env: Env, state: FPGState, key: jax.Array) -> FPGState:
@@ -552,6 +593,8 @@ ALGORITHM = Algorithm(
     extras={
         "gradient_estimates": gradient_estimates,
         "fit_baselines": fit_baselines,
+        "stagger": stagger,
+        "baselines_fitted_by_gradient": ("state", "regression", "marginal", "mean_action"),
         "decomposition": decomposition,
     },
 )

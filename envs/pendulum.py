@@ -39,6 +39,9 @@ energy ``E = θdot² / 2 + a (cos θ - 1)`` (``a = 3g/(2l)``, ``E = 0`` at rest 
 When the pole is within ``CATCH_ANGLE = 0.5`` rad of upright and ``|θdot| < CATCH_SPEED = 3``
 rad/s, a discrete-time LQR gain (from ``scipy.linalg.solve_discrete_are`` on the exact
 linearisation of the semi-implicit Euler step) stabilises it; its torque is clipped to the limit.
+``baseline_bias`` (default 0) adds a constant to the controller's normalised action, clipped to
+[-1, 1]: a miscalibrated controller (an actuator offset) whose error a residual learner has to
+learn to cancel.
 """
 
 from __future__ import annotations
@@ -51,6 +54,8 @@ import numpy as np
 from brax.envs.base import Env, State
 from rlx.envs.control import dlqr
 from rlx.envs.drawing import fix_limits
+
+from rlx.errors import RlxError
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -82,8 +87,15 @@ class PendulumSwingup(Env):
         max_speed: float = 8.0,
         init_angle_noise: float = 0.5,
         init_velocity_noise: float = 0.5,
+        baseline_bias: float = 0.0,
     ):
-        """Set the physical constants (defaults are Gym Pendulum-v1's) and the LQR gain."""
+        """Set the physical constants (defaults are Gym Pendulum-v1's), the LQR gain and the
+        baseline controller's offset (in normalised action units, within [-2, 2])."""
+        if isinstance(baseline_bias, bool) or not isinstance(baseline_bias, int | float):
+            raise RlxError(f"baseline_bias must be a number in [-2, 2], got {baseline_bias!r}.")
+        if not -2.0 <= baseline_bias <= 2.0:
+            raise RlxError(f"baseline_bias must be in [-2, 2], got {baseline_bias}.")
+        self.baseline_bias = float(baseline_bias)
         self.g = float(g)
         self.m = float(m)
         self.l = float(l)
@@ -185,6 +197,7 @@ class PendulumSwingup(Env):
         near_top = (jnp.abs(th) < self.CATCH_ANGLE) & (jnp.abs(thdot) < self.CATCH_SPEED)
         u = jnp.where(near_top, u_lqr, u_pump)
         act = jnp.clip(u / self.max_torque, -1.0, 1.0)
+        act = jnp.clip(act + self.baseline_bias, -1.0, 1.0)
         return act[..., None].astype(jnp.float32)
 
     def draw(self, ax: Axes, states: np.ndarray, t: int) -> None:

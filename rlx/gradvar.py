@@ -4,9 +4,12 @@ An algorithm takes part by providing ``gradient_estimates(env, state, key) -> {v
 estimate}`` (one fresh on-policy batch from independent start states, every variant on the
 same trajectories; an estimate has a flat ``gradient`` and the baseline's ``unexplained``
 fraction of the return's variance, 1 - R^2) and optionally
-``fit_baselines(env, state) -> state`` (fit its critics at fixed policy parameters) and
+``fit_baselines(env, state) -> state`` (fit its critics at fixed policy parameters),
+``stagger(env, state, key) -> state`` (put the envs' episodes out of phase, done once before
+the fits: envs reset together run in step when episodes have one length, so every batch would
+cover one window of episode steps) and
 ``decomposition(env, state, key, num_actions, num_futures, horizon) -> {variant: terms}``
-(re-simulation from saved env states). `rlx.algos.factorized_pg` provides all three.
+(re-simulation from saved env states). `rlx.algos.factorized_pg` provides all four.
 
 At fixed policy parameters theta (after ``train_updates`` updates of the algorithm and
 ``fit_updates`` critic fits), with B independent batches g_1..g_B of one variant::
@@ -22,6 +25,7 @@ Markdown table, a log-log plot of tr Cov against the action dimension) go to
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -41,7 +45,12 @@ VARIANCE_KEYS = {
     "environments": "list of environment names",
     "seed": "seed of the measured run (int)",
     "train_updates": "updates of the algorithm before the measurement (int >= 0)",
-    "fit_updates": "critic-fitting updates at fixed theta (int >= 0)",
+    "fit_updates": "critic-fitting updates at fixed theta per fit round (int >= 0)",
+    "fit_rounds": "most rounds of fit_updates fits (int >= 1); fitting stops earlier once "
+    "every baseline's 1 - R^2 moved by less than fit_tolerance between rounds",
+    "fit_tolerance": "relative change of 1 - R^2 between rounds taken as converged (float > 0)",
+    "fit_settings": "[variance.fit_settings] config overrides during the fits (e.g. a step "
+    "size, anneal_lr = false); they may not change num_envs or unroll_length",
     "batches": "independent batches B (int >= 2)",
     "num_actions": "decomposition: actions per state (int >= 2, 0 to skip the decomposition)",
     "num_futures": "decomposition: futures per state-action (int >= 2)",
@@ -74,13 +83,14 @@ def batch_statistics(grads: np.ndarray) -> dict[str, float]:
 
 def _layered(section: dict[str, Any], quick: bool) -> dict[str, Any]:
     """The [variance] keys with --quick's on top: ``[variance] < [variance.quick]`` key by key,
-    and ``[variance.settings] < [variance.quick.settings]`` setting by setting."""
+    and ``[variance.settings] < [variance.quick.settings]`` setting by setting (fit_settings
+    likewise)."""
     base = {k: v for k, v in section.items() if k != "quick"}
     if not quick:
         return base
     over = section.get("quick", {})
-    settings = {**base.get("settings", {}), **over.get("settings", {})}
-    return {**base, **over, "settings": settings}
+    tables = {t: {**base.get(t, {}), **over.get(t, {})} for t in ("settings", "fit_settings")}
+    return {**base, **over, **tables}
 
 
 def load(path: Path | str, quick: bool = False) -> dict[str, Any]:
@@ -108,11 +118,14 @@ def load(path: Path | str, quick: bool = False) -> dict[str, Any]:
         "seed": spec.get("seed", 0),
         "train_updates": spec.get("train_updates", 0),
         "fit_updates": spec.get("fit_updates", 0),
+        "fit_rounds": spec.get("fit_rounds", 1),
+        "fit_tolerance": spec.get("fit_tolerance", 0.1),
         "batches": spec.get("batches", 30),
         "num_actions": spec.get("num_actions", 0),
         "num_futures": spec.get("num_futures", 4),
         "horizon": spec.get("horizon", 10),
         "settings": spec.get("settings", {}),
+        "fit_settings": spec.get("fit_settings", {}),
         "env_kwargs": raw.get("environment", {}),
     }
     module = algorithm.get(out["algorithm"])
@@ -121,10 +134,18 @@ def load(path: Path | str, quick: bool = False) -> dict[str, Any]:
             f"{path}: algorithm {out['algorithm']!r} provides no gradient_estimates; "
             "the diagnostic needs it."
         )
-    try:  # the one override path: keys, types, budgets
-        out["settings"] = rlx_spec.resolve(module, out["settings"]).overrides
-    except RlxError as err:
-        raise where.error(f"[variance] settings: {err}", "settings") from None
+    for table in ("settings", "fit_settings"):
+        try:  # the one override path: keys, types, budgets
+            out[table] = rlx_spec.resolve(module, out[table]).overrides
+        except RlxError as err:
+            raise where.error(f"[variance] {table}: {err}", table) from None
+    for fixed in ("num_envs", "unroll_length", "total_steps"):
+        if fixed in out["fit_settings"]:
+            raise where.error(
+                f"[variance] fit_settings.{fixed} is not allowed: the fits continue the "
+                "trained state's rollout (and the budget is the study's); remove it.",
+                fixed,
+            )
     if "total_steps" in out["settings"]:
         raise where.error(
             "[variance] settings.total_steps would be ignored: the study's budget is "
@@ -142,7 +163,10 @@ def _check_study(out: dict[str, Any], path: Path) -> None:
         raise RlxError(f"{path}: [variance] environments must be a non-empty list of names.")
     for name in names:
         envs.check_name(name)
-    minimum = {"seed": 0, "train_updates": 0, "fit_updates": 0, "batches": 2,
+    tol = out["fit_tolerance"]
+    if isinstance(tol, bool) or not isinstance(tol, int | float) or not tol > 0:
+        raise RlxError(f"{path}: [variance] fit_tolerance must be a number > 0, got {tol!r}.")
+    minimum = {"seed": 0, "train_updates": 0, "fit_updates": 0, "fit_rounds": 1, "batches": 2,
                "num_actions": 0, "num_futures": 2, "horizon": 1}  # fmt: skip
     for key, low in minimum.items():
         value = out[key]
@@ -159,12 +183,61 @@ def _plan(spec: dict[str, Any], env_name: str) -> runner.RunPlan:
     """A validated one-run plan (catches bad settings and env/algorithm mismatches)."""
     module = algorithm.get(spec["algorithm"])
     base = module.make_config(**spec["settings"])
-    updates = max(1, spec["train_updates"] + spec["fit_updates"])
+    updates = max(1, spec["train_updates"] + spec["fit_updates"] * spec["fit_rounds"])
     return runner.plan(
         spec["algorithm"], env_name, seeds=[spec["seed"]],
         overrides={**spec["settings"], "total_steps": updates * base.steps_per_update},
         num_evals=1, env_kwargs=dict(spec["env_kwargs"].get(env_name, {})),
     )  # fmt: skip
+
+
+def _converged(
+    before: dict[str, float], after: dict[str, float], tol: float, variants=None
+) -> bool:
+    """True when each of `variants`' (default: every) baseline's 1 - R^2 moved by at most
+    ``tol`` relative to its previous value (with an absolute floor of 0.01, so exact
+    baselines near 0 count as settled)."""
+    names = after if variants is None else [v for v in after if v in variants]
+    return all(abs(after[v] - before[v]) <= tol * max(before[v], 0.01) for v in names)
+
+
+def fit(spec: dict[str, Any], env, module, base_config, state, estimate, key: jax.Array):
+    """The critics fitted at fixed theta in rounds of ``fit_updates`` updates (with the
+    ``fit_settings`` config) until every baseline's 1 - R^2, measured on two fresh batches
+    after each round, moved by less than ``fit_tolerance`` between rounds, or
+    ``fit_rounds`` rounds. Returns (state, the fit's history: 1 - R^2 per variant per
+    round, rounds run, converged). Only the baselines the algorithm fits by gradient steps
+    (its extras' ``baselines_fitted_by_gradient``, default all) decide convergence: a
+    closed-form baseline refitted to each new batch moves with the batch, not with the fit."""
+    from rlx import config as cfg
+
+    trained = module.extras.get("baselines_fitted_by_gradient")
+    history: dict[str, Any] = {"rounds": 0, "converged": None, "unexplained": {}}
+    step = module.extras.get("fit_baselines")
+    if not spec["fit_updates"] or step is None:
+        return state, history
+    fit_config = dataclasses.replace(base_config, **spec["fit_settings"])
+    fit_config.validate()
+    state = state.replace(config=cfg.as_leaves(fit_config))
+    one_round = jax.jit(
+        lambda s: jax.lax.fori_loop(0, spec["fit_updates"], lambda _, x: step(env, x), s)
+    )
+    previous = None
+    for r in range(spec["fit_rounds"]):
+        state = one_round(state)
+        k0, k1 = jax.random.split(jax.random.fold_in(key, r))
+        pair = [jax.device_get(estimate(state, k)) for k in (k0, k1)]
+        now = {v: float(np.mean([p[v].unexplained for p in pair])) for v in pair[0]}
+        for v, u in now.items():
+            history["unexplained"].setdefault(v, []).append(u)
+        history["decided_by"] = [v for v in now if trained is None or v in trained]
+        history["rounds"] = r + 1
+        if previous is not None and _converged(previous, now, spec["fit_tolerance"], trained):
+            history["converged"] = True
+            return state, history
+        previous = now
+    history["converged"] = False if spec["fit_rounds"] > 1 else None
+    return state, history
 
 
 def measure(spec: dict[str, Any], env_name: str) -> dict[str, Any]:
@@ -176,25 +249,24 @@ def measure(spec: dict[str, Any], env_name: str) -> dict[str, Any]:
     env = envs.make(env_name, **rp.env_kwargs)
     config = cfg.as_leaves(rp.base_config)
     key = jax.random.PRNGKey(spec["seed"])
-    k_init, k_grad, k_dec = jax.random.split(key, 3)
+    k_init, k_grad, k_dec, k_fit, k_stagger = jax.random.split(key, 5)
     state = jax.jit(lambda k: module.init(k, env, config, None))(k_init)
-
-    def repeat(step, n):
-        return jax.jit(lambda s: jax.lax.fori_loop(0, n, lambda _, x: step(env, x), s))
+    estimate = jax.jit(lambda s, k: module.extras["gradient_estimates"](env, s, k))
 
     t0 = time.perf_counter()
     if spec["train_updates"]:
-        state = repeat(lambda e, s: module.update(e, s, None)[0], spec["train_updates"])(state)
-    if spec["fit_updates"] and "fit_baselines" in module.extras:
-        state = repeat(module.extras["fit_baselines"], spec["fit_updates"])(state)
+        train = lambda _, s: module.update(env, s, None)[0]  # noqa: E731
+        state = jax.jit(lambda s: jax.lax.fori_loop(0, spec["train_updates"], train, s))(state)
+    if "stagger" in module.extras:  # episodes out of phase before the fits and batches
+        state = jax.jit(lambda s, k: module.extras["stagger"](env, s, k))(state, k_stagger)
+    state, fit_history = fit(spec, env, module, rp.base_config, state, estimate, k_fit)
     jax.block_until_ready(state)
     prepare_s = time.perf_counter() - t0
 
-    estimate = jax.jit(lambda k: module.extras["gradient_estimates"](env, state, k))
     keys = jax.random.split(k_grad, spec["batches"])
-    compiled = estimate.lower(keys[0]).compile()
+    compiled = estimate.lower(state, keys[0]).compile()
     t0 = time.perf_counter()
-    per_batch = [jax.device_get(compiled(k)) for k in keys]
+    per_batch = [jax.device_get(compiled(state, k)) for k in keys]
     estimate_s = (time.perf_counter() - t0) / spec["batches"]
     variants = list(per_batch[0])
     stats = {}
@@ -215,6 +287,7 @@ def measure(spec: dict[str, Any], env_name: str) -> dict[str, Any]:
         "batch_size": int(rp.base_config.steps_per_update),
         "num_params": int(per_batch[0][variants[0]].gradient.size),
         "config": cfg.to_dict(rp.base_config),
+        "fit": fit_history,
         "variants": stats,
         "decomposition": decomposition,
         "seconds": {"prepare": prepare_s, "estimate_all_variants": estimate_s},
@@ -237,6 +310,29 @@ def run(spec: dict[str, Any], out: Path) -> Path:
     return out
 
 
+def _fit_protocol(spec: dict[str, Any]) -> str:
+    settings = ", ".join(f"{k} = {v}" for k, v in spec["fit_settings"].items())
+    text = f"critic fits at fixed theta in rounds of {spec['fit_updates']} updates"
+    text += f" ({settings})" if settings else ""
+    if spec["fit_rounds"] > 1:
+        text += (
+            f" until every baseline fitted by gradient steps moved its 1 - R² by less than "
+            f"{spec['fit_tolerance']:.0%} "
+            f"between rounds (at most {spec['fit_rounds']} rounds)"
+        )
+    return text
+
+
+def _fit_summary(result: dict[str, Any]) -> str:
+    fit = result.get("fit") or {}
+    if not fit.get("rounds"):
+        return f"{result['env']} none"
+    verdict = {True: "converged", False: "not converged", None: "one round"}[fit["converged"]]
+    trained = fit.get("decided_by") or list(fit["unexplained"])
+    worst = max(fit["unexplained"][v][-1] for v in trained)
+    return f"{result['env']} {fit['rounds']} ({verdict}; {worst:.3g})"
+
+
 def markdown(record: dict[str, Any]) -> str:
     """The variance table: per env and variant, tr Cov, its ratio to the state baseline's,
     the cosine to the other batches' mean and the decomposition terms."""
@@ -249,8 +345,10 @@ def markdown(record: dict[str, Any]) -> str:
         f"- versions: python {v['python']}, jax {v['jax']}, flax {v['flax']}, brax {v['brax']}",
         f"- git {prov['git']}, {prov['date']}; command: `rlx gradvar {spec['file']}"
         f"{' --quick' if spec['quick'] else ''}`",
-        f"- protocol: {spec['train_updates']} training updates of {spec['algorithm']}, then "
-        f"{spec['fit_updates']} critic fits at fixed theta; {spec['batches']} independent "
+        f"- protocol: {spec['train_updates']} training updates of {spec['algorithm']}, the "
+        "envs' episodes then put out of phase (each env advanced by its own random number of "
+        f"steps, where the algorithm can), then {_fit_protocol(spec)}; {spec['batches']} "
+        "independent "
         "batches per variant, each from independent start states (a whole episode's length "
         "of policy steps after the last), all variants on the same trajectories",
         "",
@@ -281,6 +379,9 @@ def markdown(record: dict[str, Any]) -> str:
         "rest: mean cosine between one batch's gradient and the mean of the others. "
         "state / action / trajectory: Tucker et al.'s split of the single-sample gradient "
         "variance by re-simulation (trajectory is the same for every baseline).",
+        "",
+        "Critic fits (rounds run; the largest 1 - R² of the baselines fitted by gradient steps "
+        "in the last round): " + ", ".join(_fit_summary(r) for r in record["results"]) + ".",
         "",
         "Seconds per batch (all variants, after compiling): "
         + ", ".join(

@@ -8,8 +8,20 @@ Dimension i's baseline is a ridge regression of the return on the features
 (``clip`` to [-10, 10], a the executed action in [-1, 1]) plus an unpenalised intercept. Each
 feature column is standardised on the fitted batch (zero mean, unit variance), and
 
-    w_i = argmin_w |Phi_i w - (y - ybar)|^2 + lam |w|^2,     lam = ridge * N,
+    w_i = argmin_w |Phi_i w - (y - ybar)|^2 + lam |w|^2,
     b_i(x) = ybar + phi_i(x) . w_i.
+
+The penalty is relative to the feature Gram's scale: standardised columns give Phi^T Phi a
+trace of N d, so its mean non-zero eigenvalue is max(N, d), and lam = ridge * max(N, d) * 10^k.
+With ``decades`` > 1, k in {0, ..., decades - 1} is chosen on held-out samples: the batch's
+`streams` independent rollouts (sample n belongs to stream n mod streams; with one stream, the
+first and second halves of it) are split into two halves, the all-feature ridge fit to one half
+is scored by its squared error on the other for every candidate, from one eigendecomposition
+of the smaller Gram of the fitted half, and the best penalty is then used on the whole batch.
+(Leave-one-out error is no guide here: consecutive samples of one rollout share most of their
+return, so a left-out sample's neighbours still carry it.) At m >> 1 the d = p + 2m features of
+a few hundred samples can interpolate last batch's returns, and a small fixed penalty then
+predicts the next batch worse than a constant; the held-out choice rises with the noise.
 
 All m regressions share every feature but the two of a_i, so they are solved together in the
 dual: with K = Phi Phi^T (all features), U_i = [a_i, a_i^2] the two removed columns [N, 2] and
@@ -39,6 +51,7 @@ from typing import NamedTuple
 import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 OBS_CLIP = 10.0
 TIME_SCALE = 100.0
@@ -102,10 +115,62 @@ def empty(num: int, obs_size: int, m: int) -> LinearFit:
     return DualFit(z(num, p + 2 * m), moments, z(num, m), z(2, m), z(), z())
 
 
+def holdout_split(num: int, streams: int) -> tuple[np.ndarray, np.ndarray]:
+    """Static indices (fitted, held out) of a flat batch of `num` samples, sample n from stream
+    n mod `streams`: the even streams against the odd ones, or with one stream its two halves."""
+    n = np.arange(num)
+    held = (n % streams) % 2 == 1 if streams > 1 else n >= num // 2
+    return n[~held], n[held]
+
+
+def holdout_penalty(
+    features: jax.Array, y: jax.Array, split: tuple[np.ndarray, np.ndarray], penalties: jax.Array
+) -> jax.Array:
+    """The penalty among `penalties` [K] whose ridge fit of `y` [N] on `features` [N, d],
+    fitted to rows ``split[0]`` (with their own intercept), predicts rows ``split[1]`` with
+    the least squared error (module docstring)."""
+    chex.assert_shape([y], (features.shape[0],))
+    fit_x, fit_y = features[split[0]], y[split[0]]
+    held_x, held_y = features[split[1]], y[split[1]]
+    offset = fit_y.mean()
+    fit_y = fit_y - offset
+    n, d = fit_x.shape
+    if d <= n:  # w = V diag(1 / (s + lam)) V^T X^T y
+        s, vecs = jnp.linalg.eigh(fit_x.T @ fit_x)
+        coef, basis = vecs.T @ (fit_x.T @ fit_y), held_x @ vecs
+    else:  # w = X^T U diag(1 / (s + lam)) U^T y
+        s, vecs = jnp.linalg.eigh(fit_x @ fit_x.T)
+        coef, basis = vecs.T @ fit_y, held_x @ (fit_x.T @ vecs)
+    s = jnp.maximum(s, 0.0)
+    predicted = offset + (coef / (s + penalties[:, None])) @ basis.T  # [K, N_held]
+    return penalties[jnp.argmin(jnp.mean((held_y - predicted) ** 2, -1))]
+
+
+def penalty(
+    features: jax.Array, y: jax.Array, ridge: jax.Array, decades: int, streams: int
+) -> jax.Array:
+    """lam = ridge * max(N, d) * 10^k, k < `decades` chosen on held-out streams (k = 0 when
+    decades = 1)."""
+    base = ridge * max(features.shape)
+    if decades == 1:
+        return base
+    split = holdout_split(features.shape[0], streams)
+    candidates = base * 10.0 ** jnp.arange(decades, dtype=features.dtype)
+    return holdout_penalty(features, y, split, candidates)
+
+
 def fit(
-    obs: jax.Array, action: jax.Array, steps: jax.Array, target: jax.Array, ridge: jax.Array
+    obs: jax.Array,
+    action: jax.Array,
+    steps: jax.Array,
+    target: jax.Array,
+    ridge: jax.Array,
+    decades: int = 1,
+    streams: int = 1,
 ) -> LinearFit:
-    """All m ridge fits of `target` [N] on the batch's features (module docstring)."""
+    """All m ridge fits of `target` [N] on the batch's features (module docstring), with the
+    penalty ``ridge * max(N, d) * 10^k`` and k < `decades` chosen on held-out streams (sample
+    n from rollout n mod `streams`)."""
     n, m = action.shape
     chex.assert_shape([obs], (n, None))
     chex.assert_shape([steps, target], (n,))
@@ -114,11 +179,12 @@ def fit(
     ybar = target.mean()
     y = target - ybar
     moments = jnp.stack([mean, std])
-    if _primal(n, obs.shape[-1], m):
-        return _fit_primal((raw - mean) / std, y, m, moments, ybar, ridge * n)
     features = (raw - mean) / std
+    lam = penalty(features, y, ridge, decades, streams)
+    if _primal(n, obs.shape[-1], m):
+        return _fit_primal(features, y, m, moments, ybar, lam)
     _, act, act_sq = _split(features, m)
-    chol = jax.scipy.linalg.cho_factor(features @ features.T + ridge * n * jnp.eye(n))
+    chol = jax.scipy.linalg.cho_factor(features @ features.T + lam * jnp.eye(n))
     solved = jax.scipy.linalg.cho_solve(chol, jnp.concatenate([y[:, None], act, act_sq], 1))
     z, za, zb = solved[:, 0], solved[:, 1 : 1 + m], solved[:, 1 + m :]
     # C_i = I_2 - U_i^T Z_i and r_i = U_i^T z, every dimension at once.

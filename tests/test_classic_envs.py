@@ -211,6 +211,17 @@ def test_baseline_policy_output(name):
     assert np.all(np.abs(res["action"]) <= 1.0)
 
 
+def test_pendulum_baseline_bias_offsets_the_controller_and_is_checked():
+    plain, biased = PendulumSwingup(), PendulumSwingup(baseline_bias=-0.5)
+    obs = jax.vmap(plain.reset)(jax.random.split(jax.random.PRNGKey(3), 64)).obs
+    want = np.clip(np.asarray(plain.baseline_policy(obs)) - 0.5, -1.0, 1.0)
+    np.testing.assert_allclose(biased.baseline_policy(obs), want, atol=1e-6)
+    assert not np.allclose(want, plain.baseline_policy(obs))
+    for bad in (2.5, "0.1", True):
+        with pytest.raises(Exception, match="baseline_bias must be"):
+            PendulumSwingup(baseline_bias=bad)
+
+
 @pytest.mark.parametrize("name", ["pendulum", "cartpole"])
 def test_baseline_reaches_goal(name):
     res = _rollout(name, "baseline", 64, 0)

@@ -5,7 +5,9 @@ trained action-dependent baselines cut the variance on a separable task, and bad
 from __future__ import annotations
 
 import json
+import types
 
+import flax.struct
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -14,7 +16,7 @@ from brax.envs.base import Env, State
 from rlx.algos import factorized_pg as fpg
 from rlx.algos import ppo
 
-from rlx import runner
+from rlx import gradvar, runner
 from rlx.errors import RlxError
 
 M = 4  # action dimensions of the bandit
@@ -168,6 +170,28 @@ def test_every_variant_is_unbiased_and_a_biased_baseline_is_caught():
     assert _normalised_error(bad.astype(np.float64), truth) > 5.0
 
 
+def test_stagger_puts_each_env_out_of_phase_by_its_own_offset():
+    """Target matching's episodes all last 50 steps, so envs reset together stay in step;
+    after `stagger` env e's episode step is its old one plus r_e (mod 50), r_e the drawn
+    offset, and the offsets spread over the episode."""
+    from rlx import envs
+
+    env = envs.make("target_matching_m6")
+    config = _config(num_envs=64, unroll_length=8, gamma=0.99, total_steps=64 * 8)
+    state = jax.jit(lambda k: fpg.init(k, env, config))(jax.random.PRNGKey(0))
+
+    def phase(s):
+        return np.asarray(jnp.where(s.env_state.done > 0, 0, s.env_state.info["steps"]), int)
+
+    before = phase(state)
+    assert len(set(before)) == 1
+    key = jax.random.PRNGKey(5)
+    after = phase(jax.jit(lambda s, k: fpg.stagger(env, s, k))(state, key))
+    offsets = np.asarray(jax.random.randint(jax.random.split(key)[0], (64,), 0, 50))
+    np.testing.assert_array_equal(after, (before + offsets) % 50)
+    assert len(set(after)) > 20
+
+
 def test_action_dependent_baselines_cut_variance_on_a_separable_task():
     env = LinearBandit(m=16)
     state = _fitted_state(env, _config(), updates=30)
@@ -234,7 +258,8 @@ def test_linear_baselines_match_one_ridge_regression_per_dimension(n):
     for i in range(m):
         keep = [j for j in range(raw.shape[1]) if j not in (p + i, p + m + i)]
         x, x2 = ((raw - mu) / sd)[:, keep], ((raw2 - mu) / sd)[:, keep]
-        w = np.linalg.solve(x.T @ x + ridge * n * np.eye(len(keep)), x.T @ (y - y.mean()))
+        lam = ridge * max(n, raw.shape[1])  # relative to the Gram's mean eigenvalue
+        w = np.linalg.solve(x.T @ x + lam * np.eye(len(keep)), x.T @ (y - y.mean()))
         np.testing.assert_allclose(pred[:, i], y.mean() + x2 @ w, atol=2e-4)
     # b_i does not depend on a_i; it does on a_j.
     moved = act2.copy()
@@ -245,6 +270,59 @@ def test_linear_baselines_match_one_ridge_regression_per_dimension(n):
     # Before any fit every baseline is 0.
     empty = lb.empty(n, o, m)
     assert not np.asarray(lb.predict(empty, *map(jnp.asarray, (obs2, act2, steps2)))).any()
+
+
+def test_holdout_split_hand_cases():
+    from rlx import linear_baseline as lb
+
+    fitted, held = lb.holdout_split(8, 4)  # n = t * 4 + env: envs 1 and 3 held out
+    np.testing.assert_array_equal(fitted, [0, 2, 4, 6])
+    np.testing.assert_array_equal(held, [1, 3, 5, 7])
+    fitted, held = lb.holdout_split(6, 1)  # one stream: its second half held out
+    np.testing.assert_array_equal(fitted, [0, 1, 2])
+    np.testing.assert_array_equal(held, [3, 4, 5])
+
+
+@pytest.mark.parametrize("n", [120, 40], ids=["primal", "dual"])
+def test_holdout_penalty_matches_ridge_fits_scored_on_the_other_streams(n):
+    """The penalty chosen from one eigendecomposition is the one whose ridge fit (float64
+    numpy, own intercept) to the even streams predicts the odd streams best; pure noise gets a
+    penalty >= 10x the Gram's mean eigenvalue and a noiseless linear target the smallest
+    when the fitted half has more samples than features."""
+    from rlx import linear_baseline as lb
+
+    rng = np.random.default_rng(1)
+    d = 30
+    phi = rng.normal(size=(n, d))
+    phi = (phi - phi.mean(0)) / phi.std(0)
+    lams = max(n, d) * 10.0 ** np.arange(-3, 3)
+    split = lb.holdout_split(n, 4)
+
+    def numpy_choice(y):
+        (a, b), errors = split, []
+        for lam in lams:
+            w = np.linalg.solve(
+                phi[a].T @ phi[a] + lam * np.eye(d), phi[a].T @ (y[a] - y[a].mean())
+            )
+            errors.append(np.sum((y[b] - y[a].mean() - phi[b] @ w) ** 2))
+        return lams[int(np.argmin(errors))]
+
+    def chosen(y):
+        as32 = lambda a: jnp.asarray(a, jnp.float32)  # noqa: E731
+        choose = jax.jit(lambda f, t, c: lb.holdout_penalty(f, t, split, c))
+        return float(choose(as32(phi), as32(y - y.mean()), as32(lams)))
+
+    signal = phi[:, :3] @ np.array([1.0, -2.0, 0.5])
+    for noise in (0.3, 1.0, 3.0, 10.0):
+        y = signal + noise * rng.normal(size=n)
+        assert chosen(y) == pytest.approx(numpy_choice(y), rel=1e-4), noise
+    noise = rng.normal(size=n)
+    assert chosen(noise) == pytest.approx(numpy_choice(noise), rel=1e-4)
+    clean = phi[:, :5] @ rng.normal(size=5)
+    assert chosen(clean) == pytest.approx(numpy_choice(clean), rel=1e-4)
+    if n // 2 > d:
+        assert chosen(noise) >= 0.99 * lams[-2]
+        assert chosen(clean) == pytest.approx(lams[0], rel=1e-4)
 
 
 def test_variance_decomposition_terms_are_consistent():
@@ -286,6 +364,8 @@ total_steps = 512
 environments = ["target_matching_m6"]
 train_updates = 1
 fit_updates = 2
+fit_rounds = 3
+fit_tolerance = 1e-9
 batches = 3
 num_actions = 2
 num_futures = 2
@@ -301,6 +381,10 @@ fit_all_baselines = true
 policy_hidden = [16]
 value_hidden = [16]
 critic_hidden = [16]
+
+[variance.fit_settings]
+learning_rate = 2e-3
+anneal_lr = false
 """
 
 
@@ -317,8 +401,44 @@ def test_gradvar_command_writes_table_and_plot(tmp_path, capsys):
         assert set(res["variants"]) == set(fpg.BASELINES) - {"oracle"}
         assert all(s["trace_cov"] > 0 for s in res["variants"].values())
         assert set(res["decomposition"]["marginal"]) == {"state", "action", "trajectory", "total"}
-    assert "| target_matching_m6 | 6 | 128 | marginal |" in (out / "variance.md").read_text()
+    table = (out / "variance.md").read_text()
+    assert "| target_matching_m6 | 6 | 128 | marginal |" in table
     assert (out / "variance_vs_dimension.png").stat().st_size > 1000
+    # A tolerance no fit meets: every round runs, and the fit is reported as not converged.
+    fit = record["results"][0]["fit"]
+    assert fit["rounds"] == 3 and fit["converged"] is False, fit
+    assert all(len(u) == 3 for u in fit["unexplained"].values()), fit
+    assert record["results"][0]["config"]["learning_rate"] != 2e-3  # fit_settings: fits only
+    assert "target_matching_m6 3 (not converged;" in table
+    assert "(learning_rate = 0.002, anneal_lr = False)" in table
+
+
+def test_critic_fits_stop_once_every_baseline_has_settled():
+    spec = {"fit_updates": 1, "fit_rounds": 5, "fit_tolerance": 0.1, "fit_settings": {}}
+    # Each round is measured on two batches; 0.5 -> 0.46 moves by 8% <= 10%: settled.
+    unexplained = iter(np.repeat([0.9, 0.5, 0.46, 0.2], 2))
+
+    @flax.struct.dataclass
+    class Counter:
+        config: fpg.Config
+        fits: jax.Array
+
+    module = types.SimpleNamespace(
+        extras={"fit_baselines": lambda env, s: s.replace(fits=s.fits + 1)}
+    )
+
+    def estimate(state, key):
+        u = next(unexplained)
+        return {"state": fpg.Estimate(jnp.zeros(1), jnp.float32(u))}
+
+    counter = Counter(config=_config(), fits=jnp.int32(0))
+    state, fit = gradvar.fit(spec, None, module, _config(), counter, estimate, jax.random.key(0))
+    assert fit == {"rounds": 3, "converged": True, "decided_by": ["state"],
+                   "unexplained": {"state": pytest.approx([0.9, 0.5, 0.46])}}  # fmt: skip
+    assert int(state.fits) == 3
+    assert gradvar._converged({"oracle": 0.001}, {"oracle": 0.002}, 0.1)  # floor of 0.01
+    assert not gradvar._converged({"a": 0.5, "b": 0.5}, {"a": 0.5, "b": 0.7}, 0.1)
+    assert gradvar._converged({"a": 0.5, "b": 0.5}, {"a": 0.5, "b": 0.7}, 0.1, ["a"])
 
 
 @pytest.mark.parametrize(
@@ -334,6 +454,12 @@ def test_gradvar_command_writes_table_and_plot(tmp_path, capsys):
             "unknown factorized_pg setting 'learning_rat'",
         ),
         (lambda t: t.replace("horizon = 2", "horizont = 2"), "unknown [variance] key 'horizont'"),
+        (
+            lambda t: t.replace("anneal_lr = false", "num_envs = 8"),
+            "fit_settings.num_envs is not allowed",
+        ),
+        (lambda t: t.replace("fit_tolerance = 1e-9", "fit_tolerance = 0"), "fit_tolerance must"),
+        (lambda t: t.replace("fit_rounds = 3", "fit_rounds = 0"), "fit_rounds must be an integer"),
         (
             lambda t: t.replace('["target_matching_m6"]\ntrain', '["target_matching_m61"]\ntrain'),
             "unknown environment",

@@ -26,6 +26,8 @@ SMALL = dict(num_envs=10, unroll_length=10, utd_ratio=0.5, batch_size=128, hidde
              learning_starts=2000)  # fmt: skip
 UNTRAINED = -1400.0  # untrained deterministic actors score about -1750 to -1830 here
 LEARNED = -700.0  # the energy-pumping + LQR baseline scores about -290
+BIAS = -0.8  # an actuator offset on the baseline's normalised torque
+BIASED_BASELINE_MAX = -850.0  # the baseline with BIAS scores about -915 to -925 here
 
 
 # ------------------------------------------------------------------------------ replay ring
@@ -404,6 +406,19 @@ def test_agency_transfer_hands_over_to_a_standalone_learner(algo):
     # The standalone learner (no baseline at evaluation) has learned the task.
     returns = _returns(rec)
     assert returns[:, 0].mean() < UNTRAINED and returns[:, -1].mean() > LEARNED, returns
+
+
+def test_residual_td3_learns_to_correct_a_miscalibrated_baseline():
+    """Pendulum with an actuator offset on its controller (baseline_bias): the baseline plus
+    the initial residual (about 0: the actor's last layer starts small) fails; the baseline
+    plus the learned correction swings up and balances."""
+    biased = {"baseline_bias": BIAS}
+    rec = rlx.run("residual_td3", "pendulum_swingup", seeds=2, env_kwargs=biased,
+                  overrides={**SMALL, "total_steps": 40_000}, num_evals=2, eval_episodes=16,
+                  progress=False)  # fmt: skip
+    returns = _returns(rec)
+    assert returns[:, 0].mean() < BIASED_BASELINE_MAX, returns[:, 0]
+    assert returns[:, -1].mean() > LEARNED, returns[:, -1]
 
 
 def test_plain_td3_training_episodes_fail_early_where_agency_transfer_succeeds():
