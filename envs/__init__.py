@@ -100,6 +100,13 @@ _OWN: dict[str, EnvSpec] = {
         for k in (6, 20)
     },
     **{
+        f"squeeze_lift_l{level}": EnvSpec(
+            functools.partial(_lazy("rlx.envs.squeeze_lift", "SqueezeLift"), level=level),
+            f"Two hands squeeze-lift-place a box (level {level} of 3), sparse success; expert.",
+        )
+        for level in (1, 2, 3)
+    },
+    **{
         f"pointmaze_{maze}": EnvSpec(
             functools.partial(_lazy("rlx.envs.pointmaze", "GoalPointMaze"), maze=maze),
             f"OGBench point maze ({maze}), goal-conditioned: obs (x, y, gx, gy), 5 tasks; oracle.",

@@ -1,0 +1,213 @@
+"""Squeeze-lift-place: two point hands lift a box by squeezing it and set it down on a target,
+pure JAX. The fast stand-in for HABC's contact-rich bimanual task (unit and learning tests).
+
+A planar world (x to the right, z up) with a table at z = 0 and a square box of half size w
+resting on it. Neither hand can lift the box alone: it rises only while both squeeze it hard
+enough for friction to carry its weight.
+
+Physical state (``State.pipeline_state``, float32 arrays)::
+
+    hands   (4,)  [x_l, z_l, x_r, z_r]     the left and right hand
+    box     (2,)  [b_x, b_z]                the box's centre (b_z = w: on the table)
+    target  ()    t_x                       where the box is to be set down
+    flags   (2,)  [gripped, lifted]         held last step; has been lifted by >= w
+
+Action (shape ``(4,)``, in [-1, 1], clipped): hand velocities, each hand moving by
+``speed * a`` (``speed = 0.04``) per step, inside [-1, 1] x [0, 1].
+
+Contact (a hand touches a side face while it is within the box's height, |z - b_z| <= w)::
+
+    p_l = clip(x_l - (b_x - w), 0, p_max),      p_r = clip((b_x + w) - x_r, 0, p_max),
+
+the hands' penetrations into the left and right faces, capped at ``p_max`` (a hand cannot push
+deeper). The squeeze holds the box when both penetrations reach ``p_grip`` (the stiffness times
+the smaller penetration, times twice the friction, carries the weight). A held box moves with
+the mean of the two hands' displacements; a box not held falls by ``fall_speed`` per step until
+it rests on the table.
+
+Success (sparse outcome, ``done = 1``): the box has been lifted (``lifted``) and rests on the
+table within ``tolerance`` of ``t_x``. Reward: 1 on the success step, else 0. Time-out
+(``episode_length = 150``) is left to the registry's wrapper. Metrics: ``goal_reached``
+(success), ``gripped``, ``dropped`` (1 on a step where a lifted box stops being held in the
+air), all episode metrics.
+
+Danger predicate (``danger(state)``, for simulated interventions): the box is in the air and
+not held (falling), or is held with a squeeze within ``margin`` of losing it.
+
+Difficulty (``level`` 1-3) stands in for HABC's three tasks: box half size w, the squeeze
+window [p_grip, p_max] a hand must hit, and the carry distance |t_x - b_x|::
+
+    level 1: w = 0.10, p_grip = 0.010, p_max = 0.030, distance 0.3
+    level 2: w = 0.08, p_grip = 0.015, p_max = 0.028, distance 0.5
+    level 3: w = 0.06, p_grip = 0.020, p_max = 0.026, distance 0.7
+
+Initial state: box at b_x ~ U(-0.3, 0.3) on the table, target at b_x +- distance (side drawn,
+kept in [-0.8, 0.8]), hands at (b_x -+ U(0.3, 0.4), U(0.3, 0.5)).
+
+Expert (``baseline_policy``): a scripted controller from the observation, aiming each hand at
+a point beside the box and stepping towards it (approach at the box's height, squeeze to the
+middle of the window, lift to ``carry_height``, carry over the target, lower, release).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import jax
+import jax.numpy as jnp
+from brax.envs.base import Env, State
+
+from rlx.errors import RlxError
+
+LEVELS: dict[int, dict[str, float]] = {
+    1: {"half_size": 0.10, "p_grip": 0.010, "p_max": 0.030, "distance": 0.3},
+    2: {"half_size": 0.08, "p_grip": 0.015, "p_max": 0.028, "distance": 0.5},
+    3: {"half_size": 0.06, "p_grip": 0.020, "p_max": 0.026, "distance": 0.7},
+}
+
+
+class SqueezeLift(Env):
+    """Two point hands squeeze a box, lift it, carry it and set it down on a target."""
+
+    episode_length: int = 150
+    episode_metrics: tuple[str, ...] = ("goal_reached", "gripped", "dropped")
+    metric_labels: ClassVar[dict[str, str]] = {"gripped": "grip rate", "dropped": "drops"}
+
+    speed = 0.04
+    fall_speed = 0.05
+    tolerance = 0.05
+    carry_height = 0.3
+    margin = 0.002
+
+    def __init__(self, level: int = 1):
+        """Pick the difficulty ``level`` (1, 2 or 3: module docstring)."""
+        if isinstance(level, bool) or level not in LEVELS:
+            raise RlxError(f"level must be one of 1, 2, 3; got {level!r}.")
+        self.level = level
+        spec = LEVELS[level]
+        self.w, self.p_grip, self.p_max = spec["half_size"], spec["p_grip"], spec["p_max"]
+        self.distance = spec["distance"]
+
+    @property
+    def observation_size(self) -> int:
+        """[x_l, z_l, x_r, z_r, b_x, b_z, t_x, gripped, lifted]: 9."""
+        return 9
+
+    @property
+    def action_size(self) -> int:
+        """Two hands' planar velocities: 4."""
+        return 4
+
+    @property
+    def backend(self) -> str:
+        """Physics backend name (pure JAX)."""
+        return "jax"
+
+    def _obs(self, ps: dict[str, jax.Array]) -> jax.Array:
+        return jnp.concatenate([ps["hands"], ps["box"], ps["target"][None], ps["flags"]])
+
+    def penetrations(self, hands: jax.Array, box: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """(p_l, p_r): each hand's depth into its side face, 0 when not level with the box."""
+        level_l = jnp.abs(hands[1] - box[1]) <= self.w
+        level_r = jnp.abs(hands[3] - box[1]) <= self.w
+        p_l = jnp.where(level_l, jnp.clip(hands[0] - (box[0] - self.w), 0.0, None), 0.0)
+        p_r = jnp.where(level_r, jnp.clip(box[0] + self.w - hands[2], 0.0, None), 0.0)
+        return p_l, p_r
+
+    def _limit_hands(self, hands: jax.Array, box: jax.Array) -> jax.Array:
+        """Hands kept in the workspace and at most p_max deep in the faces they are level with."""
+        level_l = jnp.abs(hands[1] - box[1]) <= self.w
+        level_r = jnp.abs(hands[3] - box[1]) <= self.w
+        x_l = jnp.where(level_l, jnp.minimum(hands[0], box[0] - self.w + self.p_max), hands[0])
+        x_r = jnp.where(level_r, jnp.maximum(hands[2], box[0] + self.w - self.p_max), hands[2])
+        hands = jnp.stack([x_l, hands[1], x_r, hands[3]])
+        return jnp.clip(hands, jnp.array([-1.0, 0.0, -1.0, 0.0]), 1.0)
+
+    def holds(self, hands: jax.Array, box: jax.Array) -> jax.Array:
+        """True when both hands squeeze by at least p_grip."""
+        p_l, p_r = self.penetrations(hands, box)
+        return jnp.minimum(p_l, p_r) >= self.p_grip
+
+    def reset(self, rng: jax.Array) -> State:
+        """Box on the table, target beside it, hands apart above the table (module docstring)."""
+        k_box, k_side, k_hand = jax.random.split(rng, 3)
+        bx = jax.random.uniform(k_box, (), jnp.float32, -0.3, 0.3)
+        side = jnp.where(jax.random.bernoulli(k_side), 1.0, -1.0)
+        tx = bx + side * self.distance
+        tx = jnp.where(jnp.abs(tx) > 0.8, bx - side * self.distance, tx)
+        gap = jax.random.uniform(k_hand, (4,), jnp.float32, 0.0, 1.0)
+        hands = jnp.stack([bx - 0.3 - 0.1 * gap[0], 0.3 + 0.2 * gap[1],
+                           bx + 0.3 + 0.1 * gap[2], 0.3 + 0.2 * gap[3]])  # fmt: skip
+        ps = {
+            "hands": hands.astype(jnp.float32),
+            "box": jnp.stack([bx, jnp.float32(self.w)]),
+            "target": tx.astype(jnp.float32),
+            "flags": jnp.zeros((2,), jnp.float32),
+        }
+        zero = jnp.zeros((), jnp.float32)
+        metrics = {"goal_reached": zero, "gripped": zero, "dropped": zero}
+        return State(ps, self._obs(ps), zero, zero, metrics, {})
+
+    def step(self, state: State, action: jax.Array) -> State:
+        """A box held at the start of the step moves with the mean of the hands' displacement,
+        a free one falls; the hands are then limited by the faces of the box where it is."""
+        ps = state.pipeline_state
+        old_hands, box = ps["hands"], ps["box"]
+        act = jnp.clip(jnp.asarray(action, jnp.float32).reshape(4), -1.0, 1.0)
+        hands = jnp.clip(old_hands + self.speed * act, jnp.array([-1.0, 0.0, -1.0, 0.0]), 1.0)
+        shift = 0.5 * (hands - old_hands)
+        carried = box + jnp.stack([shift[0] + shift[2], shift[1] + shift[3]])
+        fallen = box.at[1].add(-self.fall_speed)
+        box = jnp.where(self.holds(old_hands, box), carried, fallen)
+        box = box.at[1].set(jnp.maximum(box[1], self.w))
+        hands = self._limit_hands(hands, box)
+        held = self.holds(hands, box)
+        on_table = box[1] <= self.w + 1e-4
+        lifted = (ps["flags"][1] > 0) | (box[1] >= 2.0 * self.w)
+        success = lifted & on_table & (jnp.abs(box[0] - ps["target"]) <= self.tolerance)
+        dropped = (ps["flags"][0] > 0) & ~held & ~on_table
+        flags = jnp.stack([held, lifted]).astype(jnp.float32)
+        new_ps = {"hands": hands, "box": box, "target": ps["target"], "flags": flags}
+        metrics = {
+            "goal_reached": success.astype(jnp.float32),
+            "gripped": held.astype(jnp.float32),
+            "dropped": dropped.astype(jnp.float32),
+        }
+        done = success.astype(jnp.float32)
+        return state.replace(pipeline_state=new_ps, obs=self._obs(new_ps), reward=done,
+                             done=done, metrics={**state.metrics, **metrics})  # fmt: skip
+
+    def danger(self, state: State) -> jax.Array:
+        """The box in the air and not held, or held with a squeeze within ``margin`` of
+        slipping (works on batched states)."""
+        obs = state.obs
+        hands, box, gripped = obs[..., :4], obs[..., 4:6], obs[..., 7] > 0
+        p_l, p_r = jax.vmap(self.penetrations)(hands.reshape(-1, 4), box.reshape(-1, 2))
+        weak = (jnp.minimum(p_l, p_r) < self.p_grip + self.margin).reshape(gripped.shape)
+        airborne = box[..., 1] > self.w + 1e-4
+        return airborne & (~gripped | weak)
+
+    def baseline_policy(self, obs: jax.Array) -> jax.Array:
+        """The scripted expert (module docstring); works on batched observations."""
+        obs = jnp.asarray(obs, jnp.float32)
+        hands, bx, bz, tx = obs[..., :4], obs[..., 4], obs[..., 5], obs[..., 6]
+        gripped, lifted = obs[..., 7] > 0, obs[..., 8] > 0
+        w, squeeze = self.w, 0.5 * (self.p_grip + self.p_max)
+        level = (jnp.abs(hands[..., 1] - bz) < 0.3 * w) & (jnp.abs(hands[..., 3] - bz) < 0.3 * w)
+        beside = level & (hands[..., 0] < bx) & (hands[..., 2] > bx)
+        # Where the box should go next: up, across at carry height, then down on the target.
+        over = jnp.abs(bx - tx) <= 0.5 * self.tolerance
+        high = bz >= self.carry_height - 0.01
+        goal_x = jnp.where(high | over, tx, bx)
+        goal_z = jnp.where(over & lifted, w, self.carry_height)
+        # Held: both hands carry the box by its offset to the goal, squeezed mid-window.
+        grip_x = jnp.stack([bx - w + squeeze, bx + w - squeeze], -1) + (goal_x - bx)[..., None]
+        rise = (goal_z - bz)[..., None]
+        carry = jnp.stack([grip_x[..., 0], hands[..., 1] + rise[..., 0],
+                           grip_x[..., 1], hands[..., 3] + rise[..., 0]], -1)  # fmt: skip
+        # Free: to the box's height outside its faces, then in to squeeze.
+        squeeze_at = jnp.stack([bx - w + squeeze, bz, bx + w - squeeze, bz], -1)
+        outside = jnp.stack([bx - w - 0.04, bz, bx + w + 0.04, bz], -1)
+        free = jnp.where(beside[..., None], squeeze_at, outside)
+        target = jnp.where(gripped[..., None], carry, free)
+        return jnp.clip((target - hands) / self.speed, -1.0, 1.0).astype(jnp.float32)
