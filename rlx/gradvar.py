@@ -296,11 +296,12 @@ def measure(spec: dict[str, Any], env_name: str) -> dict[str, Any]:
 
 def run(spec: dict[str, Any], out: Path) -> Path:
     """Measures every environment and writes variance.json, variance.md and the plot."""
+    started = provenance()  # the code the measurements ran, not what is checked out later
     results = []
     for name in spec["environments"]:
         print(f"[gradvar] {name}", flush=True)
         results.append(measure(spec, name))
-    record = {"kind": "rlx.gradvar", "spec": spec, "results": results, "provenance": provenance()}
+    record = {"kind": "rlx.gradvar", "spec": spec, "results": results, "provenance": started}
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / "variance.json.tmp"
     tmp.write_text(json.dumps(record, indent=1, default=float))
