@@ -106,18 +106,20 @@ class SqueezeLift(Env):
     def _obs(self, ps: dict[str, jax.Array]) -> jax.Array:
         return jnp.concatenate([ps["hands"], ps["box"], ps["target"][None], ps["flags"]])
 
+    def _level(self, hands: jax.Array, box: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """Whether the left and the right hand are within the box's height (|z - b_z| <= w)."""
+        return jnp.abs(hands[1] - box[1]) <= self.w, jnp.abs(hands[3] - box[1]) <= self.w
+
     def penetrations(self, hands: jax.Array, box: jax.Array) -> tuple[jax.Array, jax.Array]:
         """(p_l, p_r): each hand's depth into its side face, 0 when not level with the box."""
-        level_l = jnp.abs(hands[1] - box[1]) <= self.w
-        level_r = jnp.abs(hands[3] - box[1]) <= self.w
+        level_l, level_r = self._level(hands, box)
         p_l = jnp.where(level_l, jnp.clip(hands[0] - (box[0] - self.w), 0.0, None), 0.0)
         p_r = jnp.where(level_r, jnp.clip(box[0] + self.w - hands[2], 0.0, None), 0.0)
         return p_l, p_r
 
     def _limit_hands(self, hands: jax.Array, box: jax.Array) -> jax.Array:
         """Hands kept in the workspace and at most p_max deep in the faces they are level with."""
-        level_l = jnp.abs(hands[1] - box[1]) <= self.w
-        level_r = jnp.abs(hands[3] - box[1]) <= self.w
+        level_l, level_r = self._level(hands, box)
         x_l = jnp.where(level_l, jnp.minimum(hands[0], box[0] - self.w + self.p_max), hands[0])
         x_r = jnp.where(level_r, jnp.maximum(hands[2], box[0] + self.w - self.p_max), hands[2])
         hands = jnp.stack([x_l, hands[1], x_r, hands[3]])

@@ -230,7 +230,7 @@ def fit(spec: dict[str, Any], env, module, base_config, state, estimate, key: ja
         now = {v: float(np.mean([p[v].unexplained for p in pair])) for v in pair[0]}
         for v, u in now.items():
             history["unexplained"].setdefault(v, []).append(u)
-        history["decided_by"] = [v for v in now if trained is None or v in trained]
+        history.setdefault("decided_by", [v for v in now if trained is None or v in trained])
         history["rounds"] = r + 1
         if previous is not None and _converged(previous, now, spec["fit_tolerance"], trained):
             history["converged"] = True
