@@ -6,6 +6,12 @@
   noise 0.5; ``episodes``, ``steps`` and ``noise`` can be changed (smaller data for tests).
 - ``pointmaze-<maze>-distances``: the maze's exact step-distance table
   (`rlx.envs.maze_distance`), an ``.npz`` file.
+- ``squeeze-lift-l<N>-demos``: demonstrations of the scripted expert of ``squeeze_lift_l<N>``
+  with Gaussian action noise (failures mixed in), an ``.npz`` dataset (`rlx.datasets`);
+  ``episodes`` and ``noise`` can be changed.
+- ``squeeze-lift-l<N>-sft``: the supervised (behaviour-cloned) policy HABC fine-tunes: ``bc``
+  trained on those demonstrations, a policy artifact directory (`rlx.policy`); ``episodes``
+  and ``noise`` choose the demonstrations, ``steps`` the gradient steps.
 """
 
 from __future__ import annotations
@@ -55,7 +61,62 @@ def _distances(maze: str):
     return build
 
 
+SQUEEZE_VERSION = 1
+# Demonstration episodes per level: chosen so the behaviour-cloned policy's success lands in
+# the range of HABC's SFT baselines (12-44%): 45%, 24% and 11% over 1,024 episodes at seed 0.
+SQUEEZE_DEMOS = {1: 3, 2: 24, 3: 96}
+SQUEEZE_NOISE = 0.3
+SQUEEZE_BC_STEPS = 5_000
+
+
+def _squeeze_demos(level: int):
+    def build(out: Path, options: Options) -> None:
+        from rlx.datasets import collect_baseline_dataset, save_npz
+
+        episodes = options.episodes or SQUEEZE_DEMOS[level]
+        noise = SQUEEZE_NOISE if options.noise is None else options.noise
+        data = collect_baseline_dataset(f"squeeze_lift_l{level}", episodes, 0, noise, options.seed)
+        save_npz(out, data)
+
+    return build
+
+
+def _squeeze_sft(level: int):
+    def build(out: Path, options: Options) -> None:
+        import tempfile
+
+        from rlx import api
+
+        with tempfile.TemporaryDirectory() as tmp:
+            demos = Path(tmp) / "demos.npz"
+            _squeeze_demos(level)(demos, Options(options.seed, options.episodes, 0, options.noise))
+            steps = options.steps or SQUEEZE_BC_STEPS
+            result = api.train(
+                "bc", f"squeeze_lift_l{level}", seeds=[options.seed], num_evals=1,
+                overrides={"total_steps": steps}, assets={"dataset": demos}, progress=False,
+            )  # fmt: skip
+            result.export_policy(out)
+
+    return build
+
+
 RECIPES: dict[str, Recipe] = {}
+for _level in (1, 2, 3):
+    RECIPES[f"squeeze-lift-l{_level}-demos"] = Recipe(
+        f"squeeze-lift-l{_level}-demos",
+        f"noisy scripted-expert demonstrations of squeeze_lift_l{_level} (.npz dataset)",
+        _squeeze_demos(_level),
+        SQUEEZE_VERSION,
+        takes=("episodes", "noise"),
+        suffix=".npz",
+    )
+    RECIPES[f"squeeze-lift-l{_level}-sft"] = Recipe(
+        f"squeeze-lift-l{_level}-sft",
+        f"bc policy of squeeze_lift_l{_level} demonstrations (policy artifact for habc)",
+        _squeeze_sft(_level),
+        SQUEEZE_VERSION,
+        takes=("episodes", "steps", "noise"),
+    )
 for _maze in LAYOUTS:
     RECIPES[f"pointmaze-{_maze}-navigate"] = Recipe(
         f"pointmaze-{_maze}-navigate",

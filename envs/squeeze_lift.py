@@ -79,10 +79,14 @@ class SqueezeLift(Env):
     carry_height = 0.3
     margin = 0.002
 
-    def __init__(self, level: int = 1):
-        """Pick the difficulty ``level`` (1, 2 or 3: module docstring)."""
+    def __init__(self, level: int = 1, margin: float = 0.002):
+        """Pick the difficulty ``level`` (1, 2 or 3: module docstring) and the danger
+        predicate's squeeze ``margin`` (0: only a box that is not held counts)."""
         if isinstance(level, bool) or level not in LEVELS:
             raise RlxError(f"level must be one of 1, 2, 3; got {level!r}.")
+        if isinstance(margin, bool) or not isinstance(margin, int | float) or margin < 0:
+            raise RlxError(f"margin must be a number >= 0, got {margin!r}.")
+        self.margin = float(margin)
         self.level = level
         spec = LEVELS[level]
         self.w, self.p_grip, self.p_max = spec["half_size"], spec["p_grip"], spec["p_max"]

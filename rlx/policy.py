@@ -360,3 +360,74 @@ def evaluate_artifact(artifact: Artifact, episodes: int, seed: int, point: int) 
     length = getattr(artifact.config, "episode_length", 0) or envs.episode_length(artifact.env)
     run = jax.jit(lambda k: evaluate(artifact.env, artifact.act, k, episodes, length))
     return {k: float(v) for k, v in run(evaluation_key(seed, point)).items()}
+
+
+# --- a policy artifact as an asset (a pretrained policy to fine-tune) ----------------------
+
+
+PRETRAINED_DOC = (
+    "a policy artifact directory of a deterministic tanh-MLP policy (rlx train --algo bc "
+    "--export DIR, or the squeeze-lift-l<N>-sft recipes)"
+)
+
+
+def load_pretrained(directory: Path) -> dict[str, Any]:
+    """A deterministic tanh-MLP policy artifact (written by ``bc`` or a fine-tuner of its
+    policy) as an asset tree: ``policy`` (the network's params), ``obs_stats`` (the frozen
+    observation statistics; empty ones, the identity, when it did not normalise) and
+    ``architecture`` (the hidden activation's index in `rlx.networks.ACTIVATIONS`, so `check`
+    can compare it with the fine-tuner's config)."""
+    from rlx import normalizer
+    from rlx.networks import ACTIVATIONS
+
+    meta = read_meta(directory)
+    config = meta.get("config", {})
+    if "policy" not in meta["params"] and not any(k.startswith("policy/") for k in meta["params"]):
+        raise RlxError(f"policy artifact {str(directory)!r} holds no 'policy' network params.")
+    activation = config.get("activation")
+    if activation not in ACTIVATIONS:
+        raise RlxError(
+            f"policy artifact {str(directory)!r} ({meta['algorithm']}) has no tanh-MLP policy "
+            f"with a known activation (got {activation!r}); a pretrained policy comes from bc."
+        )
+    params = restore_params(directory, meta)
+    obs_size = int(meta["observation_size"])
+    stats = params.get("obs_stats") or normalizer.as_dict(normalizer.init(obs_size))
+    return {
+        "policy": params["policy"],
+        "obs_stats": {k: np.asarray(v, np.float32) for k, v in stats.items()},
+        "architecture": {"activation": np.int32(list(ACTIVATIONS).index(activation))},
+    }
+
+
+def _shapes(params: Any) -> dict[str, tuple[int, ...]]:
+    """``{"a/b/c": shape}`` of every leaf (arrays or abstract ones) in layer order."""
+    leaves, _ = jax.tree_util.tree_flatten_with_path(params)
+    return {path_key(path): tuple(np.shape(leaf)) for path, leaf in leaves}
+
+
+def check_pretrained(tree: Mapping[str, Any], env: Env, config: Any, network: Any) -> None:
+    """RlxError unless the pretrained policy's params have exactly the shapes of `network`
+    (the fine-tuner's, built for `env` and `config`) and its activation is the config's: the
+    error names the observation/action sizes or the hidden widths that differ."""
+    from rlx.networks import ACTIVATIONS
+
+    obs_size, act_size = envs.observation_size(env), int(env.action_size)
+    want = jax.eval_shape(network.init, jax.random.PRNGKey(0), np.zeros((obs_size,), np.float32))
+    want_shapes, have_shapes = _shapes(want), _shapes(tree["policy"])
+    kernels = [s for k, s in have_shapes.items() if k.endswith("kernel")]
+    if not kernels or have_shapes != want_shapes:
+        got_obs = kernels[0][0] if kernels else "?"
+        got_act = kernels[-1][-1] if kernels else "?"
+        got_hidden = [k[-1] for k in kernels[:-1]]
+        raise RlxError(
+            f"the pretrained policy takes observations of size {got_obs}, acts with size "
+            f"{got_act} through hidden widths {got_hidden}; this run needs observation size "
+            f"{obs_size}, action size {act_size}, hidden widths {list(config.hidden)}."
+        )
+    activation = list(ACTIVATIONS)[int(tree["architecture"]["activation"])]
+    if activation != config.activation:
+        raise RlxError(
+            f"the pretrained policy uses activation {activation!r}; this run's config says "
+            f"{config.activation!r} (set activation = {activation!r})."
+        )

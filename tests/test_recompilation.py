@@ -48,6 +48,8 @@ def _env_name(name: str) -> str:
         return "pointmaze_medium"
     if name == "fpg_oracle":
         return "target_matching_bandit_m6"
+    if name.startswith("habc"):
+        return "squeeze_lift_l1"
     return (
         "target_matching_m6" if name.startswith(("fpg_", "factorized_pg")) else "pendulum_swingup"
     )
@@ -73,10 +75,22 @@ def _diff(before, after) -> list[str]:
 
 def _assets(algo):
     """A tiny demonstration dataset for algorithms that read one (bc), a tiny navigate dataset
-    for the goal-conditioned ones, else None."""
+    for the goal-conditioned ones, a fresh policy for HABC's, else None."""
     if not algo.assets:
         return None
     from rlx import datasets
+
+    if algo.name.startswith("habc"):  # a fresh width-8 policy in the pretrained asset's form
+        from rlx.algos.bc import TanhPolicy
+
+        from rlx import normalizer
+
+        net = TanhPolicy((8,), 4)
+        return {"pretrained": {
+            "policy": net.init(jax.random.PRNGKey(1), jax.numpy.zeros((9,))),
+            "obs_stats": normalizer.as_dict(normalizer.init(9)),
+            "architecture": {"activation": jax.numpy.int32(1)},
+        }}  # fmt: skip
 
     if algo.name in GOAL_CONDITIONED:
         from rlx.envs.maze import Maze

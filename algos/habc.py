@@ -1,0 +1,673 @@
+"""HABC: online fine-tuning of a pretrained policy from one binary outcome per episode, with
+simulated interventions (rlx's reconstruction of arXiv 2606.17043 from its abstract; the rules
+are in `rlx.outcome_credit` and `rlx.interventions`, every choice the paper leaves open is a
+config option below).
+
+The policy is the pretrained ``bc`` policy mu_theta(s) = tanh(MLP_theta(norm(s))) (asset
+``pretrained``, `rlx.policy.PRETRAINED`; `norm` keeps the demonstrations' statistics), acting
+with Gaussian exploration a = clip(mu_theta(s) + sigma eps, -1, 1). One `update`:
+
+1. **Collect** ``num_envs`` episodes of ``episode_length`` steps side by side (no resets; a
+   step after the episode's end is not valid). At each step the expert (the env's
+   ``baseline_policy``) takes over when the env's ``danger`` predicate fires, when the
+   viability head is below ``viability_trigger`` or with probability ``random_prob``, and
+   hands back after ``hold_steps`` steps or once safe (`rlx.interventions`). Who acted is
+   recorded; the outcome z is the env's ``goal_reached`` at the episode's last step.
+2. **Label** each episode (`outcome_credit.outcome_labels`, intervention-aware or naive;
+   `outcome_credit.efficiency_labels` with gamma_e).
+3. **Fit the heads**, ``critic_steps`` Adam steps each on minibatches of labelled steps:
+   viability V_v(s) = sigmoid(f_v(s)) by binary cross-entropy to the label (Monte Carlo) or to
+   V_v(s_{t+1}) inside a segment (TD(0)); efficiency V_e(s) = sigmoid(f_e(s)) by squared error
+   to gamma_e^(steps to success) on successful autonomous segments.
+4. **Weigh**: one-step advantages A_v = r_v + (1 - end) V_v(s') - V_v(s) (r_v the segment's
+   label at its last step) and A_e = r_e + gamma_e (1 - end) V_e(s') - V_e(s) (r_e = 1 on the
+   success step), merged by the gate (``gate``: sigmoid(kappa (V_v - c)), V_v^p, a fixed mixture
+   or none: viability alone), standardised over the policy's own steps, and turned into
+   w = clip(exp(A / beta), 0, w_max); the expert's steps get ``w_int``. ``weighting =
+   "uniform"`` gives every valid step weight 1 (plain BC on all collected data).
+5. **Clone**: ``policy_steps`` Adam steps on the weighted behaviour-cloning loss
+
+       L(theta) = 1/(B A) sum_i w_i ||mu_theta(s_i) - a_i||^2,
+
+   the negative log-likelihood of a_i under N(mu_theta(s_i), sigma^2 I) up to a constant and
+   scale, over rows drawn uniformly from the update's valid steps. a_i is the expert's action
+   on its steps and the policy's Gaussian sample *before* clipping to [-1, 1] on its own (the
+   env clips; the clipped action's mean is pulled inwards wherever mu is near +-1, so cloning
+   it would slow a saturated policy down update after update).
+   ``policy_steps = 0`` leaves the pretrained policy as it is (the SFT-only baseline).
+
+The budget ``total_steps`` counts online episodes.
+``update -> collect -> (label, fit_heads, weights) -> clone``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import chex
+import flax.linen as nn
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+from brax.envs.base import Env
+from rlx.algos.bc import TanhPolicy
+
+from rlx import envs as env_lib
+from rlx import interventions, normalizer
+from rlx import outcome_credit as credit
+from rlx.algorithm import Algorithm, Unit
+from rlx.assets import Assets, AssetSpec
+from rlx.config import hparam, require, require_counts, static
+from rlx.errors import RlxError
+from rlx.metrics import EPISODES, MetricRule
+from rlx.networks import ACTIVATIONS, MLP
+from rlx.policy import PRETRAINED_DOC, check_pretrained, load_pretrained
+
+DESCRIPTION = "HABC (reconstruction): outcome-labelled, gated advantage-weighted BC fine-tuning."
+
+LABELS = ("aware", "naive")
+TARGETS = ("mc", "td")
+GATES = ("sigmoid", "power", "fixed", "none")
+ADVANTAGES = ("one_step", "monte_carlo")
+WEIGHTINGS = ("advantage", "uniform")
+
+
+@flax.struct.dataclass
+class Config:
+    """HABC settings (module docstring). Static fields fix the program; hyperparameters are
+    vmappable leaves."""
+
+    total_steps: int = static(1024, "Online episodes per run.")
+    num_envs: int = static(32, "Episodes collected side by side per update.")
+    episode_length: int = static(0, "Steps per episode (0: the env's default).")
+    hidden: tuple[int, ...] = static((256, 256), "Policy hidden widths (the pretrained one's).")
+    activation: str = static("relu", "Policy activation (the pretrained one's).")
+    critic_hidden: tuple[int, ...] = static((256, 256), "Viability/efficiency head widths.")
+    critic_steps: int = static(50, "Adam steps on each head per update.")
+    policy_steps: int = static(50, "Weighted-BC Adam steps per update (0: SFT only).")
+    batch_size: int = static(256, "Rows per gradient step, drawn from the update's steps.")
+    labels: str = static("aware", "Outcome labels: aware (stop at interventions) or naive.")
+    viability_target: str = static("mc", "Viability target: mc (segment label) or td (TD(0)).")
+    advantage: str = static("one_step", "Advantages: one_step (TD) or monte_carlo (label - V).")
+    gate: str = static("sigmoid", "Gate: sigmoid, power, fixed or none (viability only).")
+    weighting: str = static("advantage", "advantage (AWR weights) or uniform (plain BC).")
+    interventions: bool = static(True, "Let the expert take over (needs baseline_policy).")
+    danger_trigger: bool = static(True, "Take over when the env's danger predicate fires.")
+    hold_steps: int = static(10, "Most steps of one intervention.")
+    release_when_safe: bool = static(False, "Hand back early once the danger is clear.")
+    random_prob: float = hparam(0.0, "Per-step probability of an unprovoked take-over.")
+    viability_trigger: float = hparam(0.0, "Take over while V_v(s) < this (0: off).")
+    explore_std: float = hparam(0.1, "Exploration noise sigma on the policy's actions.")
+    policy_lr: float = hparam(1e-4, "Adam step size of the policy.")
+    critic_lr: float = hparam(1e-3, "Adam step size of both heads.")
+    gamma_e: float = hparam(0.97, "Efficiency discount: V_e = gamma_e^(steps to success).")
+    kappa: float = hparam(10.0, "Sigmoid gate slope.")
+    gate_threshold: float = hparam(0.8, "Sigmoid gate threshold c on V_v, in [0, 1].")
+    gate_power: float = hparam(2.0, "Power gate exponent p.")
+    fixed_gate: float = hparam(0.5, "The fixed gate's mixture weight on the efficiency term.")
+    beta: float = hparam(1.0, "AWR temperature.")
+    w_max: float = hparam(20.0, "AWR weight clip.")
+    w_int: float = hparam(1.0, "BC weight of the expert's (intervention) steps.")
+
+    @property
+    def steps_per_update(self) -> int:
+        """Episodes consumed by one update: num_envs."""
+        return self.num_envs
+
+    @property
+    def num_updates(self) -> int:
+        """Updates in the budget: total_steps / num_envs."""
+        return self.total_steps // self.num_envs
+
+    def validate(self) -> None:
+        """Raises RlxError naming the first bad value and what is allowed."""
+        require_counts(self, ("total_steps", "num_envs", "critic_steps", "batch_size",
+                              "hold_steps"), ("episode_length", "policy_steps"))  # fmt: skip
+        if self.total_steps % self.num_envs:
+            nearest = max(1, round(self.total_steps / self.num_envs)) * self.num_envs
+            raise RlxError(
+                f"total_steps={self.total_steps} (episodes) must be a multiple of num_envs="
+                f"{self.num_envs} (e.g. {nearest})."
+            )
+        for name, allowed in (("labels", LABELS), ("viability_target", TARGETS),
+                              ("advantage", ADVANTAGES),
+                              ("gate", GATES), ("weighting", WEIGHTINGS),
+                              ("activation", tuple(ACTIVATIONS))):  # fmt: skip
+            if getattr(self, name) not in allowed:
+                raise RlxError(
+                    f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}."
+                )
+        if not all(w > 0 for w in (*self.hidden, *self.critic_hidden)):
+            raise RlxError("hidden and critic_hidden widths must be positive integers.")
+        unit = (lambda v: 0 <= v <= 1, "in [0, 1]")
+        require(
+            self,
+            random_prob=unit, viability_trigger=unit, gate_threshold=unit, fixed_gate=unit,
+            explore_std=(lambda v: v >= 0, ">= 0"), policy_lr=(lambda v: v >= 0, ">= 0"),
+            critic_lr=(lambda v: v > 0, "> 0"), gamma_e=(lambda v: 0 < v <= 1, "in (0, 1]"),
+            kappa=(lambda v: v > 0, "> 0"), gate_power=(lambda v: v > 0, "> 0"),
+            beta=(lambda v: v > 0, "> 0"), w_max=(lambda v: v >= 1, ">= 1"),
+            w_int=(lambda v: v >= 0, ">= 0"),
+        )  # fmt: skip
+
+
+class Head(nn.Module):
+    """A value head V(s) = sigmoid(MLP(s)) in (0, 1)."""
+
+    hidden: Sequence[int]
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        return jax.nn.sigmoid(MLP(self.hidden, 1, "relu")(obs)[..., 0])
+
+
+class Heads(NamedTuple):
+    """The two critics' parameters (or optimiser states)."""
+
+    viability: Any
+    efficiency: Any
+
+
+@flax.struct.dataclass
+class HabcState:
+    """Policy, heads, their Adam moments, the frozen observation statistics, RNG, counter."""
+
+    config: Config
+    policy: Any
+    policy_opt: optax.OptState
+    heads: Heads
+    heads_opt: Heads
+    obs_stats: normalizer.RunningStats
+    key: jax.Array
+    update_step: jax.Array
+
+
+class Episodes(NamedTuple):
+    """One update's episodes, [E, T] per step (``obs``/``next_obs``/``action`` add a width)."""
+
+    obs: jax.Array
+    next_obs: jax.Array
+    action: jax.Array  # the BC target: the expert's action, or the policy's unclipped sample
+    intervened: jax.Array  # bool
+    valid: jax.Array  # bool, a prefix of each row
+    started: jax.Array  # bool: an intervention began at this step
+    success: jax.Array  # [E] bool
+    ret: jax.Array  # [E]
+
+
+class Credit(NamedTuple):
+    """Per-step labels and one-step terms of the heads, [E, T]."""
+
+    viability: credit.Labels
+    efficiency: credit.Labels
+    end: jax.Array  # bool: last step of its credit chain (no bootstrap from s_{t+1})
+    reward_v: jax.Array  # the chain's viability label at its end, else 0
+    reward_e: jax.Array  # 1 on the success step, else 0
+    own: jax.Array  # bool: valid steps the policy acted on
+
+
+def _policy_net(env: Env, config: Config) -> TanhPolicy:
+    return TanhPolicy(config.hidden, env.action_size, config.activation)
+
+
+def _head(config: Config) -> Head:
+    return Head(config.critic_hidden)
+
+
+def _pretrained(assets: Assets) -> Any:
+    if not assets or "pretrained" not in assets:
+        raise RlxError("habc needs a 'pretrained' policy asset; give --asset pretrained=DIR.")
+    return assets["pretrained"]
+
+
+def init(key: jax.Array, env: Env, config: Config, assets: Assets = None) -> HabcState:
+    """The pretrained policy and its observation statistics (copied from the asset), fresh
+    heads and Adam moments."""
+    pre = _pretrained(assets)
+    k_v, k_e, k_next = jax.random.split(key, 3)
+    dummy = jnp.zeros((env_lib.observation_size(env),), jnp.float32)
+    heads = Heads(_head(config).init(k_v, dummy), _head(config).init(k_e, dummy))
+    policy = jax.tree.map(jnp.asarray, pre["policy"])
+    return HabcState(
+        config=config,
+        policy=policy,
+        policy_opt=optax.scale_by_adam().init(policy),
+        heads=heads,
+        heads_opt=Heads(*(optax.scale_by_adam().init(h) for h in heads)),
+        obs_stats=normalizer.from_dict(jax.tree.map(jnp.asarray, pre["obs_stats"])),
+        key=k_next,
+        update_step=jnp.zeros((), jnp.int32),
+    )
+
+
+def policy_params(state: HabcState) -> dict[str, Any]:
+    """The fine-tuned policy in ``bc``'s artifact form: network params and obs statistics."""
+    return {"policy": state.policy, "obs_stats": normalizer.as_dict(state.obs_stats)}
+
+
+def make_policy(params: dict[str, Any], env: Env, config: Config) -> Callable[..., jax.Array]:
+    """act(obs, key, deterministic): mu_theta(obs), or with ``explore_std`` Gaussian noise
+    (clipped to [-1, 1]) when not deterministic."""
+    net = _policy_net(env, config)
+
+    def act(obs: jax.Array, key: jax.Array, deterministic: bool = True) -> jax.Array:
+        stats = normalizer.from_dict(params["obs_stats"])
+        mean = net.apply(params["policy"], normalizer.normalize(stats, obs))
+        if deterministic:
+            return mean
+        noise = config.explore_std * jax.random.normal(key, mean.shape, mean.dtype)
+        return jnp.clip(mean + noise, -1.0, 1.0)
+
+    return act
+
+
+# --- 1. collection ---------------------------------------------------------------------------
+
+
+def _rule(config: Config) -> interventions.Rule:
+    return interventions.Rule(config.hold_steps, config.random_prob, config.viability_trigger,
+                              config.release_when_safe)  # fmt: skip
+
+
+def _viability(state: HabcState, obs: jax.Array) -> jax.Array:
+    return _head(state.config).apply(
+        state.heads.viability, normalizer.normalize(state.obs_stats, obs)
+    )
+
+
+def collect(env: Env, state: HabcState, key: jax.Array) -> Episodes:
+    """``num_envs`` episodes of the current policy with exploration and interventions."""
+    config = state.config
+    length = config.episode_length or env_lib.episode_length(env)
+    n = config.num_envs
+    mean_action = make_policy(policy_params(state), env, config)
+    outcome = "goal_reached"
+    k_reset, k_steps = jax.random.split(key)
+
+    def _step(carry, step_key):
+        env_state, alive, guard, ret, won = carry
+        k_act, k_int = jax.random.split(step_key)
+        obs = env_state.obs
+        mean = jax.vmap(lambda o: mean_action(o, k_act, True))(obs)
+        own = mean + config.explore_std * jax.random.normal(k_act, mean.shape, mean.dtype)
+        if config.interventions:
+            danger = env.danger(env_state) if config.danger_trigger else jnp.zeros((n,), bool)
+            guard, expert = interventions.step(
+                guard, danger, _viability(state, obs), k_int, _rule(config)
+            )
+            target = interventions.mix(own, env.baseline_policy(obs), expert)
+        else:
+            expert, target = jnp.zeros((n,), bool), own
+        nxt = jax.vmap(env.step)(env_state, jnp.clip(target, -1.0, 1.0))
+        live = alive > 0
+        won = won | (live & (nxt.metrics[outcome] > 0))
+        ret = ret + alive * nxt.reward
+        row = (obs, nxt.obs, target, expert & live, live)
+        return (nxt, alive * (1.0 - nxt.done), guard, ret, won), row
+
+    first = jax.vmap(env.reset)(jax.random.split(k_reset, n))
+    zeros = jnp.zeros((n,), jnp.float32)
+    carry = (first, jnp.ones_like(zeros), interventions.idle(n), zeros, jnp.zeros((n,), bool))
+    (_, _, _, ret, won), rows = jax.lax.scan(_step, carry, jax.random.split(k_steps, length))
+    obs, next_obs, action, expert, valid = (jnp.swapaxes(x, 0, 1) for x in rows)
+    before = jnp.pad(expert[:, :-1], ((0, 0), (1, 0)))
+    return Episodes(obs, next_obs, action, expert, valid, expert & ~before, won, ret)
+
+
+# --- 2.-4. credit ----------------------------------------------------------------------------
+
+
+def episode_credit(
+    intervened: jax.Array, valid: jax.Array, success: jax.Array, gamma_e: jax.Array, aware: bool
+) -> Credit:
+    """Labels and one-step terms of one episode ([T] rows). Aware: each segment is its own
+    chain (it ends at its last step with its label as reward); naive: the episode is one chain
+    ending at its last valid step with reward z."""
+    v_labels = credit.outcome_labels(intervened, valid, success, aware)
+    e_labels = credit.efficiency_labels(intervened, valid, success, gamma_e)
+    t = jnp.arange(valid.shape[0])
+    last = valid & (t == credit.last_step(valid))
+    if aware:
+        ids = credit.segment_ids(intervened, valid)
+        end = valid & (jnp.append(ids[1:], -1) != ids)
+    else:
+        end = last
+    z = success.astype(jnp.float32)
+    reward_v = jnp.where(end, v_labels.target if aware else z, 0.0)
+    reward_e = jnp.where(last & success, 1.0, 0.0)
+    return Credit(v_labels, e_labels, end, reward_v, reward_e, valid & ~intervened)
+
+
+def gate_value(config: Config, viability: jax.Array) -> jax.Array:
+    """The gate g(s) on the efficiency advantage (``config.gate``; 'none' is 0)."""
+    if config.gate == "sigmoid":
+        return credit.sigmoid_gate(viability, config.kappa, config.gate_threshold)
+    if config.gate == "power":
+        return credit.power_gate(viability, config.gate_power)
+    if config.gate == "fixed":
+        return jnp.full_like(viability, config.fixed_gate)
+    return jnp.zeros_like(viability)
+
+
+class Weights(NamedTuple):
+    """Per-step BC weights and what they were made of (for the metrics), [E, T]."""
+
+    weight: jax.Array
+    gate: jax.Array
+    advantage: jax.Array
+
+
+def step_weights(
+    config: Config, c: Credit, valid: jax.Array, values: Heads, next_values: Heads
+) -> Weights:
+    """w_t (module docstring, step 4) from the heads' values at s_t and s_{t+1}; with
+    ``advantage = "monte_carlo"`` the advantages are the labels less the values, A_v = y_t -
+    V_v(s_t) and A_e = gamma_e^(steps to success) - V_e(s_t) (0 - V_e(s_t) off successful
+    segments), so every step of a segment shares its outcome."""
+    if config.advantage == "monte_carlo":
+        a_v = c.viability.target - values.viability
+        a_e = c.efficiency.target - values.efficiency
+    else:
+        a_v = credit.one_step_advantage(values.viability, next_values.viability, c.reward_v,
+                                        c.end, jnp.float32(1.0))  # fmt: skip
+        a_e = credit.one_step_advantage(values.efficiency, next_values.efficiency, c.reward_e,
+                                        c.end, config.gamma_e)  # fmt: skip
+    gate = gate_value(config, values.viability)
+    merged = credit.merged_advantage(a_v, a_e, gate, c.own)
+    if config.weighting == "uniform":
+        weight = valid.astype(jnp.float32)
+    else:
+        weight = credit.bc_weights(credit.awr_weights(merged, config.beta, config.w_max),
+                                   valid & ~c.own, valid, config.w_int)  # fmt: skip
+    return Weights(weight, gate, merged)
+
+
+# --- 3. and 5. gradient steps ----------------------------------------------------------------
+
+
+class Pool(NamedTuple):
+    """The rows a sampler draws from: their indices first (the rest padding) and count."""
+
+    index: jax.Array  # [N] int32
+    count: jax.Array  # () int32
+
+
+def pool(mask: jax.Array) -> Pool:
+    """The True entries of a flat `mask` as a `Pool` (one sort per update, not per draw)."""
+    (index,) = jnp.nonzero(mask, size=mask.shape[0], fill_value=0)
+    return Pool(index.astype(jnp.int32), jnp.sum(mask.astype(jnp.int32)))
+
+
+def draw(key: jax.Array, rows: Pool, batch: int) -> jax.Array:
+    """`batch` row indices drawn uniformly with replacement from the pool (row 0 when it is
+    empty: the caller's mask then zeroes their loss)."""
+    slot = jax.random.randint(key, (batch,), 0, jnp.maximum(rows.count, 1))
+    return rows.index[slot]
+
+
+def bce(p: jax.Array, target: jax.Array, eps: float = 1e-6) -> jax.Array:
+    """Binary cross-entropy -(y log p + (1 - y) log(1 - p)), elementwise."""
+    p = jnp.clip(p, eps, 1.0 - eps)
+    return -(target * jnp.log(p) + (1.0 - target) * jnp.log(1.0 - p))
+
+
+def masked_mean(x: jax.Array, mask: jax.Array) -> jax.Array:
+    """Mean of `x` over the entries where `mask` (0 when none)."""
+    w = mask.astype(x.dtype)
+    return jnp.sum(w * x) / jnp.maximum(jnp.sum(w), 1.0)
+
+
+class Rows(NamedTuple):
+    """The update's steps flattened to [E*T] rows (observations normalised)."""
+
+    obs: jax.Array
+    next_obs: jax.Array
+    action: jax.Array
+    valid: jax.Array
+    credit: Credit
+
+
+def _adam_step(params, opt_state, grads, lr):
+    steps, opt_state = optax.scale_by_adam().update(grads, opt_state, params)
+    return jax.tree.map(lambda p, s: p - lr * s, params, steps), opt_state
+
+
+def fit_heads(state: HabcState, rows: Rows, key: jax.Array) -> tuple[HabcState, dict]:
+    """``critic_steps`` Adam steps of each head on minibatches of its labelled rows."""
+    config, head = state.config, _head(state.config)
+    c = rows.credit
+
+    def v_loss(params, idx):
+        p = head.apply(params, rows.obs[idx])
+        if config.viability_target == "td":
+            bootstrap = jax.lax.stop_gradient(head.apply(params, rows.next_obs[idx]))
+            target = jnp.where(c.end[idx], c.reward_v[idx], bootstrap)
+        else:
+            target = c.viability.target[idx]
+        return masked_mean(bce(p, target), c.viability.labelled[idx])
+
+    def e_loss(params, idx):
+        err = (head.apply(params, rows.obs[idx]) - c.efficiency.target[idx]) ** 2
+        return masked_mean(err, c.efficiency.labelled[idx])
+
+    v_rows, e_rows = pool(c.viability.labelled), pool(c.efficiency.labelled)
+
+    def one(carry, k):
+        heads, opts = carry
+        k_v, k_e = jax.random.split(k)
+        lv, gv = jax.value_and_grad(v_loss)(heads.viability, draw(k_v, v_rows, config.batch_size))
+        le, ge = jax.value_and_grad(e_loss)(heads.efficiency, draw(k_e, e_rows, config.batch_size))
+        pv, ov = _adam_step(heads.viability, opts.viability, gv, config.critic_lr)
+        pe, oe = _adam_step(heads.efficiency, opts.efficiency, ge, config.critic_lr)
+        return (Heads(pv, pe), Heads(ov, oe)), (lv, le)
+
+    keys = jax.random.split(key, config.critic_steps)
+    (heads, opts), (lv, le) = jax.lax.scan(one, (state.heads, state.heads_opt), keys)
+    metrics = {"loss/viability": lv.mean(), "loss/efficiency": le.mean()}
+    return state.replace(heads=heads, heads_opt=opts), metrics
+
+
+def weighted_bc_loss(predicted: jax.Array, target: jax.Array, weight: jax.Array) -> jax.Array:
+    """1/(B A) sum_i w_i sum_j (predicted_ij - target_ij)^2 for [B, A] actions, [B] weights."""
+    chex.assert_rank([predicted, weight], [2, 1])
+    chex.assert_equal_shape([predicted, target])
+    chex.assert_equal_shape_prefix([predicted, weight], 1)
+    return jnp.mean(weight[:, None] * (predicted - target) ** 2)
+
+
+def clone(env: Env, state: HabcState, rows: Rows, weight: jax.Array, key: jax.Array
+          ) -> tuple[HabcState, jax.Array]:  # fmt: skip
+    """``policy_steps`` Adam steps on `weighted_bc_loss` over rows drawn from valid steps;
+    returns the state and the mean loss (0 without steps)."""
+    config, net = state.config, _policy_net(env, state.config)
+    if config.policy_steps == 0:
+        return state, jnp.zeros((), jnp.float32)
+
+    def loss(params, idx):
+        return weighted_bc_loss(net.apply(params, rows.obs[idx]), rows.action[idx], weight[idx])
+
+    valid = pool(rows.valid)
+
+    def one(carry, k):
+        params, opt = carry
+        value, grads = jax.value_and_grad(loss)(params, draw(k, valid, config.batch_size))
+        params, opt = _adam_step(params, opt, grads, config.policy_lr)
+        return (params, opt), value
+
+    keys = jax.random.split(key, config.policy_steps)
+    (params, opt), losses = jax.lax.scan(one, (state.policy, state.policy_opt), keys)
+    return state.replace(policy=params, policy_opt=opt), jnp.mean(losses)
+
+
+# --- the update ------------------------------------------------------------------------------
+
+
+def _flat(x: jax.Array) -> jax.Array:
+    return x.reshape((-1, *x.shape[2:]))
+
+
+def to_rows(state: HabcState, ep: Episodes) -> Rows:
+    """The episodes' steps as [E*T] rows with normalised observations and their credit."""
+    aware = state.config.labels == "aware"
+    c = jax.vmap(lambda i, v, z: episode_credit(i, v, z, state.config.gamma_e, aware))(
+        ep.intervened, ep.valid, ep.success
+    )
+    norm = lambda o: normalizer.normalize(state.obs_stats, _flat(o))  # noqa: E731
+    return Rows(norm(ep.obs), norm(ep.next_obs), _flat(ep.action), _flat(ep.valid),
+                jax.tree.map(_flat, c))  # fmt: skip
+
+
+def head_values(state: HabcState, obs: jax.Array) -> Heads:
+    """Both heads' values at normalised observations [N, obs]."""
+    head = _head(state.config)
+    return Heads(head.apply(state.heads.viability, obs), head.apply(state.heads.efficiency, obs))
+
+
+def update(env: Env, state: HabcState, assets: Assets = None) -> tuple[HabcState, dict]:
+    """One HABC iteration: collect, label, fit the heads, weigh, clone (module docstring)."""
+    key, k_collect, k_heads, k_clone = jax.random.split(state.key, 4)
+    episodes = collect(env, state, k_collect)
+    rows = to_rows(state, episodes)
+    state, head_metrics = fit_heads(state, rows, k_heads)
+    weights = step_weights(
+        state.config,
+        rows.credit,
+        rows.valid,
+        head_values(state, rows.obs),
+        head_values(state, rows.next_obs),
+    )
+    state, bc = clone(env, state, rows, weights.weight, k_clone)
+    state = state.replace(key=key, update_step=state.update_step + 1)
+    return state, {**episode_metrics(episodes), **head_metrics, "loss/bc": bc,
+                   **weight_metrics(weights, rows)}  # fmt: skip
+
+
+# --- metrics ---------------------------------------------------------------------------------
+
+
+def episode_metrics(ep: Episodes) -> dict[str, jax.Array]:
+    """The update's episodes: count, return, success (with interventions), success without
+    any, share of steps the expert acted on, take-overs and steps per episode."""
+    steps = ep.valid.sum(-1).astype(jnp.float32)
+    expert = ep.intervened.sum(-1).astype(jnp.float32)
+    success = ep.success.astype(jnp.float32)
+    return {
+        EPISODES: jnp.float32(ep.success.shape[0]),
+        "train/episode_return": ep.ret.mean(),
+        "train/episode_goal_reached": success.mean(),
+        "habc/autonomous_success": (success * (expert == 0)).mean(),
+        "habc/intervention_rate": (expert / jnp.maximum(steps, 1.0)).mean(),
+        "habc/takeovers": ep.started.sum(-1).astype(jnp.float32).mean(),
+        "habc/episode_steps": steps.mean(),
+    }
+
+
+def weight_metrics(w: Weights, rows: Rows) -> dict[str, jax.Array]:
+    """Means over the policy's own steps: gate, BC weight, and the weights' effective sample
+    share (sum w)^2 / (n sum w^2)."""
+    own = rows.credit.own
+    n = jnp.maximum(own.sum(), 1).astype(jnp.float32)
+    wo = jnp.where(own, w.weight, 0.0)
+    ess = jnp.sum(wo) ** 2 / jnp.maximum(n * jnp.sum(wo**2), 1e-12)
+    return {"habc/gate": masked_mean(w.gate, own), "habc/weight": masked_mean(w.weight, own),
+            "habc/weight_ess": ess}  # fmt: skip
+
+
+def metric_rules(env: Env) -> dict[str, MetricRule]:
+    """HABC's training and diagnostic metrics."""
+    return {
+        EPISODES: MetricRule("sum", "train episodes"),
+        "train/episode_return": MetricRule("episode_mean", "train return"),
+        "train/episode_goal_reached": MetricRule("episode_mean", "train success", True),
+        "habc/autonomous_success": MetricRule(label="success without help", percent=True),
+        "habc/intervention_rate": MetricRule(label="intervention rate", percent=True),
+        "habc/takeovers": MetricRule(label="take-overs per episode"),
+        "habc/episode_steps": MetricRule(label="train episode steps"),
+        "habc/gate": MetricRule(label="gate"),
+        "habc/weight": MetricRule(label="BC weight"),
+        "habc/weight_ess": MetricRule(label="weights' effective share", percent=True),
+        "loss/viability": MetricRule(label="viability loss (BCE)"),
+        "loss/efficiency": MetricRule(label="efficiency loss (MSE)"),
+        "loss/bc": MetricRule(label="weighted BC loss"),
+        SUCCESS_STEPS: MetricRule(label="steps to success", allow_nan=True),
+    }
+
+
+SUCCESS_STEPS = "eval/success_steps"
+
+
+def diagnostics(state: HabcState, env: Env, assets: Assets, key: jax.Array) -> dict:
+    """The deterministic policy's mean steps to success over ``num_envs`` episodes without
+    interventions (NaN when none succeeds): the efficiency the paper's second head targets."""
+    config = state.config
+    act = make_policy(policy_params(state), env, config)
+    n, length = config.num_envs, config.episode_length or env_lib.episode_length(env)
+
+    def _step(carry, _):
+        env_state, alive, steps, won = carry
+        nxt = jax.vmap(env.step)(env_state, jax.vmap(lambda o: act(o, key, True))(env_state.obs))
+        won = won | ((alive > 0) & (nxt.metrics["goal_reached"] > 0))
+        return (nxt, alive * (1.0 - nxt.done), steps + alive, won), None
+
+    zeros = jnp.zeros((n,), jnp.float32)
+    first = jax.vmap(env.reset)(jax.random.split(key, n))
+    init_carry = (first, jnp.ones_like(zeros), zeros, jnp.zeros((n,), bool))
+    (_, _, steps, won), _ = jax.lax.scan(_step, init_carry, None, length=length)
+    count = won.sum()
+    mean = jnp.sum(jnp.where(won, steps, 0.0)) / jnp.maximum(count, 1)
+    return {SUCCESS_STEPS: jnp.where(count > 0, mean, jnp.nan)}
+
+
+def check_env(env: Env, config: Config) -> None:
+    """RlxError for an env without a success outcome, or without the expert (and danger
+    predicate) that the configured interventions need."""
+    if "goal_reached" not in env_lib.outcome_metrics(env):
+        raise RlxError(
+            f"habc needs an env whose metrics report success (goal_reached); "
+            f"{type(env).__name__} reports {', '.join(env_lib.outcome_metrics(env)) or 'none'}."
+        )
+    if config.interventions:
+        env_lib.require_baseline(env, "habc with interventions = true")
+        if config.danger_trigger and not callable(getattr(env, "danger", None)):
+            raise RlxError(
+                f"danger_trigger = true needs the env's danger predicate (danger(state)); "
+                f"{type(env).__name__} has none: set danger_trigger = false."
+            )
+
+
+PRETRAINED = AssetSpec(
+    PRETRAINED_DOC,
+    load_pretrained,
+    check=lambda tree, env, config: check_pretrained(tree, env, config, _policy_net(env, config)),
+)
+
+ALGORITHM = Algorithm(
+    name="habc",
+    description=DESCRIPTION,
+    Config=Config,
+    init=init,
+    update=update,
+    policy_params=policy_params,
+    make_policy=make_policy,
+    check_env=check_env,
+    unit=Unit.EPISODES,
+    metric_rules=metric_rules,
+    assets={"pretrained": PRETRAINED},
+    diagnostics=diagnostics,
+)
+SFT = ALGORITHM.variant("habc_sft", "SFT only: the pretrained policy, not fine-tuned.",
+                        policy_steps=0)  # fmt: skip
+UNIFORM = ALGORITHM.variant(
+    "habc_uniform", "SFT continued on all collected data (unweighted BC).", weighting="uniform"
+)
+AWR = ALGORITHM.variant(
+    "habc_awr", "Single-critic AWR: the success critic's advantage alone, no gate.", gate="none"
+)
+NAIVE = ALGORITHM.variant(
+    "habc_naive", "HABC with naive outcome labels (crossing interventions).", labels="naive"
+)
+FIXED = ALGORITHM.variant(
+    "habc_fixed", "HABC with a fixed 50/50 mixture instead of the gate.", gate="fixed"
+)
