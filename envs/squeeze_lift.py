@@ -45,8 +45,11 @@ Initial state: box at b_x ~ U(-0.3, 0.3) on the table, target at b_x +- distance
 kept in [-0.8, 0.8]), hands at (b_x -+ U(0.3, 0.4), U(0.3, 0.5)).
 
 Expert (``baseline_policy``): a scripted controller from the observation, aiming each hand at
-a point beside the box and stepping towards it (approach at the box's height, squeeze to the
-middle of the window, lift to ``carry_height``, carry over the target, lower, release).
+a point beside the box and stepping towards it (straight to the squeeze points, squeezing to the
+middle of the window, when neither hand is over the box's top, else out past its faces first;
+lift to ``carry_height``, carry over the target, lower). A box that slips out of the squeeze is
+caught where it falls, the same motion as the first grasp: an earlier expert backed away to the
+box's height first, and behaviour cloning of its rescues drove HABC's success down.
 """
 
 from __future__ import annotations
@@ -199,8 +202,9 @@ class SqueezeLift(Env):
         hands, bx, bz, tx = obs[..., :4], obs[..., 4], obs[..., 5], obs[..., 6]
         gripped, lifted = obs[..., 7] > 0, obs[..., 8] > 0
         w, squeeze = self.w, 0.5 * (self.p_grip + self.p_max)
-        level = (jnp.abs(hands[..., 1] - bz) < 0.3 * w) & (jnp.abs(hands[..., 3] - bz) < 0.3 * w)
-        beside = level & (hands[..., 0] < bx) & (hands[..., 2] > bx)
+        # Beside: neither hand over the box's top, so both can go straight to the squeeze points
+        # (also when the box slips and falls between them: a catch, not a fresh approach).
+        beside = (hands[..., 0] < bx - w + self.p_max) & (hands[..., 2] > bx + w - self.p_max)
         # Where the box should go next: up, across at carry height, then down on the target.
         over = jnp.abs(bx - tx) <= 0.5 * self.tolerance
         high = bz >= self.carry_height - 0.01
@@ -211,7 +215,7 @@ class SqueezeLift(Env):
         rise = (goal_z - bz)[..., None]
         carry = jnp.stack([grip_x[..., 0], hands[..., 1] + rise[..., 0],
                            grip_x[..., 1], hands[..., 3] + rise[..., 0]], -1)  # fmt: skip
-        # Free: to the box's height outside its faces, then in to squeeze.
+        # Free: straight to the squeeze points when beside, else first out past the faces.
         squeeze_at = jnp.stack([bx - w + squeeze, bz, bx + w - squeeze, bz], -1)
         outside = jnp.stack([bx - w - 0.04, bz, bx + w + 0.04, bz], -1)
         free = jnp.where(beside[..., None], squeeze_at, outside)

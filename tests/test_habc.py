@@ -146,12 +146,10 @@ def test_env_without_an_expert_is_refused_when_interventions_are_on():
 
 @pytest.fixture(scope="module")
 def sft(tmp_path_factory) -> Path:
-    """An SFT policy of squeeze_lift_l1 from its recipe with 4 demonstrations (5,000 BC steps;
-    56% success over 1,024 episodes). The learning test's claim holds for this starting point:
-    from the recipe's default 3-demonstration policy (45%), HABC's success fell at every
-    learning rate tried (README, HABC)."""
+    """The SFT policy of squeeze_lift_l1 from its recipe (4 demonstrations, 5,000 bc steps;
+    22% success over 1,024 evaluation episodes)."""
     out = tmp_path_factory.mktemp("habc") / "sft"
-    return recipe_mod.make("squeeze-lift-l1-sft", out, recipe_mod.Options(episodes=4))
+    return recipe_mod.make("squeeze-lift-l1-sft", out)
 
 
 TRAIN = ["train", "--algo", "habc", "--env", "squeeze_lift_l1", "--seeds", "1", "--set",
@@ -203,7 +201,7 @@ def _final_success(algo: str, sft: Path, episodes: int) -> tuple[np.ndarray, api
 def test_habc_raises_success_over_sft_and_sft_only_stays(sft):
     curves, _ = _final_success("habc", sft, 1024)
     start, end = curves[:, 0].mean(), curves[:, -1].mean()
-    assert end >= start + 0.1, curves
+    assert end >= start + 0.3, curves
     _, res = _final_success("habc_sft", sft, 64)
     pre = habc.PRETRAINED.load(sft)["policy"]
     for run in range(2):
