@@ -107,6 +107,13 @@ _OWN: dict[str, EnvSpec] = {
         for level in (1, 2, 3)
     },
     **{
+        f"squeeze_lift_mjx_l{level}": EnvSpec(
+            functools.partial(_lazy("rlx.envs.bimanual_mjx", "BimanualSqueezeLift"), level=level),
+            f"MJX: two 3-DoF hands squeeze-lift-place a free box (level {level} of 3); expert.",
+        )
+        for level in (1, 2, 3)
+    },
+    **{
         f"pointmaze_{maze}": EnvSpec(
             functools.partial(_lazy("rlx.envs.pointmaze", "GoalPointMaze"), maze=maze),
             f"OGBench point maze ({maze}), goal-conditioned: obs (x, y, gx, gy), 5 tasks; oracle.",

@@ -6,12 +6,13 @@
   noise 0.5; ``episodes``, ``steps`` and ``noise`` can be changed (smaller data for tests).
 - ``pointmaze-<maze>-distances``: the maze's exact step-distance table
   (`rlx.envs.maze_distance`), an ``.npz`` file.
-- ``squeeze-lift-l<N>-demos``: demonstrations of the scripted expert of ``squeeze_lift_l<N>``
-  with Gaussian action noise (failures mixed in), an ``.npz`` dataset (`rlx.datasets`);
-  ``episodes`` and ``noise`` can be changed.
-- ``squeeze-lift-l<N>-sft``: the supervised (behaviour-cloned) policy HABC fine-tunes: ``bc``
-  trained on those demonstrations, a policy artifact directory (`rlx.policy`); ``episodes``
-  and ``noise`` choose the demonstrations, ``steps`` the gradient steps.
+- ``squeeze-lift-l<N>-demos`` (``squeeze-lift-mjx-l<N>-demos`` on MJX): demonstrations of the
+  scripted expert of ``squeeze_lift_l<N>`` with Gaussian action noise (failures mixed in), an
+  ``.npz`` dataset (`rlx.datasets`); ``episodes`` and ``noise`` can be changed.
+- ``squeeze-lift-l<N>-sft`` (``squeeze-lift-mjx-l<N>-sft``): the supervised (behaviour-cloned)
+  policy HABC fine-tunes: ``bc`` trained on those demonstrations, a policy artifact directory
+  (`rlx.policy`); ``episodes`` and ``noise`` choose the demonstrations, ``steps`` the gradient
+  steps.
 """
 
 from __future__ import annotations
@@ -62,27 +63,33 @@ def _distances(maze: str):
 
 
 SQUEEZE_VERSION = 2
-# Per level: demonstration episodes, their action noise and bc's gradient steps, chosen so the
-# SFT policy's success lands in the range of HABC's SFT baselines (12-44%): 22%, 38% and 16%
-# over 1,024 evaluation episodes at seed 0. (At noise 0.3 only 3% of level 3's demonstrations
-# succeed and its SFT policy never does.)
-SQUEEZE_SFT = {1: (4, 0.3, 5_000), 2: (48, 0.1, 5_000), 3: (96, 0.1, 20_000)}
+# Per env: demonstration episodes, their action noise and bc's gradient steps, chosen so the
+# SFT policy's success lands in the range of HABC's SFT baselines (12-44%). Pure JAX: 22%, 38%
+# and 16% over 1,024 evaluation episodes at seed 0 (at noise 0.3 only 3% of level 3's
+# demonstrations succeed and its SFT policy never does). MJX: 20%, 35% and 14% over 256.
+SQUEEZE_SFT: dict[str, tuple[int, float, int]] = {
+    "squeeze_lift_l1": (4, 0.3, 5_000),
+    "squeeze_lift_l2": (48, 0.1, 5_000),
+    "squeeze_lift_l3": (96, 0.1, 20_000),
+    "squeeze_lift_mjx_l1": (8, 0.3, 5_000),
+    "squeeze_lift_mjx_l2": (16, 0.3, 5_000),
+    "squeeze_lift_mjx_l3": (16, 0.1, 5_000),
+}
 
 
-def _squeeze_demos(level: int):
+def _squeeze_demos(env: str):
     def build(out: Path, options: Options) -> None:
         from rlx.datasets import collect_baseline_dataset, save_npz
 
-        default_episodes, default_noise, _ = SQUEEZE_SFT[level]
+        default_episodes, default_noise, _ = SQUEEZE_SFT[env]
         episodes = options.episodes or default_episodes
         noise = default_noise if options.noise is None else options.noise
-        data = collect_baseline_dataset(f"squeeze_lift_l{level}", episodes, 0, noise, options.seed)
-        save_npz(out, data)
+        save_npz(out, collect_baseline_dataset(env, episodes, 0, noise, options.seed))
 
     return build
 
 
-def _squeeze_sft(level: int):
+def _squeeze_sft(env: str):
     def build(out: Path, options: Options) -> None:
         import tempfile
 
@@ -90,11 +97,11 @@ def _squeeze_sft(level: int):
 
         with tempfile.TemporaryDirectory() as tmp:
             demos = Path(tmp) / "demos.npz"
-            _squeeze_demos(level)(demos, Options(options.seed, options.episodes, 0, options.noise))
-            steps = options.steps or SQUEEZE_SFT[level][2]
+            _squeeze_demos(env)(demos, Options(options.seed, options.episodes, 0, options.noise))
+            steps = options.steps or SQUEEZE_SFT[env][2]
             result = api.train(
-                "bc", f"squeeze_lift_l{level}", seeds=[options.seed], num_evals=1,
-                overrides={"total_steps": steps}, assets={"dataset": demos}, progress=False,
+                "bc", env, seeds=[options.seed], num_evals=1, overrides={"total_steps": steps},
+                assets={"dataset": demos}, progress=False,
             )  # fmt: skip
             result.export_policy(out)
 
@@ -102,19 +109,20 @@ def _squeeze_sft(level: int):
 
 
 RECIPES: dict[str, Recipe] = {}
-for _level in (1, 2, 3):
-    RECIPES[f"squeeze-lift-l{_level}-demos"] = Recipe(
-        f"squeeze-lift-l{_level}-demos",
-        f"noisy scripted-expert demonstrations of squeeze_lift_l{_level} (.npz dataset)",
-        _squeeze_demos(_level),
+for _env in SQUEEZE_SFT:
+    _name = _env.replace("_", "-")
+    RECIPES[f"{_name}-demos"] = Recipe(
+        f"{_name}-demos",
+        f"noisy scripted-expert demonstrations of {_env} (.npz dataset)",
+        _squeeze_demos(_env),
         SQUEEZE_VERSION,
         takes=("episodes", "noise"),
         suffix=".npz",
     )
-    RECIPES[f"squeeze-lift-l{_level}-sft"] = Recipe(
-        f"squeeze-lift-l{_level}-sft",
-        f"bc policy of squeeze_lift_l{_level} demonstrations (policy artifact for habc)",
-        _squeeze_sft(_level),
+    RECIPES[f"{_name}-sft"] = Recipe(
+        f"{_name}-sft",
+        f"bc policy of {_env} demonstrations (policy artifact for habc)",
+        _squeeze_sft(_env),
         SQUEEZE_VERSION,
         takes=("episodes", "steps", "noise"),
     )
