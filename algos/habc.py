@@ -356,7 +356,6 @@ class Weights(NamedTuple):
 
     weight: jax.Array
     gate: jax.Array
-    advantage: jax.Array
 
 
 def step_weights(
@@ -381,7 +380,7 @@ def step_weights(
     else:
         weight = credit.bc_weights(credit.awr_weights(merged, config.beta, config.w_max),
                                    valid & ~c.own, valid, config.w_int)  # fmt: skip
-    return Weights(weight, gate, merged)
+    return Weights(weight, gate)
 
 
 # --- 3. and 5. gradient steps ----------------------------------------------------------------

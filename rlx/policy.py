@@ -382,7 +382,7 @@ def load_pretrained(directory: Path) -> dict[str, Any]:
 
     meta = read_meta(directory)
     config = meta.get("config", {})
-    if "policy" not in meta["params"] and not any(k.startswith("policy/") for k in meta["params"]):
+    if not any(k.startswith("policy/") for k in meta["params"]):
         raise RlxError(f"policy artifact {str(directory)!r} holds no 'policy' network params.")
     activation = config.get("activation")
     if activation not in ACTIVATIONS:
