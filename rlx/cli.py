@@ -624,6 +624,17 @@ def cmd_dataset(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_envs(args: argparse.Namespace, known: dict, what: str) -> list[str]:
+    """--envs (default: every env of the `what` bench); RlxError naming an unknown one."""
+    from rlx.errors import unknown
+
+    names = args.envs.split(",") if args.envs else list(known)
+    for name in names:
+        if name not in known:
+            raise unknown(f"{what} bench environment", name, known)
+    return names
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     """Runs the throughput benchmark and writes results/bench."""
     from rlx.bench import throughput
@@ -634,6 +645,25 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from rlx.bench import offline_gc
 
         print(offline_gc.main(Path(args.out)).read_text())
+        return 0
+    if args.matched:
+        from rlx.bench import matched
+
+        names = _bench_envs(args, matched.MATCHED, "matched")
+        seeds = [int(s) for s in (args.seeds or "1,8").split(",")]
+        path = matched.main(Path(args.out), names, seeds, args.reps, args.quick, not args.no_peer)
+        print(path.read_text())
+        return 0
+    if args.compile:
+        from rlx.bench import compile_time
+
+        print(compile_time.main(Path(args.out)).read_text())
+        return 0
+    if args.scaling:
+        from rlx.bench import scaling
+
+        names = _bench_envs(args, scaling.PPO_POINTS, "scaling")
+        print(scaling.main(Path(args.out), names, args.gpu_scale).read_text())
         return 0
     if args.assets:
         from rlx.bench import assets_memory
@@ -812,7 +842,34 @@ def _add_bench(sub) -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="small budgets (CPU smoke run)")
     bench.add_argument("--no-peer", action="store_true", help="skip the Brax PPO peer rows")
     bench.add_argument("--envs", default=None, help="comma-separated env names to benchmark")
-    bench.add_argument("--seeds", default="1,8,32", help="comma-separated seed counts")
+    bench.add_argument(
+        "--seeds",
+        default=None,
+        help="comma-separated seed counts (default 1,8,32; with --matched 1,8)",
+    )
+    bench.add_argument(
+        "--matched",
+        action="store_true",
+        help="rlx PPO vs Brax PPO with identical settings (results/bench/matched.md)",
+    )
+    bench.add_argument(
+        "--reps", type=_positive_int, default=3, help="repetitions per row of --matched (default 3)"
+    )
+    bench.add_argument(
+        "--compile",
+        action="store_true",
+        help="cold and warm compile seconds per algorithm (compile.md)",
+    )
+    bench.add_argument(
+        "--scaling",
+        action="store_true",
+        help="PPO cost vs seeds and envs, TD3/SAC gradient steps/s (scaling.md)",
+    )
+    bench.add_argument(
+        "--gpu-scale",
+        action="store_true",
+        help="with --scaling: accelerator-scale points (ant to 256 seeds)",
+    )
     bench.add_argument("--assets", action="store_true",
                        help="instead: memory of one dataset asset shared by 1 and 16 seeds")  # fmt: skip
     bench.add_argument("--offline", action="store_true",

@@ -14,6 +14,9 @@ stdin: one JSON object ``{"env": str, "backend": str | null, "settings": {...}}`
   level of the spec), which become
   ``network_factory=functools.partial(ppo_networks.make_ppo_networks, ...)``.
   ``environment``, ``progress_fn`` and ``network_factory`` may not be given.
+* ``network`` (optional): further ``make_ppo_networks`` options: ``activation`` (a name:
+  tanh, relu, silu/swish, elu), ``distribution_type``, ``noise_std_type``,
+  ``init_noise_std``.
 
 stdout: exactly one line, a JSON object (everything else the process writes to fd 1 while
 training is redirected to stderr):
@@ -99,6 +102,9 @@ from importlib import metadata
 _T_START = time.perf_counter()
 
 _NETWORK_KEYS = ("policy_hidden_layer_sizes", "value_hidden_layer_sizes")
+# Further `make_ppo_networks` options a spec may give under "network"; "activation" is a name
+# (tanh, relu, silu/swish, elu) turned into the flax function.
+_NETWORK_OPTIONS = ("activation", "distribution_type", "noise_std_type", "init_noise_std")
 _FORBIDDEN_KEYS = ("environment", "progress_fn", "network_factory")
 _DISTS = {
     "jax": "jax",
@@ -138,10 +144,21 @@ def _train_kwargs(spec: dict) -> dict:
         raise ValueError(f"settings may not contain {bad}")
     net = {k: spec[k] for k in _NETWORK_KEYS if spec.get(k) is not None}
     net.update({k: kwargs.pop(k) for k in _NETWORK_KEYS if k in kwargs})
+    net = {k: tuple(int(x) for x in v) for k, v in net.items()}
+    options = dict(spec.get("network") or {})
+    bad = sorted(set(options) - set(_NETWORK_OPTIONS))
+    if bad:
+        raise ValueError(f"network options {bad} unknown; allowed: {list(_NETWORK_OPTIONS)}")
+    if "activation" in options:
+        from flax import linen
+
+        acts = {"tanh": linen.tanh, "relu": linen.relu, "silu": linen.swish,
+                "swish": linen.swish, "elu": linen.elu}  # fmt: skip
+        options["activation"] = acts[options["activation"]]
+    net.update(options)
     if net:
         from brax.training.agents.ppo import networks as ppo_networks
 
-        net = {k: tuple(int(x) for x in v) for k, v in net.items()}
         kwargs["network_factory"] = functools.partial(ppo_networks.make_ppo_networks, **net)
     return kwargs
 

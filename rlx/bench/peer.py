@@ -221,6 +221,7 @@ def run_brax_ppo(
     timeout_s: float = 3600,
     venv_root: Path | None = None,
     echo_stderr: bool = False,
+    network: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train Brax's own PPO on ``env`` in the peer venv and return the worker's JSON result.
 
@@ -234,6 +235,8 @@ def run_brax_ppo(
         ``"generalized"``, ``"positional"``); None takes the env's default.
       timeout_s: wall-clock limit for the worker; it is killed past it.
       venv_root: where the peer venv lives (see :func:`peer_venv`).
+      network: further ``make_ppo_networks`` options (activation name, distribution_type,
+        noise_std_type, init_noise_std; see :mod:`rlx.bench.brax_ppo_worker`).
       echo_stderr: also copy the worker's stderr (progress lines, logs) to ours as it runs.
 
     Returns:
@@ -244,7 +247,9 @@ def run_brax_ppo(
         tail of its stderr.
     """
     python = peer_venv(venv_root)
-    spec = json.dumps({"env": env, "backend": backend, "settings": dict(settings)})
+    spec = json.dumps(
+        {"env": env, "backend": backend, "settings": dict(settings), "network": network or {}}
+    )
     proc = subprocess.Popen(
         [str(python), str(WORKER)],
         stdin=subprocess.PIPE,

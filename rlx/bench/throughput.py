@@ -204,7 +204,7 @@ def table(report: dict) -> str:
     prov = report["provenance"]
     v = prov["versions"]
     lines = [
-        "# Throughput: rlx PPO vs the raw environment vs Brax PPO",
+        "# Throughput: rlx PPO vs the raw environment vs Brax PPO, each at its defaults",
         "",
         f"- hardware: {describe_hardware(prov['hardware'])}",
         f"- rlx: python {v['python']}, jax {v['jax']}, flax {v['flax']}, brax {v['brax']}, "
@@ -214,8 +214,12 @@ def table(report: dict) -> str:
         "(a) raw env: training-wrapped env under random actions, num_envs x seeds envs in one "
         "`lax.scan`. (b) rlx PPO: all seeds in one vmapped program, env steps/s over training "
         "chunks (compile and evaluation excluded). Peer: Brax's own PPO "
-        "(`brax.training.agents.ppo.train`) with the same settings, one seed per process, "
-        "steady-state epochs only. Final return: deterministic policy, mean ± std over seeds.",
+        "(`brax.training.agents.ppo.train`) with the same batch shape, epochs, minibatches and "
+        "coefficients but each side's defaults elsewhere (Brax: swish, tanh-normal, time-outs "
+        "masked; rlx: tanh, clipped Gaussian, annealed learning rate, time-outs bootstrapped), "
+        "one seed per process, steady-state epochs only; identical settings: `matched.md`. "
+        "Compile: rlx's init + chunk + evaluation programs; Brax's training compile only. "
+        "Final return: deterministic policy, mean ± std over seeds.",
         "",
         "| env | runs | env steps / run | (a) raw env steps/s | (b) train env steps/s | b/a "
         "| b / Brax PPO | compile s | final return | untrained return |",
@@ -259,7 +263,7 @@ def main(args: argparse.Namespace) -> None:
             from rlx.errors import unknown
 
             raise unknown("bench environment", name, CASES)
-    seed_counts = [int(s) for s in args.seeds.split(",")]
+    seed_counts = [int(s) for s in (args.seeds or "1,8,32").split(",")]
     out = Path(args.out)
     report: dict[str, Any] = {
         "command": "rlx bench " + ("--quick" if args.quick else ""),

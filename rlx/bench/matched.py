@@ -1,0 +1,386 @@
+"""`rlx bench --matched`: rlx PPO and Brax's own PPO with identical settings, side by side.
+
+One settings dict per case (`MATCHED`) produces both rlx's PPO overrides (`rlx_overrides`) and
+Brax's ``ppo.train`` keyword arguments and network options (`brax_kwargs`), so the two cannot
+drift apart: same hidden widths and activation, a state-independent-std Gaussian on both sides
+(Brax ``distribution_type="normal"``, ``noise_std_type="log"``, initial std 1), same batch shape
+(Brax's ``batch_size * num_minibatches`` = ``num_envs``, so one Brax training step is one rlx
+update), epochs, minibatches, constant learning rate and observation normalisation. What still differs is stated in `DIFFERENCES`.
+
+Rows, for each seed count N: rlx with N seeds in one program; Brax with one seed per process
+(N sequential runs take N times as long, so their rate is this row's); Brax with N times the
+envs in one process (the same env steps per update as the N-seed program, but one learner).
+Each row runs `reps` times; rates are mean ± std over the repetitions. Compile seconds are
+measured the same way on both sides: the union of jax's trace, lower and XLA-compile time spans
+(``jax.monitoring``) during the run. A fresh persistent compilation cache is shared by both, so
+the first repetition of a row compiles cold and the later ones load from the cache (warm).
+
+`breakdown` measures where one 1-seed rlx update's time goes at the matched shape: the raw
+environment, the policy rollout, and the learner's optimisation steps, each compiled alone.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, ClassVar
+
+import jax
+import numpy as np
+
+from rlx import runner
+
+COMPILE_EVENTS = (
+    "/jax/core/compile/jaxpr_trace_duration",
+    "/jax/core/compile/jaxpr_to_mlir_module_duration",
+    "/jax/core/compile/backend_compile_duration",
+)
+
+# The shape of issue 12: ant on MJX, 128 envs x 5 steps, 32 minibatches x 4 epochs, 256-256
+# tanh networks, constant learning rate. Pendulum: rlx's PPO defaults with a constant rate.
+MATCHED: dict[str, dict[str, Any]] = {
+    "brax:ant": {
+        "backend": "mjx",
+        "total_steps": 327_680,
+        "quick_steps": 25_600,
+        "eval_episodes": 4,
+        "settings": dict(
+            num_envs=128, unroll_length=5, num_minibatches=32, num_epochs=4,
+            hidden=(256, 256), activation="tanh", learning_rate=3e-4, gamma=0.97,
+            gae_lambda=0.95, clip_eps=0.3, entropy_coef=1e-2, reward_scaling=10.0,
+            max_grad_norm=1.0, episode_length=1000,
+        ),
+    },
+    "pendulum_swingup": {
+        "backend": None,
+        "total_steps": 300_000,
+        "quick_steps": 300_000,
+        "eval_episodes": 16,
+        "settings": dict(
+            num_envs=100, unroll_length=30, num_minibatches=5, num_epochs=10,
+            hidden=(64, 64), activation="tanh", learning_rate=1e-3, gamma=0.99,
+            gae_lambda=0.95, clip_eps=0.2, entropy_coef=0.0, reward_scaling=0.1,
+            max_grad_norm=0.5, episode_length=200,
+        ),
+    },
+}  # fmt: skip
+
+DIFFERENCES = (
+    "Time-outs: rlx bootstraps from the final observation; Brax 0.14.2 masks the TD error "
+    "of truncated steps (its bootstrap_on_timeout needs a time_out field its own env "
+    "wrappers do not set). Brax computes GAE inside each minibatch's loss with the current value parameters and "
+    "shuffles whole env trajectories into minibatches; rlx computes GAE once per update and "
+    "shuffles single steps. Brax sends the unclipped Gaussian sample to the env (which clips "
+    "to its control range); rlx clips to [-1, 1]. Initialisers differ (Brax lecun-uniform, "
+    "rlx flax's lecun-normal with a scaled output layer)."
+)
+
+
+def rlx_overrides(settings: dict[str, Any], total_steps: int) -> dict[str, Any]:
+    """rlx PPO's config overrides for a matched settings dict."""
+    s = dict(settings)
+    hidden = tuple(s.pop("hidden"))
+    return {
+        **s, "total_steps": total_steps, "policy_hidden": hidden, "value_hidden": hidden,
+        "anneal_lr": False, "normalize_observations": True, "clip_value": False,
+        "value_coef": 0.5,
+    }  # fmt: skip
+
+
+def brax_kwargs(
+    settings: dict[str, Any], total_steps: int, seed: int, eval_episodes: int, env_factor: int = 1
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(``ppo.train`` keyword arguments, ``make_ppo_networks`` options) for a matched settings
+    dict, with `env_factor` times the envs (and minibatch size) at the same env steps per env."""
+    s = settings
+    num_envs = s["num_envs"] * env_factor
+    per_update = num_envs * s["unroll_length"]
+    updates = total_steps * env_factor // per_update
+    # Brax needs >= 3 training epochs for a steady-state rate: the fewest >= 5 dividing the
+    # updates, so both learners get exactly the same budget.
+    epochs = next((e for e in range(5, updates + 1) if updates % e == 0), updates)
+    kwargs = dict(
+        num_timesteps=updates * per_update, num_envs=num_envs,
+        episode_length=s["episode_length"], unroll_length=s["unroll_length"],
+        batch_size=num_envs // s["num_minibatches"], num_minibatches=s["num_minibatches"],
+        num_updates_per_batch=s["num_epochs"], learning_rate=s["learning_rate"],
+        entropy_cost=s["entropy_coef"], discounting=s["gamma"], gae_lambda=s["gae_lambda"],
+        clipping_epsilon=s["clip_eps"], reward_scaling=s["reward_scaling"],
+        max_grad_norm=s["max_grad_norm"], normalize_observations=True,
+        normalize_advantage=True, vf_loss_coefficient=0.5,
+        learning_rate_schedule=None, num_evals=epochs + 1, num_eval_envs=eval_episodes,
+        deterministic_eval=True, seed=seed,
+        policy_hidden_layer_sizes=list(s["hidden"]), value_hidden_layer_sizes=list(s["hidden"]),
+    )  # fmt: skip
+    network = dict(
+        activation=s["activation"], distribution_type="normal", noise_std_type="log",
+        init_noise_std=1.0,
+    )  # fmt: skip
+    return kwargs, network
+
+
+class Spans:
+    """Records jax's trace/lower/compile time spans (``jax.monitoring``); registered once."""
+
+    spans: ClassVar[list[tuple[float, float]]] = []
+    _registered: ClassVar[bool] = False
+
+    @classmethod
+    def register(cls) -> None:
+        if not cls._registered:
+            jax.monitoring.register_event_time_span_listener(cls._on_span)
+            cls._registered = True
+
+    @classmethod
+    def _on_span(cls, event: str, start: float, end: float, **_) -> None:
+        if event in COMPILE_EVENTS:
+            cls.spans.append((start, end))
+
+    @classmethod
+    def seconds_since(cls, t0: float) -> float:
+        """Seconds covered by the union of the spans that started after `t0`."""
+        total, last = 0.0, -math.inf
+        for a, b in sorted(s for s in cls.spans if s[0] >= t0):
+            a = max(a, last)
+            total += max(0.0, b - a)
+            last = max(last, b)
+        return total
+
+
+def rlx_row(name: str, case: dict, seeds: list[int], total_steps: int) -> dict[str, Any]:
+    """One rlx run of `seeds` in one program: rate, compile seconds, final returns."""
+    Spans.register()
+    rp = runner.plan(
+        "ppo", name, seeds=seeds, overrides=rlx_overrides(case["settings"], total_steps),
+        num_evals=1, eval_episodes=case["eval_episodes"],
+        env_kwargs={"backend": case["backend"]} if case["backend"] else {},
+    )  # fmt: skip
+    t0 = time.time()
+    rec = runner.run(rp, progress=False)
+    finals = [r["final"]["eval/return"] for r in rec["runs"]]
+    return {
+        "env_steps_per_s": rec["timing"]["env_steps_per_s"],
+        "compile_s": Spans.seconds_since(t0),
+        "returns": finals,
+    }
+
+
+def brax_row(name: str, case: dict, seed: int, total_steps: int, env_factor: int) -> dict:
+    """One Brax PPO run (its own process) with the matched settings."""
+    from rlx.bench.peer import run_brax_ppo
+
+    kwargs, network = brax_kwargs(
+        case["settings"], total_steps, seed, case["eval_episodes"], env_factor
+    )
+    out = run_brax_ppo(name, kwargs, backend=case["backend"], network=network)
+    return {
+        "env_steps_per_s": out["train_env_steps_per_s"] or math.nan,
+        "compile_s": out["measured_compile_s"],
+        "returns": [out["final_eval_return"]],
+        "versions": out.get("versions"),
+    }
+
+
+def summarise(label: str, seeds: int, reps: list[dict]) -> dict[str, Any]:
+    """Mean ± std of the rate over repetitions, cold (first) and warm (later) compile seconds,
+    and the final returns (of the first repetition's seeds, or one per repetition for 1-seed
+    rows run with different seeds)."""
+    rates = [r["env_steps_per_s"] for r in reps]
+    returns = [x for r in reps for x in r["returns"]] if seeds == 1 else reps[0]["returns"]
+    return {
+        "row": label, "seeds": seeds, "reps": len(reps),
+        "rate_mean": float(np.mean(rates)), "rate_std": float(np.std(rates)),
+        "compile_cold_s": reps[0]["compile_s"],
+        "compile_warm_s": float(np.mean([r["compile_s"] for r in reps[1:]])) if len(reps) > 1
+        else math.nan,
+        "return_mean": float(np.mean(returns)), "return_std": float(np.std(returns)),
+        "returns": [float(x) for x in returns], "raw": reps,
+    }  # fmt: skip
+
+
+def run_case(
+    name: str, seed_counts: list[int], reps: int, total_steps: int, peer: bool
+) -> list[dict]:
+    """Every row of one case (see the module docstring)."""
+    case = MATCHED[name]
+    rows = []
+    for n in seed_counts:
+        print(f"[bench matched] {name}: rlx, {n} seed(s) in one program x {reps}", flush=True)
+        seeds = [[r] if n == 1 else list(range(n)) for r in range(reps)]
+        rows.append(summarise(f"rlx PPO, {n} seed(s), one program", n,
+                              [rlx_row(name, case, s, total_steps) for s in seeds]))  # fmt: skip
+        if not peer:
+            continue
+        if n == 1:
+            print(f"[bench matched] {name}: Brax, 1 seed per process x {reps}", flush=True)
+            rows.append(
+                summarise(
+                    "Brax PPO, 1 seed per process (N sequential runs)",
+                    1,
+                    [brax_row(name, case, s, total_steps, 1) for s in range(reps)],
+                )
+            )
+        else:
+            print(f"[bench matched] {name}: Brax, {n}x envs x {reps}", flush=True)
+            rows.append(
+                summarise(
+                    f"Brax PPO, 1 seed, {n}x envs",
+                    n,
+                    [brax_row(name, case, 0, total_steps, n) for _ in range(reps)],
+                )
+            )
+    return rows  # fmt: skip
+
+
+@contextmanager
+def fresh_compilation_cache(path: str) -> Iterator[None]:
+    """A fresh persistent compilation cache at `path` for this process and the peer workers."""
+    jax.config.update("jax_compilation_cache_dir", path)
+    old = os.environ.get("JAX_COMPILATION_CACHE_DIR")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = path
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("JAX_COMPILATION_CACHE_DIR", None)
+        else:
+            os.environ["JAX_COMPILATION_CACHE_DIR"] = old
+
+
+def _timed(fn: Callable, *args, reps: int = 10) -> float:
+    """Median seconds of `fn(*args)` over `reps` calls after a warm-up call."""
+    jax.block_until_ready(fn(*args))
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def breakdown(name: str) -> dict[str, float]:
+    """Milliseconds per update of one 1-seed rlx PPO update at the matched shape, and of its
+    parts compiled alone: the raw env for the update's env steps (random actions), the policy
+    rollout, and the learner's num_epochs x num_minibatches optimisation steps."""
+    from rlx.algos import ppo
+    from rlx.bench.throughput import raw_env_rate
+    from rlx.runner.execute import Batch
+
+    case = MATCHED[name]
+    s = case["settings"]
+    per_update = s["num_envs"] * s["unroll_length"]
+    rp = runner.plan(
+        "ppo", name, seeds=1, overrides=rlx_overrides(s, per_update * 40), num_evals=2,
+        eval_episodes=case["eval_episodes"],
+        env_kwargs={"backend": case["backend"]} if case["backend"] else {},
+    )  # fmt: skip
+    batch = Batch.make(rp, jax.devices(), None)
+    keys, configs = batch.inputs([0])
+    built = batch.programs_for([0])
+    state = jax.tree.map(lambda x: x[0], built.init(keys, configs, batch.assets))
+    env, config = batch.env, state.config
+
+    def rollout(st):
+        return ppo._rollout(env, st, st.key)
+
+    def learner(st, flat):
+        return ppo.optimise(st, flat, lambda p, mb: ppo._loss(p, env, config, mb), st.key)
+
+    _, traj = jax.jit(rollout)(state)
+    obs, values, adv, targets = jax.jit(lambda st, t: ppo.advantages(env, st, t))(state, traj)
+    flat = jax.tree.map(lambda x: x.reshape((-1, *x.shape[2:])),
+                        ppo.Batch(obs, traj.action, traj.log_prob, values, adv, targets))  # fmt: skip
+    raw = raw_env_rate(name, case["backend"], s["num_envs"], s["episode_length"], 100)
+    state0 = built.init(keys, configs, batch.assets)
+    full = _timed(built.chunk, state0, batch.assets, reps=3)
+    return {
+        "raw_env_ms": 1e3 * per_update / raw["env_steps_per_s"],
+        "rollout_ms": 1e3 * _timed(jax.jit(rollout), state),
+        "learner_ms": 1e3 * _timed(jax.jit(learner), state, flat),
+        "update_ms": 1e3 * full / rp.updates_per_chunk,
+        "grad_steps_per_update": s["num_epochs"] * s["num_minibatches"],
+    }
+
+
+def table(report: dict) -> str:
+    """The Markdown tables of a matched report: rows per case, then the update breakdown."""
+    from rlx.bench.throughput import _fmt
+    from rlx.provenance import describe_hardware
+
+    prov = report["provenance"]
+    v = prov["versions"]
+    lines = [
+        "# Like-for-like: rlx PPO vs Brax PPO with identical settings",
+        "",
+        f"- hardware: {describe_hardware(prov['hardware'])}",
+        f"- rlx: python {v['python']}, jax {v['jax']}, brax {v['brax']}, mujoco-mjx "
+        f"{v['mujoco-mjx']}; git {prov['git']}; {prov['date']}",
+        f"- command: `{report['command']}`; {report['reps']} repetitions per row",
+        "",
+        "Rates: env steps/s of training (compile and evaluation excluded), mean ± std over the "
+        "repetitions. Compile: seconds of jax trace + lower + XLA compile during the run "
+        "(`jax.monitoring` spans, both sides alike), cold = first repetition with an empty "
+        "persistent cache, warm = later ones. Final return: deterministic policy; 1-seed rows: "
+        "one seed per repetition.",
+        "",
+        f"Still different: {DIFFERENCES}",
+    ]
+    for name, res in report["cases"].items():
+        lines += ["", f"## {name} ({res['total_steps']:,} env steps per seed)", "",
+                  "Settings: " + ", ".join(f"{k}={v}" for k, v in res["settings"].items()), "",
+                  "| row | env steps/s | vs Brax 1 seed/process | compile cold s | compile warm s "
+                  "| final return |", "|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+        peer = next((r for r in res["rows"] if r["row"].startswith("Brax PPO, 1 seed per")), None)
+        for r in res["rows"]:
+            vs = r["rate_mean"] / peer["rate_mean"] if peer else math.nan
+            lines.append(
+                f"| {r['row']} | {_fmt(r['rate_mean'])} ± {_fmt(r['rate_std'])} | {_fmt(vs, 2)}x "
+                f"| {_fmt(r['compile_cold_s'], 1)} | {_fmt(r['compile_warm_s'], 1)} "
+                f"| {_fmt(r['return_mean'], 1)} ± {_fmt(r['return_std'], 1)} |"
+            )
+        if "breakdown" in res:
+            b = res["breakdown"]
+            bound = b["raw_env_ms"] / (b["raw_env_ms"] + b["learner_ms"])
+            lines += [
+                "", "Where one 1-seed rlx update goes (ms, median; each part compiled alone):", "",
+                "| raw env | policy rollout | learner (grad steps) | whole update | update / raw "
+                "| bound: raw / (raw + learner) |", "|---:|---:|---:|---:|---:|---:|",
+                f"| {b['raw_env_ms']:.1f} | {b['rollout_ms']:.1f} | {b['learner_ms']:.1f} "
+                f"({b['grad_steps_per_update']}) | {b['update_ms']:.1f} "
+                f"| {b['raw_env_ms'] / b['update_ms']:.2f} | {bound:.2f} |",
+            ]  # fmt: skip
+    lines.append("")
+    return "\n".join(lines)
+
+
+def main(out, names: list[str], seed_counts: list[int], reps: int, quick: bool,
+         peer: bool) -> Any:  # fmt: skip
+    """Runs the matched cases with a fresh compilation cache; writes matched.json/.md."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    from rlx.provenance import provenance
+
+    report: dict[str, Any] = {
+        "command": "rlx bench --matched" + (" --quick" if quick else ""), "reps": reps,
+        "cases": {},
+    }  # fmt: skip
+    with tempfile.TemporaryDirectory() as cache, fresh_compilation_cache(cache):
+        for name in names:
+            case = MATCHED[name]
+            total = case["quick_steps"] if quick else case["total_steps"]
+            res: dict[str, Any] = {"total_steps": total, "settings": case["settings"]}
+            res["rows"] = run_case(name, seed_counts, reps, total, peer)
+            print(f"[bench matched] {name}: update breakdown", flush=True)
+            res["breakdown"] = breakdown(name)
+            report["cases"][name] = res
+    report["provenance"] = provenance()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "matched.json").write_text(json.dumps(report, indent=1, default=float))
+    (out / "matched.md").write_text(table(report))
+    return out / "matched.md"

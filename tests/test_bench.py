@@ -1,0 +1,94 @@
+"""The benchmark's plumbing (no timings asserted): the 1-run program path, the matched settings
+mapping to both learners, the peer worker's network options, and the compile-span arithmetic."""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from rlx.bench import brax_ppo_worker, compile_time, matched
+from rlx.runner import programs
+
+
+def _net(x, w):
+    return jnp.tanh(x @ w["a"]) @ w["b"], {"sum": (x * x).sum(-1)}
+
+
+def test_over_runs_single_run_equals_vmap_and_keeps_the_run_axis():
+    k = jax.random.split(jax.random.PRNGKey(0), 3)
+    x = jax.random.normal(k[0], (1, 5, 4))
+    w = {"a": jax.random.normal(k[1], (4, 8)), "b": jax.random.normal(k[2], (8, 2))}
+    single = jax.jit(programs.over_runs(_net, (0, None), 1))(x, w)
+    batched = jax.jit(jax.vmap(_net, in_axes=(0, None)))(x, w)
+    assert jax.tree.map(jnp.shape, single) == jax.tree.map(jnp.shape, batched)
+    for a, b in zip(jax.tree.leaves(single), jax.tree.leaves(batched), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    many = programs.over_runs(_net, (0, None), 3)
+    assert jax.eval_shape(many, jnp.zeros((3, 5, 4)), w)[0].shape == (3, 5, 2)
+
+
+@pytest.mark.parametrize("name", list(matched.MATCHED))
+def test_matched_settings_give_both_learners_the_same_update(name):
+    case = matched.MATCHED[name]
+    s = case["settings"]
+    total = case["quick_steps"]
+    ours = matched.rlx_overrides(s, total)
+    brax, network = matched.brax_kwargs(s, total, seed=0, eval_episodes=4)
+    # one Brax training step (batch_size x num_minibatches envs x unroll) is one rlx update
+    assert brax["batch_size"] * brax["num_minibatches"] == ours["num_envs"] == brax["num_envs"]
+    assert brax["unroll_length"] == ours["unroll_length"]
+    assert brax["num_updates_per_batch"] == ours["num_epochs"]
+    assert brax["num_timesteps"] == total and (brax["num_evals"] - 1) >= 3
+    assert (brax["num_timesteps"] // (ours["num_envs"] * ours["unroll_length"])) % (
+        brax["num_evals"] - 1
+    ) == 0
+    pairs = [("learning_rate", "learning_rate"), ("entropy_coef", "entropy_cost"),
+             ("gamma", "discounting"), ("gae_lambda", "gae_lambda"),
+             ("clip_eps", "clipping_epsilon"), ("reward_scaling", "reward_scaling"),
+             ("max_grad_norm", "max_grad_norm"), ("episode_length", "episode_length")]  # fmt: skip
+    for a, b in pairs:
+        assert ours[a] == brax[b], (a, b)
+    assert tuple(brax["policy_hidden_layer_sizes"]) == ours["policy_hidden"] == s["hidden"]
+    assert tuple(brax["value_hidden_layer_sizes"]) == ours["value_hidden"]
+    assert ours["anneal_lr"] is False and brax["learning_rate_schedule"] is None
+    assert network["activation"] == ours["activation"]
+    assert network["distribution_type"] == "normal" and network["noise_std_type"] == "log"
+    wider, _ = matched.brax_kwargs(s, total, seed=0, eval_episodes=4, env_factor=8)
+    assert wider["num_envs"] == 8 * s["num_envs"] and wider["num_timesteps"] == 8 * total
+    assert wider["batch_size"] * wider["num_minibatches"] == wider["num_envs"]
+
+
+def test_worker_turns_network_options_into_the_brax_network_factory():
+    from flax import linen
+
+    spec = {"settings": {"policy_hidden_layer_sizes": [256, 256], "num_envs": 4},
+            "network": {"activation": "tanh", "distribution_type": "normal"}}  # fmt: skip
+    kwargs = brax_ppo_worker._train_kwargs(spec)
+    factory = kwargs.pop("network_factory")
+    assert isinstance(factory, functools.partial) and kwargs == {"num_envs": 4}
+    assert factory.keywords == {"policy_hidden_layer_sizes": (256, 256),
+                                "activation": linen.tanh, "distribution_type": "normal"}  # fmt: skip
+    with pytest.raises(ValueError, match="unknown"):
+        brax_ppo_worker._train_kwargs({"network": {"dropout": 0.1}})
+
+
+def test_compile_seconds_are_the_union_of_overlapping_spans(monkeypatch):
+    monkeypatch.setattr(matched.Spans, "spans", [(0.0, 2.0), (1.0, 3.0), (5.0, 6.0), (-2.0, 9.0)])
+    assert matched.Spans.seconds_since(0.0) == pytest.approx(4.0)  # [0, 3] and [5, 6]
+    assert matched.Spans.seconds_since(4.0) == pytest.approx(1.0)
+
+
+def test_compile_split_counts_each_kind_inside_the_window():
+    rec = compile_time._Recorder.__new__(compile_time._Recorder)
+    rec.spans = [
+        (compile_time.EVENTS["trace"], 1.0, 1.5),
+        (compile_time.EVENTS["lower"], 1.5, 2.0),
+        (compile_time.EVENTS["xla"], 2.0, 4.0),
+        (compile_time.EVENTS["xla"], 9.0, 10.0),  # another program's
+        ("/jax/other", 1.0, 2.0),
+    ]
+    assert rec.split(1.0, 5.0) == {"trace": 0.5, "lower": 0.5, "xla": 2.0}
