@@ -41,7 +41,7 @@ CASES: list[tuple[str, str, str, str | None, dict[str, Any]]] = [
     ("sac, pendulum", "sac", "pendulum_swingup", None, {"total_steps": 10_240}),
     ("agency_td3, pendulum", "agency_td3", "pendulum_swingup", None,
      {"total_steps": 10_240}),
-    ("factorized_pg, pendulum", "factorized_pg", "pendulum_swingup", None,
+    ("factorized_pg, target_matching_m6", "factorized_pg", "target_matching_m6", None,
      {"total_steps": 30_000}),
     ("ppo, ant (mjx), matched shape", "ppo", "brax:ant", "mjx",
      rlx_overrides(MATCHED["brax:ant"]["settings"], 6_400)),

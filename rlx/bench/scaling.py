@@ -38,7 +38,7 @@ PPO_POINTS: dict[str, dict[str, Any]] = {
     "pendulum_swingup": dict(backend=None, overrides=rlx_overrides(_PENDULUM, 1), updates=2,
                              seeds=(1, 8, 32, 128), envs=(100, 400, 1600)),
     "brax:ant": dict(backend="mjx", overrides=rlx_overrides(_ANT, 1), updates=2,
-                     seeds=(1, 8, 32, 128), envs=(128, 512)),
+                     seeds=(1, 8, 32), envs=(128, 512)),
 }  # fmt: skip
 GPU_POINTS = {"brax:ant": dict(seeds=(1, 8, 32, 128, 256), envs=(128, 2048, 8192))}
 
