@@ -15,8 +15,12 @@ $(STAMP): requirements.lock pyproject.toml
 quickstart: $(STAMP)
 	$(VENV)/bin/rlx sweep sweeps/quickstart.toml --out runs/quickstart
 
+# One pytest worker per core (pytest-xdist); a test module stays on one worker, so its
+# module-scoped fixtures (trained runs shared by several tests) are built once.
+TEST_WORKERS ?= auto
+
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q -n $(TEST_WORKERS) --dist loadscope
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from rlx.envs.brax_tasks import InvertedPendulumBaseline, ReacherBaseline
+from smoke import smoke_jit
 
 from rlx import envs
 from rlx.errors import RlxError
@@ -123,7 +124,7 @@ def test_wrapper_keeps_obs_and_reward(name):
 
         return run(env), run(raw)
 
-    (obs0_w, (obs_w, rew_w, done_w)), (obs0_r, (obs_r, rew_r, done_r)) = jax.jit(roll)(
+    (obs0_w, (obs_w, rew_w, done_w)), (obs0_r, (obs_r, rew_r, done_r)) = smoke_jit(roll)(
         jax.random.PRNGKey(2)
     )
     np.testing.assert_array_equal(obs0_w, obs0_r)

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from rlx.envs import playground
+from smoke import smoke_jit
 
 from rlx import envs
 from rlx.errors import RlxError
@@ -66,8 +67,8 @@ def test_time_out_is_truncation_not_termination():
 
         return jax.lax.scan(body, state, None, length=6)
 
-    first_obs = jax.jit(tenv.reset)(jax.random.split(jax.random.PRNGKey(0), 2)).obs
-    done, trunc, obs, final_obs = map(np.asarray, jax.jit(roll)(jax.random.PRNGKey(0))[1])
+    first_obs = smoke_jit(tenv.reset)(jax.random.split(jax.random.PRNGKey(0), 2)).obs
+    done, trunc, obs, final_obs = map(np.asarray, smoke_jit(roll)(jax.random.PRNGKey(0))[1])
     assert obs.shape == (6, 2, 5) and np.isfinite(obs).all()
     np.testing.assert_array_equal(done[:, 0], [0, 0, 0, 1, 0, 0])
     np.testing.assert_array_equal(trunc, done)  # every end is a time-out here

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import jax
 import pytest
+from smoke import smoke_jit
 
 from rlx import algorithm, envs
 from rlx import config as cfg
@@ -117,10 +118,10 @@ def test_update_keeps_the_state_signature_and_traces_once(name):
     config = cfg.as_leaves(config)  # hyperparameters as float32 arrays, as the runner passes them
     assets = _assets(algo)
 
-    state0 = jax.jit(lambda key: algo.init(key, env, config, assets))(jax.random.PRNGKey(0))
+    state0 = smoke_jit(lambda key: algo.init(key, env, config, assets))(jax.random.PRNGKey(0))
     traces = []
 
-    @jax.jit
+    @smoke_jit
     def two_updates(state):
         traces.append(1)
 
