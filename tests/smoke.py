@@ -16,6 +16,6 @@ import jax
 SMOKE_OPTIONS = {"xla_backend_optimization_level": 0}
 
 
-def smoke_jit(fn: Callable, **kwargs) -> Callable:
-    """``jax.jit(fn, **kwargs)`` compiled with `SMOKE_OPTIONS`."""
-    return jax.jit(fn, compiler_options=SMOKE_OPTIONS, **kwargs)
+def smoke_jit(fn: Callable) -> Callable:
+    """``jax.jit(fn)`` compiled with `SMOKE_OPTIONS`."""
+    return jax.jit(fn, compiler_options=SMOKE_OPTIONS)
