@@ -82,6 +82,26 @@ def test_compile_seconds_are_the_union_of_overlapping_spans(monkeypatch):
     assert matched.Spans.seconds_since(4.0) == pytest.approx(1.0)
 
 
+HW = {"backend": "cpu", "cpu": "test CPU", "cpu_cores": 2, "device_count": 1}
+
+
+def test_matched_rows_pool_untrained_and_final_returns_per_seed_count():
+    def rep(final, initial, rate=10.0):
+        return {"env_steps_per_s": rate, "compile_s": 1.0, "returns": final,
+                "initial_returns": initial}  # fmt: skip
+
+    one = matched.summarise("one", 1, [rep([3.0], [-1.0]), rep([5.0], [-3.0], rate=20.0)])
+    assert (one["return_mean"], one["initial_mean"], one["initial_std"]) == (4.0, -2.0, 1.0)
+    assert (one["rate_mean"], one["rate_std"]) == (15.0, 5.0)
+    # N-seed rows report the first repetition's seeds (later repetitions repeat them).
+    many = matched.summarise("many", 2, [rep([1.0, 3.0], [0.0, -4.0]), rep([9.0, 9.0], [9.0, 9.0])])
+    assert (many["return_mean"], many["initial_mean"]) == (2.0, -2.0)
+    report = {"provenance": {"hardware": HW, "versions": {"python": "3", "jax": "j", "brax": "b",
+              "mujoco-mjx": "m"}, "git": "g", "date": "d"}, "command": "c", "reps": 2,
+              "cases": {"env": {"total_steps": 8, "settings": {}, "rows": [one]}}}  # fmt: skip
+    assert "| -2.0 ± 1.0 | 4.0 ± 1.0 |" in matched.table(report)
+
+
 def test_compile_split_counts_each_kind_inside_the_window():
     rec = compile_time._Recorder.__new__(compile_time._Recorder)
     rec.spans = [

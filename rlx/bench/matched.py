@@ -160,11 +160,11 @@ def rlx_row(name: str, case: dict, seeds: list[int], total_steps: int) -> dict[s
     )  # fmt: skip
     t0 = time.time()
     rec = runner.run(rp, progress=False)
-    finals = [r["final"]["eval/return"] for r in rec["runs"]]
     return {
         "env_steps_per_s": rec["timing"]["env_steps_per_s"],
         "compile_s": Spans.seconds_since(t0),
-        "returns": finals,
+        "returns": [r["final"]["eval/return"] for r in rec["runs"]],
+        "initial_returns": [r["curve"]["eval/return"][0] for r in rec["runs"]],
     }
 
 
@@ -180,16 +180,21 @@ def brax_row(name: str, case: dict, seed: int, total_steps: int, env_factor: int
         "env_steps_per_s": out["train_env_steps_per_s"] or math.nan,
         "compile_s": out["measured_compile_s"],
         "returns": [out["final_eval_return"]],
+        "initial_returns": [out["eval_curve"][0][1] if out["eval_curve"] else math.nan],
         "versions": out.get("versions"),
     }
 
 
 def summarise(label: str, seeds: int, reps: list[dict]) -> dict[str, Any]:
     """Mean ± std of the rate over repetitions, cold (first) and warm (later) compile seconds,
-    and the final returns (of the first repetition's seeds, or one per repetition for 1-seed
-    rows run with different seeds)."""
+    and the untrained policy's and the final returns (of the first repetition's seeds, or one
+    per repetition for 1-seed rows run with different seeds)."""
     rates = [r["env_steps_per_s"] for r in reps]
-    returns = [x for r in reps for x in r["returns"]] if seeds == 1 else reps[0]["returns"]
+
+    def pooled(key: str) -> list[float]:
+        return [x for r in reps for x in r[key]] if seeds == 1 else reps[0][key]
+
+    returns, initial = pooled("returns"), pooled("initial_returns")
     return {
         "row": label, "seeds": seeds, "reps": len(reps),
         "rate_mean": float(np.mean(rates)), "rate_std": float(np.std(rates)),
@@ -197,7 +202,9 @@ def summarise(label: str, seeds: int, reps: list[dict]) -> dict[str, Any]:
         "compile_warm_s": float(np.mean([r["compile_s"] for r in reps[1:]])) if len(reps) > 1
         else math.nan,
         "return_mean": float(np.mean(returns)), "return_std": float(np.std(returns)),
-        "returns": [float(x) for x in returns], "raw": reps,
+        "returns": [float(x) for x in returns],
+        "initial_mean": float(np.mean(initial)), "initial_std": float(np.std(initial)),
+        "raw": reps,
     }  # fmt: skip
 
 
@@ -306,6 +313,15 @@ def breakdown(name: str) -> dict[str, float]:
     }
 
 
+def _initial(row: dict) -> str:
+    """The untrained return cell (reports before this column have none)."""
+    from rlx.bench.throughput import _fmt
+
+    if "initial_mean" not in row:
+        return "n/a"
+    return f"{_fmt(row['initial_mean'], 1)} ± {_fmt(row['initial_std'], 1)}"
+
+
 def table(report: dict) -> str:
     """The Markdown tables of a matched report: rows per case, then the update breakdown."""
     from rlx.bench.throughput import _fmt
@@ -324,8 +340,9 @@ def table(report: dict) -> str:
         "Rates: env steps/s of training (compile and evaluation excluded), mean ± std over the "
         "repetitions. Compile: seconds of jax trace + lower + XLA compile during the run "
         "(`jax.monitoring` spans, both sides alike), cold = first repetition with an empty "
-        "persistent cache, warm = later ones. Final return: deterministic policy; 1-seed rows: "
-        "one seed per repetition.",
+        "persistent cache, warm = later ones. Returns: deterministic policy, of the untrained "
+        "policy (step 0) and after the budget; 1-seed rows: one seed per repetition; N-seed "
+        "rows: the N seeds of the first repetition (Brax's N-times-envs rows: one learner).",
         "",
         f"Still different: {DIFFERENCES}",
     ]
@@ -333,14 +350,14 @@ def table(report: dict) -> str:
         lines += ["", f"## {name} ({res['total_steps']:,} env steps per seed)", "",
                   "Settings: " + ", ".join(f"{k}={v}" for k, v in res["settings"].items()), "",
                   "| row | env steps/s | vs Brax 1 seed/process | compile cold s | compile warm s "
-                  "| final return |", "|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+                  "| untrained return | final return |", "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
         peer = next((r for r in res["rows"] if r["row"].startswith("Brax PPO, 1 seed per")), None)
         for r in res["rows"]:
             vs = r["rate_mean"] / peer["rate_mean"] if peer else math.nan
             lines.append(
                 f"| {r['row']} | {_fmt(r['rate_mean'])} ± {_fmt(r['rate_std'])} | {_fmt(vs, 2)}x "
                 f"| {_fmt(r['compile_cold_s'], 1)} | {_fmt(r['compile_warm_s'], 1)} "
-                f"| {_fmt(r['return_mean'], 1)} ± {_fmt(r['return_std'], 1)} |"
+                f"| {_initial(r)} | {_fmt(r['return_mean'], 1)} ± {_fmt(r['return_std'], 1)} |"
             )
         if "breakdown" in res:
             b = res["breakdown"]
