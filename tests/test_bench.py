@@ -112,3 +112,33 @@ def test_compile_split_counts_each_kind_inside_the_window():
         ("/jax/other", 1.0, 2.0),
     ]
     assert rec.split(1.0, 5.0) == {"trace": 0.5, "lower": 0.5, "xla": 2.0}
+
+
+TINY_PENDULUM = {
+    "backend": None, "total_steps": 0, "quick_steps": 0, "eval_episodes": 2,
+    "settings": dict(
+        num_envs=8, unroll_length=4, num_minibatches=2, num_epochs=1, hidden=(16, 16),
+        activation="tanh", learning_rate=1e-3, gamma=0.99, gae_lambda=0.95, clip_eps=0.2,
+        entropy_coef=0.0, reward_scaling=0.1, max_grad_norm=0.5, episode_length=8,
+    ),
+}  # fmt: skip
+
+
+def test_breakdown_counts_both_networks_flops_in_a_learner_step(monkeypatch):
+    monkeypatch.setitem(matched.MATCHED, "pendulum_swingup", TINY_PENDULUM)
+    b = matched.breakdown("pendulum_swingup")
+    # Policy and value nets, each 3 -> 16 -> 16 -> 1 (320 weights), on 8 x 4 / 2 = 16 rows:
+    # forward and weight-gradient dots alone are 2 x 2 x rows x weights flops per net.
+    dots = 2 * 2 * 16 * (2 * 320)
+    assert dots <= b["grad_step_gflop"] * 1e9 <= 10 * dots
+    assert b["matmul_gflops"] > 0
+    assert b["grad_steps_per_update"] == 2
+
+
+def test_flop_line_gives_the_learner_rate_against_the_matmul_rate():
+    b = {"grad_steps_per_update": 128, "grad_step_gflop": 0.01, "learner_ms": 32.0,
+         "matmul_gflops": 200.0}  # fmt: skip
+    line = matched._flop_line(b)
+    # 1.28 GFLOP in 32 ms = 40 GFLOP/s = 20% of 200; at 200 GFLOP/s: 6.4 ms.
+    assert "10.00 MFLOP" in line and "1.280 GFLOP per update" in line
+    assert "40.0 GFLOP/s, 20% of" in line and "would take 6.4 ms" in line

@@ -16,7 +16,8 @@ measured the same way on both sides: the union of jax's trace, lower and XLA-com
 the first repetition of a row compiles cold and the later ones load from the cache (warm).
 
 `breakdown` measures where one 1-seed rlx update's time goes at the matched shape: the raw
-environment, the policy rollout, and the learner's optimisation steps, each compiled alone.
+environment, the policy rollout, and the learner's optimisation steps, each compiled alone,
+and the learner's arithmetic rate (XLA's flop count over its time) against a large matmul's.
 """
 
 from __future__ import annotations
@@ -304,12 +305,43 @@ def breakdown(name: str) -> dict[str, float]:
     raw = raw_env_rate(name, case["backend"], s["num_envs"], s["episode_length"], 100)
     state0 = built.init(keys, configs, batch.assets)
     full = _timed(built.chunk, state0, batch.assets, reps=3)
+    minibatch = jax.tree.map(lambda x: x[: x.shape[0] // s["num_minibatches"]], flat)
     return {
         "raw_env_ms": 1e3 * per_update / raw["env_steps_per_s"],
         "rollout_ms": 1e3 * _timed(rollout_j, state),
         "learner_ms": 1e3 * _timed(jax.jit(learner), state, flat),
         "update_ms": 1e3 * full / rp.updates_per_chunk,
         "grad_steps_per_update": s["num_epochs"] * s["num_minibatches"],
+        **grad_step_flop_rate(state, minibatch, lambda p, mb: ppo._loss(p, env, config, mb)),
+    }
+
+
+def _flops(compiled: Any) -> float:
+    """XLA's count of a compiled program's floating-point operations."""
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, list | tuple) else cost
+    return float(cost["flops"])
+
+
+def grad_step_flop_rate(state: Any, minibatch: Any, loss: Callable) -> dict[str, float]:
+    """The arithmetic of one learner step (loss gradient + Adam update on one minibatch), in
+    GFLOP from XLA's cost analysis, and the GFLOP/s of a 1024 x 1024 float32 matmul on the same
+    device: the rate a learner made of large dots could reach."""
+    from rlx.algos import ppo
+
+    tx = ppo._optimizer(state.config)
+
+    def step(params, opt_state, mb):
+        grads, _ = jax.grad(loss, has_aux=True)(params, mb)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return jax.tree.map(lambda p, u: p - 1e-4 * u, params, updates), opt_state
+
+    compiled = jax.jit(step).lower(state.params, state.opt_state, minibatch).compile()
+    a = jax.random.normal(jax.random.PRNGKey(0), (1024, 1024), jax.numpy.float32)
+    matmul = jax.jit(jax.numpy.matmul).lower(a, a).compile()
+    return {
+        "grad_step_gflop": _flops(compiled) / 1e9,
+        "matmul_gflops": _flops(matmul) / 1e9 / _timed(matmul, a, a, reps=20),
     }
 
 
@@ -320,6 +352,19 @@ def _initial(row: dict) -> str:
     if "initial_mean" not in row:
         return "n/a"
     return f"{_fmt(row['initial_mean'], 1)} ± {_fmt(row['initial_std'], 1)}"
+
+
+def _flop_line(b: dict) -> str:
+    """One sentence: the learner's arithmetic rate against the machine's matmul rate."""
+    gflop = b["grad_steps_per_update"] * b["grad_step_gflop"]
+    rate = gflop / (b["learner_ms"] / 1e3)
+    return (
+        f"Learner arithmetic (XLA's cost analysis): {1e3 * b['grad_step_gflop']:.2f} MFLOP per "
+        f"step (gradient + Adam on one minibatch), {gflop:.3f} GFLOP per update in "
+        f"{b['learner_ms']:.1f} ms: {rate:.1f} GFLOP/s, {rate / b['matmul_gflops']:.0%} of a "
+        f"1024 x 1024 float32 matmul's {b['matmul_gflops']:.1f} GFLOP/s on the same device, "
+        f"at which rate the update's learner steps would take {1e3 * gflop / b['matmul_gflops']:.1f} ms."
+    )
 
 
 def table(report: dict) -> str:
@@ -370,6 +415,8 @@ def table(report: dict) -> str:
                 f"({b['grad_steps_per_update']}) | {b['update_ms']:.1f} "
                 f"| {b['raw_env_ms'] / b['update_ms']:.2f} | {bound:.2f} |",
             ]  # fmt: skip
+            if "grad_step_gflop" in b:
+                lines += ["", _flop_line(b)]
     lines.append("")
     return "\n".join(lines)
 
