@@ -267,6 +267,31 @@ def advantages(env: Env, state: PPOState, traj: Transition) -> tuple[jax.Array, 
     return obs, values, adv, targets
 
 
+MinibatchStep = Callable[[tuple[Any, optax.OptState], Any], tuple[tuple[Any, optax.OptState], dict]]
+
+
+def minibatch_step(
+    loss: Callable[[Any, Any], tuple[jax.Array, dict]],
+    tx: optax.GradientTransformation,
+    lr: jax.Array | float,
+) -> MinibatchStep:
+    """The learner's scan body: one step on one minibatch,
+    g = grad_theta L(theta, mb), (u, s') = tx(g, s, theta), theta' = theta - lr * u.
+
+    Maps ((theta, s), mb) to ((theta', s'), the loss's info dict).
+    """
+    grad_fn = jax.grad(loss, has_aux=True)
+
+    def step(carry: tuple[Any, optax.OptState], mb: Any) -> tuple[tuple[Any, optax.OptState], dict]:
+        params, opt_state = carry
+        grads, info = grad_fn(params, mb)
+        steps, opt_state = tx.update(grads, opt_state, params)
+        params = jax.tree.map(lambda p, s: p - lr * s, params, steps)
+        return (params, opt_state), info
+
+    return step
+
+
 def optimise(
     state: PPOState, batch: Any, loss: Callable[[Any, Any], tuple[jax.Array, dict]], key: jax.Array
 ) -> tuple[Any, optax.OptState, dict[str, jax.Array], jax.Array]:
@@ -279,15 +304,7 @@ def optimise(
     config = state.config
     frac = 1.0 - state.update_step.astype(jnp.float32) / config.num_updates
     lr = config.learning_rate * (frac if config.anneal_lr else 1.0)
-    tx = _optimizer(config)
-    grad_fn = jax.grad(loss, has_aux=True)
-
-    def _minibatch(carry, mb):
-        params, opt_state = carry
-        grads, info = grad_fn(params, mb)
-        steps, opt_state = tx.update(grads, opt_state, params)
-        params = jax.tree.map(lambda p, s: p - lr * s, params, steps)
-        return (params, opt_state), info
+    _minibatch = minibatch_step(loss, _optimizer(config), lr)
 
     def _epoch(carry, epoch_key: jax.Array):
         perm = jax.random.permutation(epoch_key, config.steps_per_update)

@@ -133,6 +133,35 @@ def test_breakdown_counts_both_networks_flops_in_a_learner_step(monkeypatch):
     assert dots <= b["grad_step_gflop"] * 1e9 <= 10 * dots
     assert b["matmul_gflops"] > 0
     assert b["grad_steps_per_update"] == 2
+    assert 0 < b["optimiser_ms"] and 0 < b["raw_unroll_ms"]
+    assert 0 < b["learner_matmul_share"] < 1 and b["learner_kernels_per_step"] > 10
+
+
+def test_raw_unroll_steps_the_training_env_one_unroll_without_a_policy():
+    from rlx import runner
+    from rlx.runner.execute import Batch
+
+    s = TINY_PENDULUM["settings"]
+    rp = runner.plan("ppo", "pendulum_swingup", seeds=1,
+                     overrides=matched.rlx_overrides(s, 64), num_evals=1, eval_episodes=1)  # fmt: skip
+    batch = Batch.make(rp, jax.devices(), None)
+    keys, configs = batch.inputs([0])
+    state = jax.tree.map(lambda x: x[0], batch.programs_for([0]).init(keys, configs, batch.assets))
+    after = matched.raw_unroll(batch.env, state.config)(state)
+    # 8 envs, all reset at step 0; one unroll is 4 steps of an 8-step episode.
+    np.testing.assert_array_equal(np.asarray(after.info["steps"]), np.full(8, 4.0))
+
+
+def test_breakdown_lines_split_the_learner_into_optimiser_and_gradients():
+    b = {"raw_env_ms": 20.0, "raw_unroll_ms": 24.0, "rollout_ms": 26.0, "learner_ms": 28.0,
+         "optimiser_ms": 7.0, "update_ms": 50.0, "grad_steps_per_update": 128,
+         "learner_matmul_share": 0.475, "learner_kernels_per_step": 135.2}  # fmt: skip
+    text = "\n".join(matched._breakdown_lines(b))
+    assert "| 20.0 | 24.0 | 26.0 | 28.0 (128) | 7.0 | 50.0 | 0.40 | 0.42 |" in text
+    assert "adds 2.0 ms to the 24.0 ms" in text and "7.0 ms, 25% of the learner" in text
+    assert text.count("---:|") == 8
+    assert "135 XLA kernels per gradient step" in text and "take 48% of" in text
+    assert "copies) 52%." in text
 
 
 def test_flop_line_gives_the_learner_rate_against_the_matmul_rate():

@@ -57,3 +57,21 @@ def test_ppo_reports_episode_outcomes():
     assert np.isfinite(curve["train/episode_return"][-1])
     rules = rlx.algorithm.get("ppo").metric_rules(env)
     assert rules["train/episode_goal_reached"].reduce == "episode_mean"
+
+
+def test_minibatch_step_takes_one_clipped_adam_step_on_the_loss():
+    import jax.numpy as jnp
+    import optax
+    from rlx.algos import ppo
+
+    def loss(theta, mb):  # L = 0.5 * ||theta - mb||^2, so g = theta - mb
+        return 0.5 * jnp.sum((theta - mb) ** 2), {"mb": mb}
+
+    tx = optax.chain(optax.clip_by_global_norm(1.0), optax.scale_by_adam(eps=1e-5))
+    theta = jnp.array([3.0, -4.0])
+    step = ppo.minibatch_step(loss, tx, 0.1)
+    (theta1, _), info = step((theta, tx.init(theta)), jnp.zeros(2))
+    # g = (3, -4), clipped to norm 1: (0.6, -0.8); Adam's first bias-corrected step is
+    # g / (|g| + eps) = (1, -1) up to eps, so theta' = theta - 0.1 * (1, -1).
+    np.testing.assert_allclose(np.asarray(theta1), [2.9, -3.9], rtol=1e-5)
+    np.testing.assert_array_equal(np.asarray(info["mb"]), [0.0, 0.0])

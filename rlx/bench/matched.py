@@ -16,8 +16,11 @@ measured the same way on both sides: the union of jax's trace, lower and XLA-com
 the first repetition of a row compiles cold and the later ones load from the cache (warm).
 
 `breakdown` measures where one 1-seed rlx update's time goes at the matched shape: the raw
-environment, the policy rollout, and the learner's optimisation steps, each compiled alone,
-and the learner's arithmetic rate (XLA's flop count over its time) against a large matmul's.
+environment (at the rate of long scans, and in the rollout's own program shape), the policy
+rollout, and the learner's optimisation steps, each compiled alone; within the learner, the
+optimiser alone (clip + Adam + parameter step) and, from a profiler trace, the share of kernel
+time in matrix products (`rlx.bench.kernel_profile`); and the learner's arithmetic rate (XLA's
+flop count over its time) against a large matmul's.
 """
 
 from __future__ import annotations
@@ -306,14 +309,49 @@ def breakdown(name: str) -> dict[str, float]:
     state0 = built.init(keys, configs, batch.assets)
     full = _timed(built.chunk, state0, batch.assets, reps=3)
     minibatch = jax.tree.map(lambda x: x[: x.shape[0] // s["num_minibatches"]], flat)
+    loss = lambda p, mb: ppo._loss(p, env, config, mb)  # noqa: E731
+    grad_steps = s["num_epochs"] * s["num_minibatches"]
     return {
         "raw_env_ms": 1e3 * per_update / raw["env_steps_per_s"],
+        "raw_unroll_ms": 1e3 * _timed(jax.jit(raw_unroll(env, config)), state),
         "rollout_ms": 1e3 * _timed(rollout_j, state),
         "learner_ms": 1e3 * _timed(jax.jit(learner), state, flat),
+        "optimiser_ms": optimiser_ms(state, minibatch, loss, grad_steps),
+        **learner_kernels(jax.jit(learner).lower(state, flat).compile(), state, flat, grad_steps),
         "update_ms": 1e3 * full / rp.updates_per_chunk,
-        "grad_steps_per_update": s["num_epochs"] * s["num_minibatches"],
-        **grad_step_flop_rate(state, minibatch, lambda p, mb: ppo._loss(p, env, config, mb)),
+        "grad_steps_per_update": grad_steps,
+        **grad_step_flop_rate(state, minibatch, loss),
     }
+
+
+def learner_kernels(compiled: Any, state: Any, flat: Any, grad_steps: int) -> dict[str, float]:
+    """The learner's kernels from a profiler trace (`rlx.bench.kernel_profile`): the share of
+    kernel time in matrix products and the kernels run per gradient step."""
+    from rlx.bench.kernel_profile import kernel_times
+
+    k = kernel_times(compiled, state, flat)
+    return {
+        "learner_matmul_share": k.matmul_ms / (k.matmul_ms + k.other_ms),
+        "learner_kernels_per_step": k.kernels_per_call / grad_steps,
+    }
+
+
+def raw_unroll(env: Any, config: Any) -> Callable:
+    """state -> env state after one update's unroll_length steps of the training-wrapped env
+    under uniform random actions: the rollout's program without the policy."""
+    from rlx.envs import training_env
+
+    tenv = training_env(env, config.episode_length)
+
+    def run(state):
+        def step(env_state, key):
+            action = jax.random.uniform(key, (config.num_envs, env.action_size), minval=-1.0)
+            return tenv.step(env_state, action), None
+
+        keys = jax.random.split(state.key, config.unroll_length)
+        return jax.lax.scan(step, state.env_state, keys)[0]
+
+    return run
 
 
 def _flops(compiled: Any) -> float:
@@ -329,20 +367,34 @@ def grad_step_flop_rate(state: Any, minibatch: Any, loss: Callable) -> dict[str,
     device: the rate a learner made of large dots could reach."""
     from rlx.algos import ppo
 
-    tx = ppo._optimizer(state.config)
-
-    def step(params, opt_state, mb):
-        grads, _ = jax.grad(loss, has_aux=True)(params, mb)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return jax.tree.map(lambda p, u: p - 1e-4 * u, params, updates), opt_state
-
-    compiled = jax.jit(step).lower(state.params, state.opt_state, minibatch).compile()
+    step = ppo.minibatch_step(loss, ppo._optimizer(state.config), 1e-4)
+    compiled = jax.jit(step).lower((state.params, state.opt_state), minibatch).compile()
     a = jax.random.normal(jax.random.PRNGKey(0), (1024, 1024), jax.numpy.float32)
     matmul = jax.jit(jax.numpy.matmul).lower(a, a).compile()
     return {
         "grad_step_gflop": _flops(compiled) / 1e9,
         "matmul_gflops": _flops(matmul) / 1e9 / _timed(matmul, a, a, reps=20),
     }
+
+
+def optimiser_ms(state: Any, minibatch: Any, loss: Callable, steps: int) -> float:
+    """Median milliseconds of `steps` optimiser-only steps (gradient clip, Adam moments and the
+    parameter step, on one fixed gradient) in one scan: the learner's cost that does not depend
+    on the minibatch size."""
+    from rlx.algos import ppo
+
+    tx = ppo._optimizer(state.config)
+    grads, _ = jax.jit(jax.grad(loss, has_aux=True))(state.params, minibatch)
+
+    def run(params, opt_state):
+        def body(carry, _):
+            p, o = carry
+            u, o = tx.update(grads, o, p)
+            return (jax.tree.map(lambda a, b: a - 1e-4 * b, p, u), o), None
+
+        return jax.lax.scan(body, (params, opt_state), None, length=steps)[0]
+
+    return 1e3 * _timed(jax.jit(run), state.params, state.opt_state)
 
 
 def _initial(row: dict) -> str:
@@ -364,6 +416,54 @@ def _flop_line(b: dict) -> str:
         f"{b['learner_ms']:.1f} ms: {rate:.1f} GFLOP/s, {rate / b['matmul_gflops']:.0%} of a "
         f"1024 x 1024 float32 matmul's {b['matmul_gflops']:.1f} GFLOP/s on the same device, "
         f"at which rate the update's learner steps would take {1e3 * gflop / b['matmul_gflops']:.1f} ms."
+    )
+
+
+def _breakdown_lines(b: dict) -> list[str]:
+    """The update-breakdown table and the learner's sentences (optimiser share, flop rate)."""
+    bound = b["raw_env_ms"] / (b["raw_env_ms"] + b["learner_ms"])
+    split = "optimiser_ms" in b  # reports before 2026-12-05 lack the split columns
+    head = "| raw env | " + ("raw env, one unroll | " if split else "") + "policy rollout | "
+    head += "learner (grad steps) | " + ("of which optimiser | " if split else "")
+    row = f"| {b['raw_env_ms']:.1f} | " + (f"{b['raw_unroll_ms']:.1f} | " if split else "")
+    row += f"{b['rollout_ms']:.1f} | {b['learner_ms']:.1f} ({b['grad_steps_per_update']}) | "
+    row += f"{b['optimiser_ms']:.1f} | " if split else ""
+    lines = [
+        "", "Where one 1-seed rlx update goes (ms, median; each part compiled alone; raw env: "
+        "the update's env steps at the rate of long random-action scans; one unroll: the "
+        "rollout's own program shape with random actions instead of the policy):", "",
+        head + "whole update | update / raw | bound: raw / (raw + learner) |",
+        "|" + "---:|" * (head.count("|") + 2),
+        row + f"{b['update_ms']:.1f} | {b['raw_env_ms'] / b['update_ms']:.2f} | {bound:.2f} |",
+    ]  # fmt: skip
+    if split:
+        lines += ["", _optimiser_line(b)]
+    if "learner_matmul_share" in b:
+        lines += ["", _kernel_line(b)]
+    if "grad_step_gflop" in b:
+        lines += ["", _flop_line(b)]
+    return lines
+
+
+def _optimiser_line(b: dict) -> str:
+    """One sentence: the policy's share of the rollout and the optimiser's of the learner."""
+    return (
+        f"The policy adds {b['rollout_ms'] - b['raw_unroll_ms']:.1f} ms to the "
+        f"{b['raw_unroll_ms']:.1f} ms its env steps take in the same program shape. The "
+        f"optimiser alone (global-norm clip, Adam moments, parameter step; "
+        f"{b['grad_steps_per_update']} steps on one fixed gradient) takes "
+        f"{b['optimiser_ms']:.1f} ms, {b['optimiser_ms'] / b['learner_ms']:.0%} of the learner: "
+        f"work per step that scales with the parameter count, not the minibatch size."
+    )
+
+
+def _kernel_line(b: dict) -> str:
+    """One sentence: what the learner's kernels are, from the profiler trace."""
+    return (
+        f"Profiler trace of the learner: {b['learner_kernels_per_step']:.0f} XLA kernels per "
+        f"gradient step; matrix products take {b['learner_matmul_share']:.0%} of the kernel "
+        f"time, the other kernels (elementwise fusions of the optimiser, activations and "
+        f"loss, reductions, copies) {1 - b['learner_matmul_share']:.0%}."
     )
 
 
@@ -405,18 +505,7 @@ def table(report: dict) -> str:
                 f"| {_initial(r)} | {_fmt(r['return_mean'], 1)} ± {_fmt(r['return_std'], 1)} |"
             )
         if "breakdown" in res:
-            b = res["breakdown"]
-            bound = b["raw_env_ms"] / (b["raw_env_ms"] + b["learner_ms"])
-            lines += [
-                "", "Where one 1-seed rlx update goes (ms, median; each part compiled alone):", "",
-                "| raw env | policy rollout | learner (grad steps) | whole update | update / raw "
-                "| bound: raw / (raw + learner) |", "|---:|---:|---:|---:|---:|---:|",
-                f"| {b['raw_env_ms']:.1f} | {b['rollout_ms']:.1f} | {b['learner_ms']:.1f} "
-                f"({b['grad_steps_per_update']}) | {b['update_ms']:.1f} "
-                f"| {b['raw_env_ms'] / b['update_ms']:.2f} | {bound:.2f} |",
-            ]  # fmt: skip
-            if "grad_step_gflop" in b:
-                lines += ["", _flop_line(b)]
+            lines += _breakdown_lines(res["breakdown"])
     lines.append("")
     return "\n".join(lines)
 
