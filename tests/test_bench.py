@@ -171,3 +171,16 @@ def test_flop_line_gives_the_learner_rate_against_the_matmul_rate():
     # 1.28 GFLOP in 32 ms = 40 GFLOP/s = 20% of 200; at 200 GFLOP/s: 6.4 ms.
     assert "10.00 MFLOP" in line and "1.280 GFLOP per update" in line
     assert "40.0 GFLOP/s, 20% of" in line and "would take 6.4 ms" in line
+
+
+def test_timed_interleaved_alternates_the_parts_in_every_round():
+    order = []
+
+    def part(name):
+        return lambda x: order.append(name) or jnp.asarray(x)
+
+    ms = matched.timed_interleaved({"a": (part("a"), (1.0,)), "b": (part("b"), (2.0,))},
+                                   rounds=3, reps=2)  # fmt: skip
+    # One warm-up call each, then per round two calls of a, then two of b.
+    assert order == ["a", "b"] + ["a", "a", "b", "b"] * 3
+    assert set(ms) == {"a", "b"} and all(v > 0 for v in ms.values())

@@ -274,8 +274,10 @@ def _timed(fn: Callable, *args, reps: int = 10) -> float:
 
 def breakdown(name: str) -> dict[str, float]:
     """Milliseconds per update of one 1-seed rlx PPO update at the matched shape, and of its
-    parts compiled alone: the raw env for the update's env steps (random actions), the policy
-    rollout, and the learner's num_epochs x num_minibatches optimisation steps."""
+    parts compiled alone: the raw env for the update's env steps (random actions; at the rate
+    of long scans and in the rollout's own program shape), the policy rollout, the learner's
+    num_epochs x num_minibatches optimisation steps and its optimiser alone. The parts and the
+    whole update are timed in alternating rounds (`timed_interleaved`)."""
     from rlx.algos import ppo
     from rlx.bench.throughput import raw_env_rate
     from rlx.runner.execute import Batch
@@ -284,7 +286,7 @@ def breakdown(name: str) -> dict[str, float]:
     s = case["settings"]
     per_update = s["num_envs"] * s["unroll_length"]
     rp = runner.plan(
-        "ppo", name, seeds=1, overrides=rlx_overrides(s, per_update * 40), num_evals=2,
+        "ppo", name, seeds=1, overrides=rlx_overrides(s, per_update * 40), num_evals=4,
         eval_episodes=case["eval_episodes"],
         env_kwargs={"backend": case["backend"]} if case["backend"] else {},
     )  # fmt: skip
@@ -293,35 +295,50 @@ def breakdown(name: str) -> dict[str, float]:
     built = batch.programs_for([0])
     state = jax.tree.map(lambda x: x[0], built.init(keys, configs, batch.assets))
     env, config = batch.env, state.config
+    loss = lambda p, mb: ppo._loss(p, env, config, mb)  # noqa: E731
 
-    def rollout(st):
-        return ppo._rollout(env, st, st.key)
-
-    def learner(st, flat):
-        return ppo.optimise(st, flat, lambda p, mb: ppo._loss(p, env, config, mb), st.key)
-
-    rollout_j = jax.jit(rollout)  # one jitted object: its compile is reused when timed
-    _, traj = rollout_j(state)
+    rollout = jax.jit(lambda st: ppo._rollout(env, st, st.key))
+    learner = jax.jit(lambda st, fl: ppo.optimise(st, fl, loss, st.key))
+    _, traj = rollout(state)
     obs, values, adv, targets = jax.jit(lambda st, t: ppo.advantages(env, st, t))(state, traj)
     flat = jax.tree.map(lambda x: x.reshape((-1, *x.shape[2:])),
                         ppo.Batch(obs, traj.action, traj.log_prob, values, adv, targets))  # fmt: skip
-    raw = raw_env_rate(name, case["backend"], s["num_envs"], s["episode_length"], 100)
-    state0 = built.init(keys, configs, batch.assets)
-    full = _timed(built.chunk, state0, batch.assets, reps=3)
     minibatch = jax.tree.map(lambda x: x[: x.shape[0] // s["num_minibatches"]], flat)
-    loss = lambda p, mb: ppo._loss(p, env, config, mb)  # noqa: E731
     grad_steps = s["num_epochs"] * s["num_minibatches"]
+    raw = raw_env_rate(name, case["backend"], s["num_envs"], s["episode_length"], 100)
+    ms = timed_interleaved({
+        "raw_unroll": (jax.jit(raw_unroll(env, config)), (state,)),
+        "rollout": (rollout, (state,)),
+        "learner": (learner, (state, flat)),
+        "optimiser": optimiser_call(state, minibatch, loss, grad_steps),
+        "chunk": (built.chunk, (built.init(keys, configs, batch.assets), batch.assets)),
+    })  # fmt: skip
     return {
         "raw_env_ms": 1e3 * per_update / raw["env_steps_per_s"],
-        "raw_unroll_ms": 1e3 * _timed(jax.jit(raw_unroll(env, config)), state),
-        "rollout_ms": 1e3 * _timed(rollout_j, state),
-        "learner_ms": 1e3 * _timed(jax.jit(learner), state, flat),
-        "optimiser_ms": optimiser_ms(state, minibatch, loss, grad_steps),
-        **learner_kernels(jax.jit(learner).lower(state, flat).compile(), state, flat, grad_steps),
-        "update_ms": 1e3 * full / rp.updates_per_chunk,
+        **{f"{k}_ms": 1e3 * v for k, v in ms.items() if k != "chunk"},
+        "update_ms": 1e3 * ms["chunk"] / rp.updates_per_chunk,
         "grad_steps_per_update": grad_steps,
+        **learner_kernels(learner.lower(state, flat).compile(), state, flat, grad_steps),
         **grad_step_flop_rate(state, minibatch, loss),
     }
+
+
+def timed_interleaved(
+    calls: dict[str, tuple[Callable, tuple]], rounds: int = 5, reps: int = 2
+) -> dict[str, float]:
+    """Median seconds of each named call ``fn(*args)``, after one warm-up call each, timed in
+    `rounds` rounds that each make `reps` calls of every one in turn: a slow spell of a shared
+    machine then falls on all the parts alike instead of on whichever was being timed."""
+    for fn, args in calls.values():
+        jax.block_until_ready(fn(*args))
+    times: dict[str, list[float]] = {k: [] for k in calls}
+    for _ in range(rounds):
+        for k, (fn, args) in calls.items():
+            for _ in range(reps):
+                t0 = time.perf_counter()
+                jax.block_until_ready(fn(*args))
+                times[k].append(time.perf_counter() - t0)
+    return {k: float(np.median(v)) for k, v in times.items()}
 
 
 def learner_kernels(compiled: Any, state: Any, flat: Any, grad_steps: int) -> dict[str, float]:
@@ -329,7 +346,7 @@ def learner_kernels(compiled: Any, state: Any, flat: Any, grad_steps: int) -> di
     kernel time in matrix products and the kernels run per gradient step."""
     from rlx.bench.kernel_profile import kernel_times
 
-    k = kernel_times(compiled, state, flat)
+    k = kernel_times(compiled, state, flat, calls=10)
     return {
         "learner_matmul_share": k.matmul_ms / (k.matmul_ms + k.other_ms),
         "learner_kernels_per_step": k.kernels_per_call / grad_steps,
@@ -377,10 +394,12 @@ def grad_step_flop_rate(state: Any, minibatch: Any, loss: Callable) -> dict[str,
     }
 
 
-def optimiser_ms(state: Any, minibatch: Any, loss: Callable, steps: int) -> float:
-    """Median milliseconds of `steps` optimiser-only steps (gradient clip, Adam moments and the
-    parameter step, on one fixed gradient) in one scan: the learner's cost that does not depend
-    on the minibatch size."""
+def optimiser_call(
+    state: Any, minibatch: Any, loss: Callable, steps: int
+) -> tuple[Callable, tuple]:
+    """(program, arguments) of `steps` optimiser-only steps (gradient clip, Adam moments and
+    the parameter step, on one fixed gradient) in one scan: the learner's cost that does not
+    depend on the minibatch size."""
     from rlx.algos import ppo
 
     tx = ppo._optimizer(state.config)
@@ -394,7 +413,7 @@ def optimiser_ms(state: Any, minibatch: Any, loss: Callable, steps: int) -> floa
 
         return jax.lax.scan(body, (params, opt_state), None, length=steps)[0]
 
-    return 1e3 * _timed(jax.jit(run), state.params, state.opt_state)
+    return jax.jit(run), (state.params, state.opt_state)
 
 
 def _initial(row: dict) -> str:
