@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.rlx-installed
 
-.PHONY: quickstart test lint bench clean-venv
+.PHONY: quickstart test lint bench gpu-wheels clean-venv
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,21 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/rlx bench --out results/bench
+
+# For a session lent a GPU (README, "On a lent GPU"): the packages rlx needs that the
+# machine's image (Python 3.12, JAX with CUDA, flax, optax, chex, orbax) lacks, as wheels for
+# .whl/, and .whl/manifest.json naming this commit for provenance there (refused for a dirty
+# tree). Then: device run `bash sweeps/gpu_check.sh`, carrying .whl.
+GPU_WHEELS := brax==0.14.2 mujoco==3.17.0 mujoco-mjx==3.17.0 trimesh==5.2.0 \
+	ml_collections==1.1.0 tensorboardX==2.6.5 glfw==2.11.0 PyOpenGL==3.1.10 jaxopt==0.8.5
+GPU_PLATFORMS := --python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64 \
+	--platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64
+
+gpu-wheels: $(STAMP)
+	rm -rf .whl && mkdir -p .whl
+	$(VENV)/bin/python -m pip download -q --no-deps --only-binary=:all: $(GPU_PLATFORMS) \
+		-d .whl $(GPU_WHEELS)
+	$(VENV)/bin/python -c "from rlx.provenance import write_manifest; print(write_manifest()['revision'])"
 
 clean-venv:
 	rm -rf $(VENV)

@@ -663,7 +663,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from rlx.bench import scaling
 
         names = _bench_envs(args, scaling.PPO_POINTS, "scaling")
-        print(scaling.main(Path(args.out), names, args.gpu_scale).read_text())
+        path = scaling.main(Path(args.out), names, args.gpu_scale, not args.no_offpolicy)
+        print(path.read_text())
         return 0
     if args.assets:
         from rlx.bench import assets_memory
@@ -869,6 +870,11 @@ def _add_bench(sub) -> argparse.ArgumentParser:
         "--gpu-scale",
         action="store_true",
         help="with --scaling: accelerator-scale points (ant to 256 seeds)",
+    )
+    bench.add_argument(
+        "--no-offpolicy",
+        action="store_true",
+        help="with --scaling: PPO points only, without the TD3/SAC gradient-step rates",
     )
     bench.add_argument("--assets", action="store_true",
                        help="instead: memory of one dataset asset shared by 1 and 16 seeds")  # fmt: skip

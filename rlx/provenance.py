@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import importlib.metadata
+import json
 import os
 import platform
 import subprocess
@@ -62,8 +63,59 @@ def git_state() -> dict[str, str | None]:
             if name and path.is_file():
                 digest.update(name.encode() + b"\0" + path.read_bytes())
     except (OSError, subprocess.SubprocessError):
-        return {"revision": "unknown", "diff_sha256": None}
+        return manifest_state(manifest_path())
     return {"revision": rev + "+dirty", "diff_sha256": digest.hexdigest()[:16]}
+
+
+def manifest_path() -> Path:
+    """Where `write_manifest` leaves the code's identity for a machine without git (a lent
+    GPU, to which the working tree travels without .git but with the carried .whl/ folder)."""
+    return REPO_ROOT / ".whl" / "manifest.json"
+
+
+def code_digest(root: Path, names: list[str]) -> str:
+    """SHA-256 over the named files' paths and contents (a missing file counts as empty)."""
+    digest = hashlib.sha256()
+    for name in names:
+        path = root / name
+        digest.update(name.encode() + b"\0" + (path.read_bytes() if path.is_file() else b""))
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def write_manifest(path: Path | None = None) -> dict[str, object]:
+    """Writes HEAD's revision, its code files and their digest to `path` (default
+    `manifest_path()`), so that
+    `manifest_state` can name the revision where git is absent. Raises RlxError for a dirty
+    tree: only committed code may produce results."""
+    from rlx.errors import RlxError
+
+    state = git_state()
+    if state["diff_sha256"] is not None or state["revision"] == "unknown":
+        raise RlxError(f"the tree is {state['revision']}: commit before writing a manifest.")
+    names = sorted(_git("ls-files", "--", *CODE_PATHS).split("\n"))
+    names = [n for n in names if n]
+    manifest = {"revision": state["revision"], "files": names,
+                "sha256": code_digest(REPO_ROOT, names)}  # fmt: skip
+    path = path or manifest_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(manifest))
+    return manifest
+
+
+def manifest_state(path: Path) -> dict[str, str | None]:
+    """`git_state` where git is absent: the manifest's revision when the files it names hash
+    to its digest here; '+dirty' with this tree's digest when they do not; 'unknown' without
+    a readable manifest."""
+    try:
+        manifest = json.loads(path.read_text())
+        digest = code_digest(REPO_ROOT, list(manifest["files"]))
+        revision, expected = str(manifest["revision"]), str(manifest["sha256"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return {"revision": "unknown", "diff_sha256": None}
+    if digest == expected:
+        return {"revision": revision, "diff_sha256": None}
+    return {"revision": revision + "+dirty", "diff_sha256": digest[:16]}
 
 
 def git_revision() -> str:

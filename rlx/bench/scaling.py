@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -95,37 +96,34 @@ def measure(
     }  # fmt: skip
 
 
-def ppo_scaling(name: str, gpu: bool) -> dict[str, list[dict]]:
-    """PPO points over seeds (at the case's envs per seed) and over envs per seed (1 seed)."""
+def ppo_points(name: str, gpu: bool) -> Iterator[tuple[str, dict]]:
+    """("seeds", point) over seed counts (at the case's envs per seed), then ("envs", point)
+    over envs per seed (1 seed), each measured when the iterator reaches it."""
     p = {**PPO_POINTS[name], **(GPU_POINTS.get(name, {}) if gpu else {})}
     base = p["overrides"]
-    out: dict[str, list[dict]] = {"seeds": [], "envs": []}
+    first = None
     for n in p["seeds"]:
         print(f"[bench scaling] {name}: {n} seed(s) x {base['num_envs']} envs", flush=True)
-        out["seeds"].append(measure("ppo", name, p["backend"], base, n, p["updates"]))
+        point = measure("ppo", name, p["backend"], base, n, p["updates"])
+        first = first or point
+        yield "seeds", point
     for e in p["envs"]:
-        if e == base["num_envs"]:
-            out["envs"].append(out["seeds"][0])
+        if e == base["num_envs"] and first is not None:
+            yield "envs", first
             continue
         print(f"[bench scaling] {name}: 1 seed x {e} envs", flush=True)
-        out["envs"].append(
-            measure("ppo", name, p["backend"], {**base, "num_envs": e}, 1, p["updates"])
-        )
-    return out
+        yield "envs", measure("ppo", name, p["backend"], {**base, "num_envs": e}, 1, p["updates"])
 
 
-def offpolicy_rates(seed_counts: tuple[int, ...] = (1, 10)) -> dict[str, list[dict]]:
-    """TD3 and SAC on pendulum: gradient steps/s in each setting for 1 and 10 seeds."""
-    out: dict[str, list[dict]] = {}
+def offpolicy_points(seed_counts: tuple[int, ...] = (1, 10)) -> Iterator[tuple[str, dict]]:
+    """TD3 and SAC on pendulum: ("algo, setting", point) for each setting and seed count."""
     for algo in ("td3", "sac"):
         for label, overrides in OFFPOLICY.items():
             key = f"{algo}, {label}"
-            out[key] = []
             for n in seed_counts:
                 print(f"[bench scaling] {key}: {n} seed(s)", flush=True)
-                out[key].append(measure(algo, "pendulum_swingup", None, overrides, n,
-                                        OFFPOLICY_UPDATES[label]))  # fmt: skip
-    return out
+                yield key, measure(algo, "pendulum_swingup", None, overrides, n,
+                                   OFFPOLICY_UPDATES[label])  # fmt: skip
 
 
 def _row(p: dict, base: dict) -> str:
@@ -156,21 +154,27 @@ def table(report: dict) -> str:
         "Compile: init + chunk programs, cold. Settings: the matched PPO settings "
         "(`matched.md`).",
     ]  # fmt: skip
+    if not report.get("complete", True):
+        lines += ["", "**Incomplete**: the run stopped (interrupted or out of time) after the "
+                  "last point below; each point was written as soon as it was measured."]  # fmt: skip
     for name, res in report["ppo"].items():
         for axis, title in (("seeds", "seeds"), ("envs", "envs per seed, 1 seed")):
+            if not res[axis]:
+                continue
             lines += ["", f"## PPO, {name}: {title}", "", head]
             lines += [_row(p, res[axis][0]) for p in res[axis]]
-    lines += ["", "## TD3 / SAC on pendulum_swingup", "",
-              "| algorithm, setting | seeds | env steps/s | gradient steps/s | ms / update "
-              "| chunk memory MB | compile s |", "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
-    for key, points in report["offpolicy"].items():
-        for p in points:
-            mem = "n/a" if p["memory_mb"] is None else f"{p['memory_mb']:,.0f}"
-            lines.append(
-                f"| {key} | {p['seeds']} | {p['env_steps_per_s']:,.0f} "
-                f"| {p['grad_steps_per_s']:,.0f} | {p['update_s'] * 1e3:,.2f} | {mem} "
-                f"| {p['compile_s']:.1f} |"
-            )
+    if report["offpolicy"]:
+        lines += ["", "## TD3 / SAC on pendulum_swingup", "",
+                  "| algorithm, setting | seeds | env steps/s | gradient steps/s | ms / update "
+                  "| chunk memory MB | compile s |", "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+        for key, points in report["offpolicy"].items():
+            for p in points:
+                mem = "n/a" if p["memory_mb"] is None else f"{p['memory_mb']:,.0f}"
+                lines.append(
+                    f"| {key} | {p['seeds']} | {p['env_steps_per_s']:,.0f} "
+                    f"| {p['grad_steps_per_s']:,.0f} | {p['update_s'] * 1e3:,.2f} | {mem} "
+                    f"| {p['compile_s']:.1f} |"
+                )
     lines.append("")
     return "\n".join(lines)
 
@@ -188,6 +192,8 @@ def plot(report: dict, path: Path) -> None:
         for col, (axis, label) in enumerate((("seeds", "seeds (one program)"),
                                              ("envs", "envs per seed (1 seed)"))):  # fmt: skip
             pts = report["ppo"][name][axis]
+            if not pts:
+                continue
             x = [p[axis if axis == "seeds" else "num_envs"] for p in pts]
             ax = axes[row][col]
             ax.plot(x, [p["env_steps_per_s"] for p in pts], "o-", color="C0")
@@ -204,18 +210,36 @@ def plot(report: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def main(out: Path, names: list[str], gpu: bool) -> Path:
-    """Runs every scaling point and writes scaling.json, scaling.md and scaling.png."""
+def main(out: Path, names: list[str], gpu: bool, offpolicy: bool = True) -> Path:
+    """Runs every scaling point, rewriting scaling.json, scaling.md and scaling.png after each
+    one, so a run stopped early (a time limit on a lent GPU, say) keeps what it measured."""
+    report: dict[str, Any] = {
+        "command": "rlx bench --scaling" + (" --gpu-scale" if gpu else "")
+        + ("" if offpolicy else " --no-offpolicy"),
+        "ppo": {}, "offpolicy": {}, "complete": False,
+    }  # fmt: skip
+    from rlx.provenance import git_state
+
+    git = git_state()  # the code the run starts with (`rlx.provenance.provenance`)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        report["ppo"][name] = {"seeds": [], "envs": []}
+        for axis, point in ppo_points(name, gpu):
+            report["ppo"][name][axis].append(point)
+            _write(out, report, git)
+    for key, point in offpolicy_points() if offpolicy else ():
+        report["offpolicy"].setdefault(key, []).append(point)
+        _write(out, report, git)
+    report["complete"] = True
+    _write(out, report, git)
+    return out / "scaling.md"
+
+
+def _write(out: Path, report: dict[str, Any], git: dict[str, str | None]) -> None:
+    """scaling.json, .md and .png of the report so far."""
     from rlx.provenance import provenance
 
-    report: dict[str, Any] = {
-        "command": "rlx bench --scaling" + (" --gpu-scale" if gpu else ""),
-        "ppo": {name: ppo_scaling(name, gpu) for name in names},
-        "offpolicy": offpolicy_rates(),
-        "provenance": provenance(),
-    }
-    out.mkdir(parents=True, exist_ok=True)
+    report["provenance"] = provenance(git)
     (out / "scaling.json").write_text(json.dumps(report, indent=1, default=float))
     (out / "scaling.md").write_text(table(report))
     plot(report, out / "scaling.png")
-    return out / "scaling.md"
