@@ -9,8 +9,8 @@
 # Steps, each writing under $OUT as it goes, so a stop at the time limit keeps what finished:
 #   1. install the carried wheels beside the image's JAX, and rlx itself (editable);
 #   2. `rlx bench --scaling --gpu-scale --no-offpolicy --envs brax:ant`: PPO on MJX ant at
-#      1-256 seeds x 128 envs and 128-8192 envs x 1 seed (the goal: 256 seeds in <= 1.5x one
-#      seed's update time); every point is written when measured.
+#      1-256 seeds x 128 envs (1 and 256 first) and 128-8192 envs x 1 seed (the goal: 256
+#      seeds in <= 1.5x one seed's update time); every point is written when measured.
 # Back here: copy $OUT's files into results/bench/gpu/ and commit them.
 set -uo pipefail
 OUT=${OUT:-results/bench/gpu}

@@ -59,3 +59,19 @@ def test_a_finished_run_without_offpolicy_has_every_ppo_point(tmp_path, monkeypa
     text = (tmp_path / "scaling.md").read_text()
     assert "Incomplete" not in text and "TD3 / SAC" not in text
     assert "--no-offpolicy" in report["command"]
+
+
+def test_gpu_points_measure_the_goals_ends_first_and_tables_sort_them(tmp_path, monkeypatch):
+    calls = []
+
+    def measure(algo, name, backend, overrides, seeds, updates):
+        calls.append((seeds, overrides["num_envs"]))
+        return _fake_point(seeds, overrides["num_envs"])
+
+    monkeypatch.setattr(scaling, "measure", measure)
+    scaling.main(tmp_path, ["brax:ant"], gpu=True, offpolicy=False)
+    assert calls[:2] == [(1, 128), (256, 128)]
+    text = (tmp_path / "scaling.md").read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "| 128 |" in line]
+    assert [int(r.split("|")[1]) for r in rows[:5]] == [1, 8, 32, 128, 256]
+    assert "| 256 | 128 | 32,768 | 256,000 | 2,560.0 | 256.00 |" in text  # vs the 1-seed base

@@ -41,7 +41,9 @@ PPO_POINTS: dict[str, dict[str, Any]] = {
     "brax:ant": dict(backend="mjx", overrides=rlx_overrides(_ANT, 1), updates=2,
                      seeds=(1, 8, 32), envs=(128, 512)),
 }  # fmt: skip
-GPU_POINTS = {"brax:ant": dict(seeds=(1, 8, 32, 128, 256), envs=(128, 2048, 8192))}
+# Measured in this order, so that a run cut short by a lent machine's time limit has the
+# goal's two ends (1 and 256 seeds) first; tables and plots sort the points.
+GPU_POINTS = {"brax:ant": dict(seeds=(1, 256, 8, 32, 128), envs=(128, 2048, 8192))}
 
 # The papers' off-policy setting (one env, one gradient step per env step, 256-256 networks,
 # batch 256; two steps per update so TD3's delayed actor update divides it) and the many-env setting rlx's sweeps use (16 envs x 8 steps, 0.25 grad steps/step).
@@ -135,6 +137,11 @@ def _row(p: dict, base: dict) -> str:
     )
 
 
+def _sorted(points: list[dict]) -> list[dict]:
+    """Points by seeds, then envs per seed: the 1-seed point (the base) first."""
+    return sorted(points, key=lambda p: (p["seeds"], p["num_envs"]))
+
+
 def table(report: dict) -> str:
     """Markdown tables of a scaling report."""
     from rlx.provenance import describe_hardware
@@ -161,8 +168,9 @@ def table(report: dict) -> str:
         for axis, title in (("seeds", "seeds"), ("envs", "envs per seed, 1 seed")):
             if not res[axis]:
                 continue
+            pts = _sorted(res[axis])
             lines += ["", f"## PPO, {name}: {title}", "", head]
-            lines += [_row(p, res[axis][0]) for p in res[axis]]
+            lines += [_row(p, pts[0]) for p in pts]
     if report["offpolicy"]:
         lines += ["", "## TD3 / SAC on pendulum_swingup", "",
                   "| algorithm, setting | seeds | env steps/s | gradient steps/s | ms / update "
@@ -191,7 +199,7 @@ def plot(report: dict, path: Path) -> None:
     for row, name in enumerate(names):
         for col, (axis, label) in enumerate((("seeds", "seeds (one program)"),
                                              ("envs", "envs per seed (1 seed)"))):  # fmt: skip
-            pts = report["ppo"][name][axis]
+            pts = _sorted(report["ppo"][name][axis])
             if not pts:
                 continue
             x = [p[axis if axis == "seeds" else "num_envs"] for p in pts]
