@@ -100,6 +100,25 @@ def test_matched_rows_pool_untrained_and_final_returns_per_seed_count():
               "mujoco-mjx": "m"}, "git": "g", "date": "d"}, "command": "c", "reps": 2,
               "cases": {"env": {"total_steps": 8, "settings": {}, "rows": [one]}}}  # fmt: skip
     assert "| -2.0 ± 1.0 | 4.0 ± 1.0 |" in matched.table(report)
+    assert "| one | 15 ± 5 | n/ax | n/a |" in matched.table(report)  # no raw rate: old reports
+    one["raw_rate"] = 60.0
+    assert "| one | 15 ± 5 | n/ax | 0.25 |" in matched.table(report)
+
+
+def test_run_case_gives_every_row_the_raw_env_rate_at_its_envs(monkeypatch):
+    from rlx.bench import throughput
+
+    monkeypatch.setitem(matched.MATCHED, "pendulum_swingup", TINY_PENDULUM)
+    asked = []
+
+    def raw(name, backend, num_envs, episode_length, steps, reps=1):
+        asked.append(num_envs)
+        return {"env_steps_per_s": 1000.0 * num_envs}
+
+    monkeypatch.setattr(throughput, "raw_env_rate", raw)
+    rows = matched.run_case("pendulum_swingup", [1, 2], reps=1, total_steps=64, peer=False)
+    assert asked == [8, 16]  # 8 envs per seed
+    assert [r["raw_rate"] for r in rows] == [8000.0, 16000.0]
 
 
 def test_compile_split_counts_each_kind_inside_the_window():

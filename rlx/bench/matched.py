@@ -215,35 +215,36 @@ def summarise(label: str, seeds: int, reps: list[dict]) -> dict[str, Any]:
 def run_case(
     name: str, seed_counts: list[int], reps: int, total_steps: int, peer: bool
 ) -> list[dict]:
-    """Every row of one case (see the module docstring)."""
+    """Every row of one case (see the module docstring); each row also carries the raw env's
+    rate with as many envs (``raw_rate``)."""
+    from rlx.bench.throughput import raw_env_rate
+
     case = MATCHED[name]
+    settings = case["settings"]
     rows = []
     for n in seed_counts:
         print(f"[bench matched] {name}: rlx, {n} seed(s) in one program x {reps}", flush=True)
         seeds = [[r] if n == 1 else list(range(n)) for r in range(reps)]
-        rows.append(summarise(f"rlx PPO, {n} seed(s), one program", n,
-                              [rlx_row(name, case, s, total_steps) for s in seeds]))  # fmt: skip
-        if not peer:
-            continue
-        if n == 1:
-            print(f"[bench matched] {name}: Brax, 1 seed per process x {reps}", flush=True)
-            rows.append(
-                summarise(
-                    "Brax PPO, 1 seed per process (N sequential runs)",
-                    1,
-                    [brax_row(name, case, s, total_steps, 1) for s in range(reps)],
-                )
-            )
-        else:
-            print(f"[bench matched] {name}: Brax, {n}x envs x {reps}", flush=True)
-            rows.append(
-                summarise(
-                    f"Brax PPO, 1 seed, {n}x envs",
-                    n,
-                    [brax_row(name, case, 0, total_steps, n) for _ in range(reps)],
-                )
-            )
-    return rows  # fmt: skip
+        group = [summarise(f"rlx PPO, {n} seed(s), one program", n,
+                           [rlx_row(name, case, s, total_steps) for s in seeds])]  # fmt: skip
+        if peer:
+            group.append(_peer_row(name, case, n, reps, total_steps))
+        envs = n * settings["num_envs"]
+        print(f"[bench matched] {name}: raw env, {envs} envs", flush=True)
+        raw = raw_env_rate(name, case["backend"], envs, settings["episode_length"], 100, reps=3)
+        rows += [{**row, "raw_rate": raw["env_steps_per_s"]} for row in group]
+    return rows
+
+
+def _peer_row(name: str, case: dict, n: int, reps: int, total_steps: int) -> dict:
+    """Brax's row for seed count n: one seed per process (n = 1) or one seed with n x envs."""
+    if n == 1:
+        print(f"[bench matched] {name}: Brax, 1 seed per process x {reps}", flush=True)
+        return summarise("Brax PPO, 1 seed per process (N sequential runs)", 1,
+                         [brax_row(name, case, s, total_steps, 1) for s in range(reps)])  # fmt: skip
+    print(f"[bench matched] {name}: Brax, {n}x envs x {reps}", flush=True)
+    return summarise(f"Brax PPO, 1 seed, {n}x envs", n,
+                     [brax_row(name, case, 0, total_steps, n) for _ in range(reps)])  # fmt: skip
 
 
 @contextmanager
@@ -506,20 +507,24 @@ def table(report: dict) -> str:
         "(`jax.monitoring` spans, both sides alike), cold = first repetition with an empty "
         "persistent cache, warm = later ones. Returns: deterministic policy, of the untrained "
         "policy (step 0) and after the budget; 1-seed rows: one seed per repetition; N-seed "
-        "rows: the N seeds of the first repetition (Brax's N-times-envs rows: one learner).",
+        "rows: the N seeds of the first repetition (Brax's N-times-envs rows: one learner). "
+        "/ raw env: the row's rate over the raw env's with as many envs (rlx's training-wrapped "
+        "env under random actions in 100-step scans, median of 3, measured after the rows).",
         "",
         f"Still different: {DIFFERENCES}",
     ]
     for name, res in report["cases"].items():
         lines += ["", f"## {name} ({res['total_steps']:,} env steps per seed)", "",
                   "Settings: " + ", ".join(f"{k}={v}" for k, v in res["settings"].items()), "",
-                  "| row | env steps/s | vs Brax 1 seed/process | compile cold s | compile warm s "
-                  "| untrained return | final return |", "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+                  "| row | env steps/s | vs Brax 1 seed/process | / raw env, same envs "
+                  "| compile cold s | compile warm s | untrained return | final return |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
         peer = next((r for r in res["rows"] if r["row"].startswith("Brax PPO, 1 seed per")), None)
         for r in res["rows"]:
             vs = r["rate_mean"] / peer["rate_mean"] if peer else math.nan
             lines.append(
                 f"| {r['row']} | {_fmt(r['rate_mean'])} ± {_fmt(r['rate_std'])} | {_fmt(vs, 2)}x "
+                f"| {_fmt(r['rate_mean'] / r.get('raw_rate', math.nan), 2)} "
                 f"| {_fmt(r['compile_cold_s'], 1)} | {_fmt(r['compile_warm_s'], 1)} "
                 f"| {_initial(r)} | {_fmt(r['return_mean'], 1)} ± {_fmt(r['return_std'], 1)} |"
             )

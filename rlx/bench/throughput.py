@@ -83,9 +83,15 @@ QUICK_SCALE = {"pendulum_swingup": 60_000, "brax:ant": 8_192}
 
 
 def raw_env_rate(
-    name: str, backend: str | None, num_envs: int, episode_length: int, steps: int
+    name: str,
+    backend: str | None,
+    num_envs: int,
+    episode_length: int,
+    steps: int,
+    reps: int = 1,
 ) -> dict:
-    """(a): env steps/s of the training-wrapped env under random actions, compile excluded."""
+    """(a): env steps/s of the training-wrapped env under random actions, compile excluded;
+    the median over `reps` timed calls."""
     env = envs.make(name, **({"backend": backend} if backend else {}))
     tenv = envs.wrap_for_training(env, episode_length, resample=not envs.is_physics(name))
 
@@ -105,9 +111,12 @@ def raw_env_rate(
     compiled = jax.jit(rollout).lower(jax.random.PRNGKey(0)).compile()
     compile_s = time.perf_counter() - t0
     compiled(jax.random.PRNGKey(1)).block_until_ready()  # warm
-    t0 = time.perf_counter()
-    compiled(jax.random.PRNGKey(2)).block_until_ready()
-    elapsed = time.perf_counter() - t0
+    times = []
+    for rep in range(reps):
+        t0 = time.perf_counter()
+        compiled(jax.random.PRNGKey(2 + rep)).block_until_ready()
+        times.append(time.perf_counter() - t0)
+    elapsed = float(np.median(times))
     return {
         "env_steps_per_s": num_envs * steps / elapsed,
         "compile_s": compile_s,
