@@ -203,3 +203,16 @@ def test_timed_interleaved_alternates_the_parts_in_every_round():
     # One warm-up call each, then per round two calls of a, then two of b.
     assert order == ["a", "b"] + ["a", "a", "b", "b"] * 3
     assert set(ms) == {"a", "b"} and all(v > 0 for v in ms.values())
+
+
+@pytest.mark.parametrize("failure", ["no names", "profiler error"])
+def test_learner_kernels_are_left_out_when_the_trace_names_no_kernel(monkeypatch, failure):
+    from rlx.bench import kernel_profile
+
+    def kernel_times(compiled, *args, calls):
+        if failure == "profiler error":
+            raise RuntimeError("no CUPTI")
+        return kernel_profile.KernelTimes(0.0, 0.0, 0.0, 1.0)
+
+    monkeypatch.setattr(kernel_profile, "kernel_times", kernel_times)
+    assert matched.learner_kernels(None, None, None, grad_steps=4) == {}
