@@ -283,13 +283,22 @@ def minibatch_step(
     grad_fn = jax.grad(loss, has_aux=True)
 
     def step(carry: tuple[Any, optax.OptState], mb: Any) -> tuple[tuple[Any, optax.OptState], dict]:
-        params, opt_state = carry
-        grads, info = grad_fn(params, mb)
-        steps, opt_state = tx.update(grads, opt_state, params)
-        params = jax.tree.map(lambda p, s: p - lr * s, params, steps)
-        return (params, opt_state), info
+        grads, info = grad_fn(carry[0], mb)
+        return apply_step(tx, lr, grads, *carry), info
 
     return step
+
+
+def apply_step(
+    tx: optax.GradientTransformation,
+    lr: jax.Array | float,
+    grads: Any,
+    params: Any,
+    opt_state: optax.OptState,
+) -> tuple[Any, optax.OptState]:
+    """(theta - lr * u, s'), with (u, s') = tx(g, s, theta): one optimiser step."""
+    steps, opt_state = tx.update(grads, opt_state, params)
+    return jax.tree.map(lambda p, s: p - lr * s, params, steps), opt_state
 
 
 def optimise(

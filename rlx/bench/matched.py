@@ -299,11 +299,13 @@ def breakdown(name: str) -> dict[str, float]:
     loss = lambda p, mb: ppo._loss(p, env, config, mb)  # noqa: E731
 
     rollout = jax.jit(lambda st: ppo._rollout(env, st, st.key))
-    learner = jax.jit(lambda st, fl: ppo.optimise(st, fl, loss, st.key))
     _, traj = rollout(state)
     obs, values, adv, targets = jax.jit(lambda st, t: ppo.advantages(env, st, t))(state, traj)
     flat = jax.tree.map(lambda x: x.reshape((-1, *x.shape[2:])),
                         ppo.Batch(obs, traj.action, traj.log_prob, values, adv, targets))  # fmt: skip
+    learner = (
+        jax.jit(lambda st, fl: ppo.optimise(st, fl, loss, st.key)).lower(state, flat).compile()
+    )
     minibatch = jax.tree.map(lambda x: x[: x.shape[0] // s["num_minibatches"]], flat)
     grad_steps = s["num_epochs"] * s["num_minibatches"]
     raw = raw_env_rate(name, case["backend"], s["num_envs"], s["episode_length"], 100)
@@ -319,7 +321,7 @@ def breakdown(name: str) -> dict[str, float]:
         **{f"{k}_ms": 1e3 * v for k, v in ms.items() if k != "chunk"},
         "update_ms": 1e3 * ms["chunk"] / rp.updates_per_chunk,
         "grad_steps_per_update": grad_steps,
-        **learner_kernels(learner.lower(state, flat).compile(), state, flat, grad_steps),
+        **learner_kernels(learner, state, flat, grad_steps),
         **grad_step_flop_rate(state, minibatch, loss),
     }
 
@@ -366,17 +368,14 @@ def learner_kernels(compiled: Any, state: Any, flat: Any, grad_steps: int) -> di
 def raw_unroll(env: Any, config: Any) -> Callable:
     """state -> env state after one update's unroll_length steps of the training-wrapped env
     under uniform random actions: the rollout's program without the policy."""
+    from rlx.bench.throughput import random_steps
     from rlx.envs import training_env
 
     tenv = training_env(env, config.episode_length)
 
     def run(state):
-        def step(env_state, key):
-            action = jax.random.uniform(key, (config.num_envs, env.action_size), minval=-1.0)
-            return tenv.step(env_state, action), None
-
         keys = jax.random.split(state.key, config.unroll_length)
-        return jax.lax.scan(step, state.env_state, keys)[0]
+        return random_steps(tenv, config.num_envs, env.action_size, state.env_state, keys)[0]
 
     return run
 
@@ -417,9 +416,7 @@ def optimiser_call(
 
     def run(params, opt_state):
         def body(carry, _):
-            p, o = carry
-            u, o = tx.update(grads, o, p)
-            return (jax.tree.map(lambda a, b: a - 1e-4 * b, p, u), o), None
+            return ppo.apply_step(tx, 1e-4, grads, *carry), None
 
         return jax.lax.scan(body, (params, opt_state), None, length=steps)[0]
 
@@ -451,7 +448,7 @@ def _flop_line(b: dict) -> str:
 def _breakdown_lines(b: dict) -> list[str]:
     """The update-breakdown table and the learner's sentences (optimiser share, flop rate)."""
     bound = b["raw_env_ms"] / (b["raw_env_ms"] + b["learner_ms"])
-    split = "optimiser_ms" in b  # reports before 2026-12-05 lack the split columns
+    split = "optimiser_ms" in b  # reports made before 07c9788 lack the split columns
     head = "| raw env | " + ("raw env, one unroll | " if split else "") + "policy rollout | "
     head += "learner (grad steps) | " + ("of which optimiser | " if split else "")
     row = f"| {b['raw_env_ms']:.1f} | " + (f"{b['raw_unroll_ms']:.1f} | " if split else "")

@@ -82,6 +82,20 @@ CASES: dict[str, dict[str, Any]] = {
 QUICK_SCALE = {"pendulum_swingup": 60_000, "brax:ant": 8_192}
 
 
+def random_steps(
+    tenv: Any, num_envs: int, action_size: int, state: Any, keys: jax.Array
+) -> tuple[Any, jax.Array]:
+    """One step of `tenv` per key under uniform random actions in [-1, 1]: the final state and
+    each step's mean reward over the envs (the raw env of the throughput benchmarks)."""
+
+    def body(s, k):
+        a = jax.random.uniform(k, (num_envs, action_size), minval=-1.0, maxval=1.0)
+        s = tenv.step(s, a)
+        return s, s.reward.mean()
+
+    return jax.lax.scan(body, state, keys)
+
+
 def raw_env_rate(
     name: str,
     backend: str | None,
@@ -98,14 +112,8 @@ def raw_env_rate(
     def rollout(key):
         k_reset, k_act = jax.random.split(key)
         state = tenv.reset(jax.random.split(k_reset, num_envs))
-
-        def body(s, k):
-            a = jax.random.uniform(k, (num_envs, env.action_size), minval=-1.0, maxval=1.0)
-            s = tenv.step(s, a)
-            return s, s.reward.mean()
-
-        state, rewards = jax.lax.scan(body, state, jax.random.split(k_act, steps))
-        return rewards.sum()
+        keys = jax.random.split(k_act, steps)
+        return random_steps(tenv, num_envs, env.action_size, state, keys)[1].sum()
 
     t0 = time.perf_counter()
     compiled = jax.jit(rollout).lower(jax.random.PRNGKey(0)).compile()
