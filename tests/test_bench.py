@@ -156,6 +156,48 @@ def test_breakdown_counts_both_networks_flops_in_a_learner_step(monkeypatch):
     assert 0 < b["learner_matmul_share"] < 1 and b["learner_kernels_per_step"] > 10
 
 
+def test_breakdown_of_two_seeds_maps_every_part_over_the_seeds(monkeypatch):
+    monkeypatch.setitem(matched.MATCHED, "pendulum_swingup", TINY_PENDULUM)
+    b = matched.breakdown("pendulum_swingup", seeds=2)
+    assert b["seeds"] == 2 and b["grad_steps_per_update"] == 2
+    parts = ("raw_env_ms", "raw_unroll_ms", "rollout_ms", "learner_ms", "optimiser_ms", "update_ms")
+    assert all(b[k] > 0 for k in parts)
+    assert "learner_matmul_share" not in b and "grad_step_gflop" not in b  # one seed only
+
+
+def test_optimiser_call_steps_each_seed_with_its_own_gradient():
+    from rlx.algos import ppo
+
+    from rlx import runner
+    from rlx.runner.execute import Batch
+
+    s = TINY_PENDULUM["settings"]
+    rp = runner.plan("ppo", "pendulum_swingup", seeds=2,
+                     overrides=matched.rlx_overrides(s, 64), num_evals=1, eval_episodes=1)  # fmt: skip
+    batch = Batch.make(rp, jax.devices(), None)
+    states = batch.programs_for([0, 1]).init(*batch.inputs([0, 1]), batch.assets)
+    env = batch.env
+    _, traj = jax.vmap(lambda st: ppo._rollout(env, st, st.key))(states)
+    flat = jax.vmap(lambda st, t: matched.learner_batch(env, st, t))(states, traj)
+    program, args = matched.optimiser_call(env, states, flat, steps=3)
+    params, _ = program(*args)
+    for seed in (0, 1):
+        st, grads, mine = jax.tree.map(lambda x, i=seed: x[i], (states, args[1], params))
+        mb = jax.tree.map(lambda x, i=seed: x[i], flat)
+        own = jax.grad(matched.ppo_loss(env, st), has_aux=True)(st.params, mb)[0]
+        jax.tree.map(
+            lambda a, e: np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-7), grads, own
+        )
+        carry = (st.params, st.opt_state)
+        for _ in range(3):
+            carry = ppo.apply_step(ppo._optimizer(st.config), 1e-4, grads, *carry)
+        jax.tree.map(
+            lambda a, e: np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-8), mine, carry[0]
+        )
+    leaves = jax.tree.leaves(args[1])
+    assert not all(np.allclose(x[0], x[1]) for x in leaves)  # the seeds' gradients differ
+
+
 def test_raw_unroll_steps_the_training_env_one_unroll_without_a_policy():
     from rlx import runner
     from rlx.runner.execute import Batch
@@ -172,15 +214,41 @@ def test_raw_unroll_steps_the_training_env_one_unroll_without_a_policy():
 
 
 def test_breakdown_lines_split_the_learner_into_optimiser_and_gradients():
-    b = {"raw_env_ms": 20.0, "raw_unroll_ms": 24.0, "rollout_ms": 26.0, "learner_ms": 28.0,
-         "optimiser_ms": 7.0, "update_ms": 50.0, "grad_steps_per_update": 128,
+    b = {"seeds": 1, "raw_env_ms": 20.0, "raw_unroll_ms": 24.0, "rollout_ms": 26.0,
+         "learner_ms": 28.0, "optimiser_ms": 7.0, "update_ms": 50.0, "grad_steps_per_update": 128,
          "learner_matmul_share": 0.475, "learner_kernels_per_step": 135.2}  # fmt: skip
-    text = "\n".join(matched._breakdown_lines(b))
-    assert "| 20.0 | 24.0 | 26.0 | 28.0 (128) | 7.0 | 50.0 | 0.40 | 0.42 |" in text
+    text = "\n".join(matched._breakdown_lines([b]))
+    assert "| 1 | 20.0 | 24.0 | 26.0 | 28.0 (128) | 7.0 | 50.0 | 0.40 | 0.42 |" in text
     assert "adds 2.0 ms to the 24.0 ms" in text and "7.0 ms, 25% of the learner" in text
-    assert text.count("---:|") == 8
+    assert text.count("---:|") == 9
     assert "135 XLA kernels per gradient step" in text and "take 48% of" in text
     assert "copies) 52%." in text
+    assert "seeds in one program" not in text
+
+
+def test_breakdown_lines_give_a_row_and_the_growth_of_each_part_per_seed_count():
+    one = {"seeds": 1, "raw_env_ms": 20.0, "raw_unroll_ms": 24.0, "rollout_ms": 26.0,
+           "learner_ms": 28.0, "optimiser_ms": 7.0, "update_ms": 50.0,
+           "grad_steps_per_update": 128}  # fmt: skip
+    eight = {**one, "seeds": 8, "raw_env_ms": 140.0, "raw_unroll_ms": 150.0, "rollout_ms": 156.0,
+             "learner_ms": 168.0, "optimiser_ms": 42.0, "update_ms": 325.0}  # fmt: skip
+    text = "\n".join(matched._breakdown_lines([one, eight]))
+    # 140 / (140 + 168) = 0.45; 140 / 325 = 0.43.
+    assert "| 8 | 140.0 | 150.0 | 156.0 | 168.0 (128) | 42.0 | 325.0 | 0.43 | 0.45 |" in text
+    assert ("8 seeds in one program: the raw env's 8x envs take 7.0x one seed's time, the "
+            "rollout 6.0x, the learner 6.0x (its optimiser 6.0x) and the whole update 6.5x.") in text  # fmt: skip
+
+
+def test_table_renders_a_report_from_before_the_per_seed_breakdowns():
+    b = {"raw_env_ms": 20.0, "rollout_ms": 26.0, "learner_ms": 28.0, "update_ms": 50.0,
+         "grad_steps_per_update": 128}  # fmt: skip
+    report = {"provenance": {"versions": {"python": "3.11", "jax": "x", "brax": "y",
+                                          "mujoco-mjx": "z"}, "hardware": {"backend": "cpu", "cpu": "c",
+                                                               "cpu_cores": 2, "device_count": 1},
+                             "git": "abc", "date": "d"},
+              "command": "rlx bench --matched", "reps": 3,
+              "cases": {"e": {"total_steps": 10, "settings": {}, "rows": [], "breakdown": b}}}  # fmt: skip
+    assert "| 1 | 20.0 | 26.0 | 28.0 (128) | 50.0 | 0.40 | 0.42 |" in matched.table(report)
 
 
 def test_flop_line_gives_the_learner_rate_against_the_matmul_rate():

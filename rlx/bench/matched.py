@@ -15,12 +15,13 @@ measured the same way on both sides: the union of jax's trace, lower and XLA-com
 (``jax.monitoring``) during the run. A fresh persistent compilation cache is shared by both, so
 the first repetition of a row compiles cold and the later ones load from the cache (warm).
 
-`breakdown` measures where one 1-seed rlx update's time goes at the matched shape: the raw
-environment (at the rate of long scans, and in the rollout's own program shape), the policy
-rollout, and the learner's optimisation steps, each compiled alone; within the learner, the
-optimiser alone (clip + Adam + parameter step) and, from a profiler trace, the share of kernel
-time in matrix products (`rlx.bench.kernel_profile`); and the learner's arithmetic rate (XLA's
-flop count over its time) against a large matmul's.
+`breakdown` measures, for each seed count, where one rlx update's time goes at the matched
+shape: the raw environment (at the rate of long scans, and in the rollout's own program shape),
+the policy rollout, and the learner's optimisation steps, each compiled alone and vmapped over
+the seeds; within the learner, the optimiser alone (clip + Adam + parameter step). For one seed
+also, from a profiler trace, the share of kernel time in matrix products
+(`rlx.bench.kernel_profile`), and the learner's arithmetic rate (XLA's flop count over its
+time) against a large matmul's.
 """
 
 from __future__ import annotations
@@ -273,12 +274,14 @@ def _timed(fn: Callable, *args, reps: int = 10) -> float:
     return float(np.median(times))
 
 
-def breakdown(name: str) -> dict[str, float]:
-    """Milliseconds per update of one 1-seed rlx PPO update at the matched shape, and of its
-    parts compiled alone: the raw env for the update's env steps (random actions; at the rate
-    of long scans and in the rollout's own program shape), the policy rollout, the learner's
-    num_epochs x num_minibatches optimisation steps and its optimiser alone. The parts and the
-    whole update are timed in alternating rounds (`timed_interleaved`)."""
+def breakdown(name: str, seeds: int = 1) -> dict[str, float]:
+    """Milliseconds per update of an rlx PPO update of `seeds` seeds in one program at the
+    matched shape, and of its parts compiled alone, each vmapped over the seeds as the training
+    program is: the raw env for the update's env steps (random actions; at the rate of long
+    scans with as many envs, and in the rollout's own program shape), the policy rollout, the
+    learner's num_epochs x num_minibatches optimisation steps and its optimiser alone. The
+    parts and the whole update are timed in alternating rounds (`timed_interleaved`). For one
+    seed also the learner's kernel profile and arithmetic rate."""
     from rlx.algos import ppo
     from rlx.bench.throughput import raw_env_rate
     from rlx.runner.execute import Batch
@@ -287,43 +290,64 @@ def breakdown(name: str) -> dict[str, float]:
     s = case["settings"]
     per_update = s["num_envs"] * s["unroll_length"]
     rp = runner.plan(
-        "ppo", name, seeds=1, overrides=rlx_overrides(s, per_update * 40), num_evals=4,
+        "ppo", name, seeds=seeds, overrides=rlx_overrides(s, per_update * 40), num_evals=4,
         eval_episodes=case["eval_episodes"],
         env_kwargs={"backend": case["backend"]} if case["backend"] else {},
     )  # fmt: skip
     batch = Batch.make(rp, jax.devices(), None)
-    keys, configs = batch.inputs([0])
-    built = batch.programs_for([0])
-    state = jax.tree.map(lambda x: x[0], built.init(keys, configs, batch.assets))
-    env, config = batch.env, state.config
-    loss = lambda p, mb: ppo._loss(p, env, config, mb)  # noqa: E731
-
-    rollout = jax.jit(lambda st: ppo._rollout(env, st, st.key))
-    _, traj = rollout(state)
-    obs, values, adv, targets = jax.jit(lambda st, t: ppo.advantages(env, st, t))(state, traj)
-    flat = jax.tree.map(lambda x: x.reshape((-1, *x.shape[2:])),
-                        ppo.Batch(obs, traj.action, traj.log_prob, values, adv, targets))  # fmt: skip
-    learner = (
-        jax.jit(lambda st, fl: ppo.optimise(st, fl, loss, st.key)).lower(state, flat).compile()
-    )
-    minibatch = jax.tree.map(lambda x: x[: x.shape[0] // s["num_minibatches"]], flat)
+    ids = list(range(seeds))
+    built = batch.programs_for(ids)
+    states = built.init(*batch.inputs(ids), batch.assets)  # leaves [seeds, ...]
+    env = batch.env
+    rollout = _over_seeds(lambda st: ppo._rollout(env, st, st.key))
+    flat = _over_seeds(lambda st, t: learner_batch(env, st, t))(states, rollout(states)[1])
+    learner = _over_seeds(lambda st, fl: ppo.optimise(st, fl, ppo_loss(env, st), st.key))
+    learner = learner.lower(states, flat).compile()
+    minibatch = jax.tree.map(lambda x: x[:, : x.shape[1] // s["num_minibatches"]], flat)
     grad_steps = s["num_epochs"] * s["num_minibatches"]
-    raw = raw_env_rate(name, case["backend"], s["num_envs"], s["episode_length"], 100)
+    raw = raw_env_rate(name, case["backend"], seeds * s["num_envs"], s["episode_length"], 100,
+                       reps=3)  # fmt: skip
     ms = timed_interleaved({
-        "raw_unroll": (jax.jit(raw_unroll(env, config)), (state,)),
-        "rollout": (rollout, (state,)),
-        "learner": (learner, (state, flat)),
-        "optimiser": optimiser_call(state, minibatch, loss, grad_steps),
-        "chunk": (built.chunk, (built.init(keys, configs, batch.assets), batch.assets)),
+        "raw_unroll": (_over_seeds(raw_unroll(env, rp.base_config)), (states,)),
+        "rollout": (rollout, (states,)),
+        "learner": (learner, (states, flat)),
+        "optimiser": optimiser_call(env, states, minibatch, grad_steps),
+        "chunk": (built.chunk, (states, batch.assets)),
     })  # fmt: skip
-    return {
-        "raw_env_ms": 1e3 * per_update / raw["env_steps_per_s"],
+    out = {
+        "seeds": seeds,
+        "raw_env_ms": 1e3 * seeds * per_update / raw["env_steps_per_s"],
         **{f"{k}_ms": 1e3 * v for k, v in ms.items() if k != "chunk"},
         "update_ms": 1e3 * ms["chunk"] / rp.updates_per_chunk,
         "grad_steps_per_update": grad_steps,
-        **learner_kernels(learner, state, flat, grad_steps),
-        **grad_step_flop_rate(state, minibatch, loss),
     }
+    if seeds == 1:
+        first = lambda tree: jax.tree.map(lambda x: x[0], tree)  # noqa: E731
+        out.update(learner_kernels(learner, states, flat, grad_steps))
+        out.update(grad_step_flop_rate(first(states), first(minibatch),
+                                       ppo_loss(env, first(states))))  # fmt: skip
+    return out
+
+
+def _over_seeds(fn: Callable) -> Callable:
+    """`fn` jitted and mapped over the leading (seeds) axis of every argument."""
+    return jax.jit(jax.vmap(fn))
+
+
+def ppo_loss(env: Any, state: Any) -> Callable:
+    """PPO's loss ``(params, minibatch) -> (L, info)`` with `state`'s settings."""
+    from rlx.algos import ppo
+
+    return lambda p, mb: ppo._loss(p, env, state.config, mb)
+
+
+def learner_batch(env: Any, state: Any, traj: Any) -> Any:
+    """The learner's input for a rollout: `ppo.Batch` with leaves [steps_per_update, ...]."""
+    from rlx.algos import ppo
+
+    obs, values, adv, targets = ppo.advantages(env, state, traj)
+    batch = ppo.Batch(obs, traj.action, traj.log_prob, values, adv, targets)
+    return jax.tree.map(lambda x: x.reshape((-1, *x.shape[2:])), batch)
 
 
 def timed_interleaved(
@@ -403,24 +427,24 @@ def grad_step_flop_rate(state: Any, minibatch: Any, loss: Callable) -> dict[str,
     }
 
 
-def optimiser_call(
-    state: Any, minibatch: Any, loss: Callable, steps: int
-) -> tuple[Callable, tuple]:
+def optimiser_call(env: Any, states: Any, minibatches: Any, steps: int) -> tuple[Callable, tuple]:
     """(program, arguments) of `steps` optimiser-only steps (gradient clip, Adam moments and
-    the parameter step, on one fixed gradient) in one scan: the learner's cost that does not
-    depend on the minibatch size."""
+    the parameter step, on one fixed gradient) in one scan for every seed (the leading axis of
+    `states` and `minibatches`): the learner's cost that does not depend on the minibatch size."""
     from rlx.algos import ppo
 
-    tx = ppo._optimizer(state.config)
-    grads, _ = jax.jit(jax.grad(loss, has_aux=True))(state.params, minibatch)
+    def gradient(state, minibatch):
+        return jax.grad(ppo_loss(env, state), has_aux=True)(state.params, minibatch)[0]
 
-    def run(params, opt_state):
+    def run(state, grads):
+        tx = ppo._optimizer(state.config)
+
         def body(carry, _):
             return ppo.apply_step(tx, 1e-4, grads, *carry), None
 
-        return jax.lax.scan(body, (params, opt_state), None, length=steps)[0]
+        return jax.lax.scan(body, (state.params, state.opt_state), None, length=steps)[0]
 
-    return jax.jit(run), (state.params, state.opt_state)
+    return _over_seeds(run), (states, _over_seeds(gradient)(states, minibatches))
 
 
 def _initial(row: dict) -> str:
@@ -445,30 +469,52 @@ def _flop_line(b: dict) -> str:
     )
 
 
-def _breakdown_lines(b: dict) -> list[str]:
-    """The update-breakdown table and the learner's sentences (optimiser share, flop rate)."""
-    bound = b["raw_env_ms"] / (b["raw_env_ms"] + b["learner_ms"])
-    split = "optimiser_ms" in b  # reports made before 07c9788 lack the split columns
-    head = "| raw env | " + ("raw env, one unroll | " if split else "") + "policy rollout | "
-    head += "learner (grad steps) | " + ("of which optimiser | " if split else "")
-    row = f"| {b['raw_env_ms']:.1f} | " + (f"{b['raw_unroll_ms']:.1f} | " if split else "")
-    row += f"{b['rollout_ms']:.1f} | {b['learner_ms']:.1f} ({b['grad_steps_per_update']}) | "
-    row += f"{b['optimiser_ms']:.1f} | " if split else ""
+def _breakdown_lines(bs: list[dict]) -> list[str]:
+    """The update-breakdown table (a row per seed count) and the sentences on the learner:
+    the optimiser's share, kernels and flop rate (one seed), how it grows with seeds."""
+    split = "optimiser_ms" in bs[0]  # reports made before 07c9788 lack the split columns
+    head = "| seeds | raw env | " + ("raw env, one unroll | " if split else "")
+    head += "policy rollout | learner (grad steps) | " + ("of which optimiser | " if split else "")
     lines = [
-        "", "Where one 1-seed rlx update goes (ms, median; each part compiled alone; raw env: "
-        "the update's env steps at the rate of long random-action scans; one unroll: the "
-        "rollout's own program shape with random actions instead of the policy):", "",
+        "", "Where one rlx update goes (ms, median; each part compiled alone and vmapped over "
+        "the seeds as in training; raw env: the update's env steps at the rate of long "
+        "random-action scans with as many envs; one unroll: the rollout's own program shape "
+        "with random actions instead of the policy):", "",
         head + "whole update | update / raw | bound: raw / (raw + learner) |",
         "|" + "---:|" * (head.count("|") + 2),
-        row + f"{b['update_ms']:.1f} | {b['raw_env_ms'] / b['update_ms']:.2f} | {bound:.2f} |",
     ]  # fmt: skip
+    for b in bs:
+        bound = b["raw_env_ms"] / (b["raw_env_ms"] + b["learner_ms"])
+        row = f"| {b.get('seeds', 1)} | {b['raw_env_ms']:.1f} | "
+        row += f"{b['raw_unroll_ms']:.1f} | " if split else ""
+        row += f"{b['rollout_ms']:.1f} | {b['learner_ms']:.1f} ({b['grad_steps_per_update']}) | "
+        row += f"{b['optimiser_ms']:.1f} | " if split else ""
+        lines.append(
+            row + f"{b['update_ms']:.1f} | {b['raw_env_ms'] / b['update_ms']:.2f} | {bound:.2f} |"
+        )
+    one = bs[0]
     if split:
-        lines += ["", _optimiser_line(b)]
-    if "learner_matmul_share" in b:
-        lines += ["", _kernel_line(b)]
-    if "grad_step_gflop" in b:
-        lines += ["", _flop_line(b)]
+        lines += ["", _optimiser_line(one)]
+    if "learner_matmul_share" in one:
+        lines += ["", _kernel_line(one)]
+    if "grad_step_gflop" in one:
+        lines += ["", _flop_line(one)]
+    for b in bs[1:]:
+        lines += ["", _seeds_line(one, b)]
     return lines
+
+
+def _seeds_line(one: dict, b: dict) -> str:
+    """One sentence: how the N-seed update's parts grew over the 1-seed update's."""
+    n = b["seeds"]
+    return (
+        f"{n} seeds in one program: the raw env's {n}x envs take "
+        f"{b['raw_env_ms'] / one['raw_env_ms']:.1f}x one seed's time, the rollout "
+        f"{b['rollout_ms'] / one['rollout_ms']:.1f}x, the learner "
+        f"{b['learner_ms'] / one['learner_ms']:.1f}x (its optimiser "
+        f"{b['optimiser_ms'] / one['optimiser_ms']:.1f}x) and the whole update "
+        f"{b['update_ms'] / one['update_ms']:.1f}x."
+    )
 
 
 def _optimiser_line(b: dict) -> str:
@@ -534,8 +580,9 @@ def table(report: dict) -> str:
                 f"| {_fmt(r['compile_cold_s'], 1)} | {_fmt(r['compile_warm_s'], 1)} "
                 f"| {_initial(r)} | {_fmt(r['return_mean'], 1)} ± {_fmt(r['return_std'], 1)} |"
             )
-        if "breakdown" in res:
-            lines += _breakdown_lines(res["breakdown"])
+        breakdowns = res.get("breakdowns") or ([res["breakdown"]] if "breakdown" in res else [])
+        if breakdowns:
+            lines += _breakdown_lines(breakdowns)
     lines.append("")
     return "\n".join(lines)
 
@@ -559,8 +606,9 @@ def main(out, names: list[str], seed_counts: list[int], reps: int, quick: bool,
             total = case["quick_steps"] if quick else case["total_steps"]
             res: dict[str, Any] = {"total_steps": total, "settings": case["settings"]}
             res["rows"] = run_case(name, seed_counts, reps, total, peer)
-            print(f"[bench matched] {name}: update breakdown", flush=True)
-            res["breakdown"] = breakdown(name)
+            for n in seed_counts:
+                print(f"[bench matched] {name}: update breakdown, {n} seed(s)", flush=True)
+                res.setdefault("breakdowns", []).append(breakdown(name, n))
             report["cases"][name] = res
     report["provenance"] = provenance()
     out = Path(out)
