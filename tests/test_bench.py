@@ -165,6 +165,17 @@ def test_breakdown_of_two_seeds_maps_every_part_over_the_seeds(monkeypatch):
     assert "learner_matmul_share" not in b and "grad_step_gflop" not in b  # one seed only
 
 
+@pytest.mark.parametrize("seeds", [1, 3])
+def test_over_seeds_batches_the_parts_only_for_several_seeds(seeds):
+    a, b = jnp.ones((seeds, 2, 3)), jnp.ones((seeds, 3, 4))
+    fn = matched._over_seeds(lambda x, y: x @ y, seeds)
+    (eqn,) = [e for e in jax.make_jaxpr(fn)(a, b).eqns[0].params["jaxpr"].eqns
+              if e.primitive.name == "dot_general"]  # fmt: skip
+    (_, (batch_dims, _)) = eqn.params["dimension_numbers"]
+    assert batch_dims == (() if seeds == 1 else (0,))  # as the training program (over_runs)
+    assert fn(a, b).shape == (seeds, 2, 4)
+
+
 def test_optimiser_call_steps_each_seed_with_its_own_gradient():
     from rlx.algos import ppo
 
@@ -179,7 +190,7 @@ def test_optimiser_call_steps_each_seed_with_its_own_gradient():
     env = batch.env
     _, traj = jax.vmap(lambda st: ppo._rollout(env, st, st.key))(states)
     flat = jax.vmap(lambda st, t: matched.learner_batch(env, st, t))(states, traj)
-    program, args = matched.optimiser_call(env, states, flat, steps=3)
+    program, args = matched.optimiser_call(env, states, flat, steps=3, seeds=2)
     params, _ = program(*args)
     for seed in (0, 1):
         st, grads, mine = jax.tree.map(lambda x, i=seed: x[i], (states, args[1], params))

@@ -17,15 +17,16 @@ the first repetition of a row compiles cold and the later ones load from the cac
 
 `breakdown` measures, for each seed count, where one rlx update's time goes at the matched
 shape: the raw environment (at the rate of long scans, and in the rollout's own program shape),
-the policy rollout, and the learner's optimisation steps, each compiled alone and vmapped over
-the seeds; within the learner, the optimiser alone (clip + Adam + parameter step). For one seed
-also, from a profiler trace, the share of kernel time in matrix products
+the policy rollout, and the learner's optimisation steps, each compiled alone and mapped over
+the seeds as in training; within the learner, the optimiser alone (clip + Adam + parameter
+step). For one seed also, from a profiler trace, the share of kernel time in matrix products
 (`rlx.bench.kernel_profile`), and the learner's arithmetic rate (XLA's flop count over its
 time) against a large matmul's.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 import time
@@ -276,11 +277,11 @@ def _timed(fn: Callable, *args, reps: int = 10) -> float:
 
 def breakdown(name: str, seeds: int = 1) -> dict[str, float]:
     """Milliseconds per update of an rlx PPO update of `seeds` seeds in one program at the
-    matched shape, and of its parts compiled alone, each vmapped over the seeds as the training
-    program is: the raw env for the update's env steps (random actions; at the rate of long
-    scans with as many envs, and in the rollout's own program shape), the policy rollout, the
-    learner's num_epochs x num_minibatches optimisation steps and its optimiser alone. The
-    parts and the whole update are timed in alternating rounds (`timed_interleaved`). For one
+    matched shape, and of its parts compiled alone, each mapped over the seeds as the training
+    program maps them (`_over_seeds`): the raw env for the update's env steps (random actions;
+    at the rate of long scans with as many envs, and in the rollout's own program shape), the
+    policy rollout, the learner's num_epochs x num_minibatches optimisation steps and its
+    optimiser alone. The parts and the whole update are timed in alternating rounds (`timed_interleaved`). For one
     seed also the learner's kernel profile and arithmetic rate."""
     from rlx.algos import ppo
     from rlx.bench.throughput import raw_env_rate
@@ -299,19 +300,19 @@ def breakdown(name: str, seeds: int = 1) -> dict[str, float]:
     built = batch.programs_for(ids)
     states = built.init(*batch.inputs(ids), batch.assets)  # leaves [seeds, ...]
     env = batch.env
-    rollout = _over_seeds(lambda st: ppo._rollout(env, st, st.key))
-    flat = _over_seeds(lambda st, t: learner_batch(env, st, t))(states, rollout(states)[1])
-    learner = _over_seeds(lambda st, fl: ppo.optimise(st, fl, ppo_loss(env, st), st.key))
+    rollout = _over_seeds(lambda st: ppo._rollout(env, st, st.key), seeds)
+    flat = _over_seeds(lambda st, t: learner_batch(env, st, t), seeds)(states, rollout(states)[1])
+    learner = _over_seeds(lambda st, fl: ppo.optimise(st, fl, ppo_loss(env, st), st.key), seeds)
     learner = learner.lower(states, flat).compile()
     minibatch = jax.tree.map(lambda x: x[:, : x.shape[1] // s["num_minibatches"]], flat)
     grad_steps = s["num_epochs"] * s["num_minibatches"]
     raw = raw_env_rate(name, case["backend"], seeds * s["num_envs"], s["episode_length"], 100,
                        reps=3)  # fmt: skip
     ms = timed_interleaved({
-        "raw_unroll": (_over_seeds(raw_unroll(env, rp.base_config)), (states,)),
+        "raw_unroll": (_over_seeds(raw_unroll(env, rp.base_config), seeds), (states,)),
         "rollout": (rollout, (states,)),
         "learner": (learner, (states, flat)),
-        "optimiser": optimiser_call(env, states, minibatch, grad_steps),
+        "optimiser": optimiser_call(env, states, minibatch, grad_steps, seeds),
         "chunk": (built.chunk, (states, batch.assets)),
     })  # fmt: skip
     out = {
@@ -329,9 +330,12 @@ def breakdown(name: str, seeds: int = 1) -> dict[str, float]:
     return out
 
 
-def _over_seeds(fn: Callable) -> Callable:
-    """`fn` jitted and mapped over the leading (seeds) axis of every argument."""
-    return jax.jit(jax.vmap(fn))
+def _over_seeds(fn: Callable, seeds: int) -> Callable:
+    """`fn` jitted and mapped over the leading (seeds) axis of every argument as the training
+    program maps it (`rlx.runner.programs.over_runs`: vmap, or one seed unbatched)."""
+    from rlx.runner.programs import over_runs
+
+    return jax.jit(over_runs(fn, (0,) * len(inspect.signature(fn).parameters), seeds))
 
 
 def ppo_loss(env: Any, state: Any) -> Callable:
@@ -427,7 +431,9 @@ def grad_step_flop_rate(state: Any, minibatch: Any, loss: Callable) -> dict[str,
     }
 
 
-def optimiser_call(env: Any, states: Any, minibatches: Any, steps: int) -> tuple[Callable, tuple]:
+def optimiser_call(
+    env: Any, states: Any, minibatches: Any, steps: int, seeds: int
+) -> tuple[Callable, tuple]:
     """(program, arguments) of `steps` optimiser-only steps (gradient clip, Adam moments and
     the parameter step, on one fixed gradient) in one scan for every seed (the leading axis of
     `states` and `minibatches`): the learner's cost that does not depend on the minibatch size."""
@@ -444,7 +450,8 @@ def optimiser_call(env: Any, states: Any, minibatches: Any, steps: int) -> tuple
 
         return jax.lax.scan(body, (state.params, state.opt_state), None, length=steps)[0]
 
-    return _over_seeds(run), (states, _over_seeds(gradient)(states, minibatches))
+    grads = _over_seeds(gradient, seeds)(states, minibatches)
+    return _over_seeds(run, seeds), (states, grads)
 
 
 def _initial(row: dict) -> str:
@@ -476,9 +483,10 @@ def _breakdown_lines(bs: list[dict]) -> list[str]:
     head = "| seeds | raw env | " + ("raw env, one unroll | " if split else "")
     head += "policy rollout | learner (grad steps) | " + ("of which optimiser | " if split else "")
     lines = [
-        "", "Where one rlx update goes (ms, median; each part compiled alone and vmapped over "
-        "the seeds as in training; raw env: the update's env steps at the rate of long "
-        "random-action scans with as many envs; one unroll: the rollout's own program shape "
+        "", "Where one rlx update goes (ms, median; each part compiled alone and mapped over "
+        "the seeds as in training (vmap; one seed unbatched); raw env: the update's env steps "
+        "at the rate of long random-action scans with as many envs; one unroll: the "
+        "rollout's own program shape "
         "with random actions instead of the policy):", "",
         head + "whole update | update / raw | bound: raw / (raw + learner) |",
         "|" + "---:|" * (head.count("|") + 2),
