@@ -130,37 +130,58 @@ def code_identity(prov: dict[str, object]) -> str:
     return f"{prov.get('git')}" + (f" (diff {diff})" if diff else "")
 
 
-def _cpu_name() -> str:
+# Vector extensions XLA's CPU compiler generates code for when the host has them. One program
+# can round differently on hosts that differ in these, so records and tables name them.
+CPU_ISA = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile", "asimd", "sve")
+
+
+def _cpuinfo() -> str:
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        return Path("/proc/cpuinfo").read_text()
     except OSError:
-        pass
+        return ""
+
+
+def _cpu_name(cpuinfo: str) -> str:
+    for line in cpuinfo.splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine()
 
 
+def cpu_isa(cpuinfo: str) -> list[str]:
+    """The `CPU_ISA` extensions named by the first flags line (x86 ``flags``, Arm
+    ``Features``) of a /proc/cpuinfo text, in `CPU_ISA` order."""
+    for line in cpuinfo.splitlines():
+        if line.startswith(("flags", "Features")):
+            flags = set(line.split(":", 1)[1].split())
+            return [f for f in CPU_ISA if f in flags]
+    return []
+
+
 def hardware() -> dict[str, object]:
-    """The accelerator(s) JAX runs on, the host CPU and its core count."""
+    """The accelerator(s) JAX runs on, the host CPU, its vector extensions and core count."""
     devices = jax.devices()
+    cpuinfo = _cpuinfo()
     return {
         "backend": jax.default_backend(),
         "device_kind": devices[0].device_kind,
         "device_count": jax.device_count(),
         "local_device_count": jax.local_device_count(),
         "process_count": jax.process_count(),
-        "cpu": _cpu_name(),
+        "cpu": _cpu_name(cpuinfo),
+        "cpu_isa": cpu_isa(cpuinfo),
         "cpu_cores": os.cpu_count(),
     }
 
 
 def describe_hardware(hw: dict[str, object]) -> str:
-    """One line, e.g. '1x cpu (Intel Xeon ..., 2 cores)'."""
+    """One line, e.g. 'CPU only: AMD EPYC (avx2 fma avx512f), 2 cores (1 JAX device(s))'.
+    Records made before the vector extensions were recorded are described without them."""
+    cpu = f"{hw['cpu']} ({' '.join(hw['cpu_isa'])})" if hw.get("cpu_isa") else f"{hw['cpu']}"
     if hw["backend"] == "cpu":
-        return (
-            f"CPU only: {hw['cpu']}, {hw['cpu_cores']} cores ({hw['device_count']} JAX device(s))"
-        )
-    return f"{hw['device_count']}x {hw['device_kind']} ({hw['backend']}); host {hw['cpu']}"
+        return f"CPU only: {cpu}, {hw['cpu_cores']} cores ({hw['device_count']} JAX device(s))"
+    return f"{hw['device_count']}x {hw['device_kind']} ({hw['backend']}); host {cpu}"
 
 
 XLA_VARIABLES = ("XLA_FLAGS", "JAX_PLATFORMS", "JAX_ENABLE_X64", "JAX_DEFAULT_MATMUL_PRECISION",

@@ -52,3 +52,24 @@ def test_a_manifest_is_refused_for_a_dirty_tree(tmp_path, monkeypatch):
     with pytest.raises(RlxError, match=r"\+dirty: commit before"):
         provenance.write_manifest(tmp_path / "m.json")
     assert not (tmp_path / "m.json").exists()
+
+
+def test_cpu_isa_names_the_vector_extensions_of_the_flags_line():
+    x86 = "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse2 avx2 fma avx512f avx512bw\n"
+    arm = "processor\t: 0\nFeatures\t: fp asimd evtstrm sve\n"
+    assert provenance.cpu_isa(x86) == ["avx2", "fma", "avx512f"]
+    assert provenance.cpu_isa(arm) == ["asimd", "sve"]
+    assert provenance.cpu_isa("model name\t: x\nflags\t: fpu sse2\n") == []
+    assert provenance.cpu_isa("") == []
+
+
+def test_describe_hardware_names_the_vector_extensions_when_recorded():
+    hw = {"backend": "cpu", "device_kind": "cpu", "device_count": 1, "cpu": "AMD EPYC",
+          "cpu_cores": 2}  # fmt: skip
+    assert provenance.describe_hardware(hw) == "CPU only: AMD EPYC, 2 cores (1 JAX device(s))"
+    hw["cpu_isa"] = ["avx2", "fma", "avx512f"]
+    assert provenance.describe_hardware(hw) == (
+        "CPU only: AMD EPYC (avx2 fma avx512f), 2 cores (1 JAX device(s))"
+    )
+    gpu = {**hw, "backend": "gpu", "device_kind": "H200", "device_count": 8}
+    assert provenance.describe_hardware(gpu) == "8x H200 (gpu); host AMD EPYC (avx2 fma avx512f)"
