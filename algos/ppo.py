@@ -267,6 +267,14 @@ def advantages(env: Env, state: PPOState, traj: Transition) -> tuple[jax.Array, 
     return obs, values, adv, targets
 
 
+def learner_batch(env: Env, state: PPOState, traj: Transition) -> Batch:
+    """The learner's input for a rollout: `advantages` and the rollout's actions and
+    log-probabilities as a `Batch` with leaves flattened to [unroll_length * num_envs, ...]."""
+    obs, values, adv, targets = advantages(env, state, traj)
+    batch = Batch(obs, traj.action, traj.log_prob, values, adv, targets)
+    return jax.tree.map(lambda x: x.reshape((-1, *x.shape[2:])), batch)
+
+
 MinibatchStep = Callable[[tuple[Any, optax.OptState], Any], tuple[tuple[Any, optax.OptState], dict]]
 
 
@@ -363,9 +371,7 @@ def update(
     key, k_roll, k_perm = jax.random.split(state.key, 3)
     env_state, traj = _rollout(env, state, k_roll)
     chex.assert_shape(traj.reward, (config.unroll_length, config.num_envs))
-    obs, values, adv, targets = advantages(env, state, traj)
-    flat = Batch(obs, traj.action, traj.log_prob, values, adv, targets)
-    flat = jax.tree.map(lambda x: x.reshape((-1, *x.shape[2:])), flat)
+    flat = learner_batch(env, state, traj)
     params, opt_state, info, lr = optimise(
         state, flat, lambda p, mb: _loss(p, env, config, mb), k_perm
     )

@@ -189,7 +189,7 @@ def test_optimiser_call_steps_each_seed_with_its_own_gradient():
     states = batch.programs_for([0, 1]).init(*batch.inputs([0, 1]), batch.assets)
     env = batch.env
     _, traj = jax.vmap(lambda st: ppo._rollout(env, st, st.key))(states)
-    flat = jax.vmap(lambda st, t: matched.learner_batch(env, st, t))(states, traj)
+    flat = jax.vmap(lambda st, t: ppo.learner_batch(env, st, t))(states, traj)
     program, args = matched.optimiser_call(env, states, flat, steps=3, seeds=2)
     params, _ = program(*args)
     for seed in (0, 1):

@@ -281,8 +281,8 @@ def breakdown(name: str, seeds: int = 1) -> dict[str, float]:
     program maps them (`_over_seeds`): the raw env for the update's env steps (random actions;
     at the rate of long scans with as many envs, and in the rollout's own program shape), the
     policy rollout, the learner's num_epochs x num_minibatches optimisation steps and its
-    optimiser alone. The parts and the whole update are timed in alternating rounds (`timed_interleaved`). For one
-    seed also the learner's kernel profile and arithmetic rate."""
+    optimiser alone. The parts and the whole update are timed in alternating rounds
+    (`timed_interleaved`). For one seed also the learner's kernel profile and arithmetic rate."""
     from rlx.algos import ppo
     from rlx.bench.throughput import raw_env_rate
     from rlx.runner.execute import Batch
@@ -301,7 +301,9 @@ def breakdown(name: str, seeds: int = 1) -> dict[str, float]:
     states = built.init(*batch.inputs(ids), batch.assets)  # leaves [seeds, ...]
     env = batch.env
     rollout = _over_seeds(lambda st: ppo._rollout(env, st, st.key), seeds)
-    flat = _over_seeds(lambda st, t: learner_batch(env, st, t), seeds)(states, rollout(states)[1])
+    flat = _over_seeds(lambda st, t: ppo.learner_batch(env, st, t), seeds)(
+        states, rollout(states)[1]
+    )
     learner = _over_seeds(lambda st, fl: ppo.optimise(st, fl, ppo_loss(env, st), st.key), seeds)
     learner = learner.lower(states, flat).compile()
     minibatch = jax.tree.map(lambda x: x[:, : x.shape[1] // s["num_minibatches"]], flat)
@@ -343,15 +345,6 @@ def ppo_loss(env: Any, state: Any) -> Callable:
     from rlx.algos import ppo
 
     return lambda p, mb: ppo._loss(p, env, state.config, mb)
-
-
-def learner_batch(env: Any, state: Any, traj: Any) -> Any:
-    """The learner's input for a rollout: `ppo.Batch` with leaves [steps_per_update, ...]."""
-    from rlx.algos import ppo
-
-    obs, values, adv, targets = ppo.advantages(env, state, traj)
-    batch = ppo.Batch(obs, traj.action, traj.log_prob, values, adv, targets)
-    return jax.tree.map(lambda x: x.reshape((-1, *x.shape[2:])), batch)
 
 
 def timed_interleaved(
@@ -486,8 +479,7 @@ def _breakdown_lines(bs: list[dict]) -> list[str]:
         "", "Where one rlx update goes (ms, median; each part compiled alone and mapped over "
         "the seeds as in training (vmap; one seed unbatched); raw env: the update's env steps "
         "at the rate of long random-action scans with as many envs; one unroll: the "
-        "rollout's own program shape "
-        "with random actions instead of the policy):", "",
+        "rollout's own program shape with random actions instead of the policy):", "",
         head + "whole update | update / raw | bound: raw / (raw + learner) |",
         "|" + "---:|" * (head.count("|") + 2),
     ]  # fmt: skip
