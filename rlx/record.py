@@ -229,10 +229,10 @@ def console_summary(record: dict[str, Any], out: Path | None) -> str:
             f"{record['algo']} on {record['env']} [{label}], {len(members)} seeds: "
             f"final eval return {ret} (untrained {first}){goal_txt}"
         )
-    t = record["timing"]
+    t, unit = record["timing"], axis(record).replace("_", " ")
     lines.append(
-        f"{t.get('steps_total', t.get('env_steps_total', 0)):,} {axis(record).replace('_', ' ')} "
-        f"at {rate(record):,.0f} steps/s; "
+        f"{t.get('steps_total', t.get('env_steps_total', 0)):,} {unit} "
+        f"at {rate(record):,.0f} {unit}/s; "
         f"compile {t['compile_s']:.1f} s, wall {t['wall_s']:.1f} s"
     )
     if out is not None:
