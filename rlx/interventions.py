@@ -4,8 +4,8 @@ A stand-in for the human of human-in-the-loop fine-tuning (HABC's setting; rlx's
 reconstruction, see `rlx.outcome_credit`). Per env and step, with the expert idle, it takes
 over when any trigger fires:
 
-- the env's danger predicate (e.g. the box slipping or tilting, the hands leaving a tube around
-  the expert's nominal path);
+- the env's danger predicate (on the squeeze-lift tasks: the box slipping out of the squeeze,
+  or on MJX tilting; no env has a tube-around-the-expert's-path predicate yet);
 - the policy's viability estimate below ``viability_threshold`` (off at 0);
 - a uniform draw below ``random_prob`` (off at 0).
 
