@@ -18,7 +18,9 @@ and whether the box has been lifted (1).
 Success (sparse, ``done = 1``, reward 1): the box has been lifted by at least ``LIFT`` and
 rests on the table, upright, within ``TOLERANCE`` of the target. Danger (``danger(state)``,
 for simulated interventions): the box in the air with a pad off its face or slipping down
-between the pads, or tilted by more than 25 degrees.
+between the pads, or tilted by more than 25 degrees. The SFT policies fail mostly by carrying
+and placing, which these do not see; ``placement_danger=True`` adds a tube around the expert's
+path for those: a lifted box moving away from the target, or set down off it.
 
 Levels (box half size, mass, friction, carry distance) stand in for HABC's three tasks::
 
@@ -63,6 +65,7 @@ LIFT = 0.05
 TOLERANCE = 0.04
 SQUEEZE = 0.02  # how far inside the face the expert aims its targets
 CARRY = 0.015  # the expert's largest box displacement per control step
+AWAY_SPEED = 0.1  # m/s: a lifted box moving away from the target this fast is off the path
 
 
 def model_xml(half_size: float, mass: float, friction: float) -> str:
@@ -110,11 +113,14 @@ class BimanualSqueezeLift(Env):
     metric_labels: ClassVar[dict[str, str]] = {"lifted": "lift rate"}
     rate_metrics: tuple[str, ...] = ("lifted",)
 
-    def __init__(self, level: int = 1):
-        """Pick the difficulty ``level`` (1, 2 or 3: module docstring)."""
+    def __init__(self, level: int = 1, placement_danger: bool = False):
+        """Pick the difficulty ``level`` (1, 2 or 3: module docstring); ``placement_danger``
+        adds the placement tube to the danger predicate (`danger`)."""
         if isinstance(level, bool) or level not in LEVELS:
             raise RlxError(f"level must be one of 1, 2, 3; got {level!r}.")
-        self.level = level
+        if not isinstance(placement_danger, bool):
+            raise RlxError(f"placement_danger must be true or false, got {placement_danger!r}.")
+        self.level, self.placement_danger = level, placement_danger
         spec = LEVELS[level]
         self.w, self.distance = spec["half_size"], spec["distance"]
         self.mj_model = mujoco.MjModel.from_xml_string(
@@ -198,7 +204,9 @@ class BimanualSqueezeLift(Env):
     def danger(self, state: State) -> jax.Array:
         """The box in the air with a pad more than 1 cm off its face or sagging by more than
         half its size below the pads (slipping out), or tilted by more than 25 degrees (works
-        on batched states)."""
+        on batched states). With ``placement_danger`` also the placement tube: a lifted box
+        in the air moving away from the target faster than ``AWAY_SPEED``, or set down more
+        than ``TOLERANCE`` from it."""
         obs = state.obs
         hands, box = obs[..., 0:6], obs[..., 12:15]
         reach = self.w + PAD
@@ -207,7 +215,16 @@ class BimanualSqueezeLift(Env):
         sag = 0.5 * (hands[..., 2] + hands[..., 5]) - box[..., 2] > 0.5 * self.w
         airborne = box[..., 2] > self.w + 0.01
         tilted = obs[..., 18] < np.cos(np.deg2rad(25.0))
-        return (airborne & (open_l | open_r | sag)) | tilted
+        danger = (airborne & (open_l | open_r | sag)) | tilted
+        if not self.placement_danger:
+            return danger
+        lifted = obs[..., 21] > 0
+        to_target = obs[..., 19:21] - box[..., :2]
+        dist = jnp.linalg.norm(to_target, axis=-1)
+        closing = jnp.sum(obs[..., 15:17] * to_target, axis=-1) / jnp.maximum(dist, 1e-6)
+        astray = lifted & airborne & (closing < -AWAY_SPEED)
+        misplaced = lifted & ~airborne & (dist > TOLERANCE)
+        return danger | astray | misplaced
 
     # --- expert -----------------------------------------------------------------------------
 
