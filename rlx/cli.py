@@ -101,11 +101,16 @@ def _seeds(text: str) -> int | list[int]:
 
 
 def _env_kwargs(pairs: list[str], backend: str | None) -> dict[str, object]:
+    """Environment keywords from ``--env-set name=value`` pairs: true/false as booleans, then
+    integers, numbers, or else the text."""
     out: dict[str, object] = {}
     for pair in pairs:
         name, sep, text = pair.partition("=")
         if not sep:
             raise RlxError(f"bad --env-set {pair!r}: expected name=value.")
+        if text.lower() in ("true", "false"):
+            out[name] = text.lower() == "true"
+            continue
         try:
             out[name] = float(text) if any(c in text for c in ".eE") else int(text)
         except ValueError:

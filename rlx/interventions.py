@@ -5,7 +5,8 @@ reconstruction, see `rlx.outcome_credit`). Per env and step, with the expert idl
 over when any trigger fires:
 
 - the env's danger predicate (on the squeeze-lift tasks: the box slipping out of the squeeze,
-  or on MJX tilting; no env has a tube-around-the-expert's-path predicate yet);
+  or on MJX tilting, and with MJX's ``placement_danger`` a tube around the expert's path: a
+  lifted box moving away from the target or set down off it);
 - the policy's viability estimate below ``viability_threshold`` (off at 0);
 - a uniform draw below ``random_prob`` (off at 0).
 

@@ -85,3 +85,10 @@ def test_list_names_everything(capsys):
     text = capsys.readouterr().out
     for name in ("pendulum_swingup", "cartpole_swingup", "brax:ant", "brax:humanoid", "ppo"):
         assert name in text
+
+
+def test_env_set_reads_booleans_numbers_and_text():
+    pairs = ["placement_danger=true", "b=False", "level=2", "x=0.5", "backend=mjx"]
+    kwargs = cli._env_kwargs(pairs, None)
+    assert kwargs == {"placement_danger": True, "b": False, "level": 2, "x": 0.5, "backend": "mjx"}
+    assert type(kwargs["level"]) is int and type(kwargs["placement_danger"]) is bool
