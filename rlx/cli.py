@@ -659,6 +659,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         path = matched.main(Path(args.out), names, seeds, args.reps, args.quick, not args.no_peer)
         print(path.read_text())
         return 0
+    if args.learning:
+        from rlx.bench import learning
+
+        print(learning.main(Path(args.out), args.reps, args.quick, not args.no_peer).read_text())
+        return 0
     if args.compile:
         from rlx.bench import compile_time
 
@@ -859,7 +864,15 @@ def _add_bench(sub) -> argparse.ArgumentParser:
         help="rlx PPO vs Brax PPO with identical settings (results/bench/matched.md)",
     )
     bench.add_argument(
-        "--reps", type=_positive_int, default=3, help="repetitions per row of --matched (default 3)"
+        "--learning",
+        action="store_true",
+        help="rlx PPO vs Brax PPO learning ant at 8x the matched envs (learning.md)",
+    )
+    bench.add_argument(
+        "--reps",
+        type=_positive_int,
+        default=3,
+        help="repetitions per row of --matched or --learning (default 3)",
     )
     bench.add_argument(
         "--compile",

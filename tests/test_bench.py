@@ -1,16 +1,18 @@
 """The benchmark's plumbing (no timings asserted): the 1-run program path, the matched settings
-mapping to both learners, the peer worker's network options, and the compile-span arithmetic."""
+mapping to both learners, the peer worker's network options, the compile-span arithmetic,
+and the learning comparison (`rlx bench --learning`)."""
 
 from __future__ import annotations
 
 import functools
+import json
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rlx.bench import brax_ppo_worker, compile_time, matched
+from rlx.bench import brax_ppo_worker, compile_time, learning, matched
 from rlx.runner import programs
 
 
@@ -295,3 +297,66 @@ def test_learner_kernels_are_left_out_when_the_trace_names_no_kernel(monkeypatch
 
     monkeypatch.setattr(kernel_profile, "kernel_times", kernel_times)
     assert matched.learner_kernels(None, None, None, grad_steps=4) == {}
+
+
+# `rlx bench --learning`: the case, each run's curve, the curve table, the files.
+
+PROV = {"hardware": HW, "versions": {"python": "3", "jax": "j", "brax": "b", "mujoco-mjx": "m"},
+        "git": "g", "date": "d"}  # fmt: skip
+
+
+def test_case_is_the_matched_case_with_eight_times_the_envs():
+    c, base = learning.case(), matched.MATCHED["brax:ant"]
+    assert c["settings"]["num_envs"] == 8 * base["settings"]["num_envs"] == 1024
+    assert {k: v for k, v in c["settings"].items() if k != "num_envs"} == {
+        k: v for k, v in base["settings"].items() if k != "num_envs"
+    }
+    kwargs, _ = matched.brax_kwargs(c["settings"], learning.TOTAL_STEPS, 0, 16)
+    assert kwargs["batch_size"] * kwargs["num_minibatches"] == 1024  # 160 env steps a minibatch
+    assert kwargs["num_timesteps"] == learning.TOTAL_STEPS
+
+
+def _rep(steps, curve, rate=10.0, versions=None):
+    return {"env_steps_per_s": rate, "compile_s": 2.0, "returns": [curve[-1]],
+            "initial_returns": [curve[0]], "curve_steps": steps, "curves": [curve],
+            "versions": versions}  # fmt: skip
+
+
+def test_curve_table_gives_mean_and_std_over_runs_at_each_point():
+    ours = matched.summarise("rlx", 1, [_rep([0, 5], [1.0, 10.0]), _rep([0, 5], [3.0, 20.0])])
+    peer = matched.summarise("Brax PPO", 1, [_rep([0, 5], [0.0, 4.0], 5.0, {"brax": "0.14"}),
+                                             _rep([0, 5], [0.0, 8.0], 5.0)])  # fmt: skip
+    steps, y = learning.curves(ours)
+    assert steps == [0, 5] and y.tolist() == [[1.0, 10.0], [3.0, 20.0]]
+    report = {"provenance": PROV, "rows": [ours, peer], "raw_rate": 40.0, "settings": {},
+              "eval_episodes": 16, "command": "c", "total_steps": 5}  # fmt: skip
+    text = learning.table(report)
+    assert "| 0 | 2.0 ± 1.0 | 0.0 ± 0.0 |" in text
+    assert "| 5 | 15.0 ± 5.0 | 6.0 ± 2.0 |" in text
+    assert "| rlx | 10 ± 0 | 2.00x | 0.25 | 2.0 | 2.0 | 2.0 ± 1.0 | 15.0 ± 5.0 |" in text
+    assert "- peer: brax 0.14" in text
+
+
+def test_curves_refuse_runs_evaluated_at_different_points():
+    row = matched.summarise("rlx", 1, [_rep([0, 5], [1.0, 2.0]), _rep([0, 6], [1.0, 2.0])])
+    with pytest.raises(ValueError, match="evaluation points differ"):
+        learning.curves(row)
+
+
+def test_main_records_every_runs_curve_and_writes_the_table_and_plot(monkeypatch, tmp_path):
+    from rlx.bench import throughput
+
+    monkeypatch.setattr(learning, "ENV", "pendulum_swingup")
+    monkeypatch.setitem(matched.MATCHED, "pendulum_swingup", TINY_PENDULUM)
+    monkeypatch.setattr(throughput, "raw_env_rate", lambda *a, **k: {"env_steps_per_s": 1e4})
+    monkeypatch.setattr(learning, "QUICK_STEPS", 64 * 4 * 10)  # 10 updates of 64 envs x 4
+    path = learning.main(tmp_path, reps=2, quick=True, peer=False)
+    report = json.loads((tmp_path / "learning.json").read_text())
+    (row,) = report["rows"]
+    steps, y = learning.curves(row)
+    assert steps == list(range(0, 2561, 256))
+    assert y.shape == (2, 11) and np.all(np.isfinite(y))
+    assert y[:, -1].tolist() == row["returns"]
+    assert not np.array_equal(y[0], y[1])  # seeds 0 and 1
+    assert "| 2,560 |" in path.read_text()
+    assert (tmp_path / "learning.png").stat().st_size > 0

@@ -156,12 +156,15 @@ class Spans:
         return total
 
 
-def rlx_row(name: str, case: dict, seeds: list[int], total_steps: int) -> dict[str, Any]:
-    """One rlx run of `seeds` in one program: rate, compile seconds, final returns."""
+def rlx_row(
+    name: str, case: dict, seeds: list[int], total_steps: int, num_evals: int = 1
+) -> dict[str, Any]:
+    """One rlx run of `seeds` in one program: rate, compile seconds, untrained and final
+    returns, and the evaluation curve of each seed (``curve_steps``, ``curves[seed]``)."""
     Spans.register()
     rp = runner.plan(
         "ppo", name, seeds=seeds, overrides=rlx_overrides(case["settings"], total_steps),
-        num_evals=1, eval_episodes=case["eval_episodes"],
+        num_evals=num_evals, eval_episodes=case["eval_episodes"],
         env_kwargs={"backend": case["backend"]} if case["backend"] else {},
     )  # fmt: skip
     t0 = time.time()
@@ -171,24 +174,39 @@ def rlx_row(name: str, case: dict, seeds: list[int], total_steps: int) -> dict[s
         "compile_s": Spans.seconds_since(t0),
         "returns": [r["final"]["eval/return"] for r in rec["runs"]],
         "initial_returns": [r["curve"]["eval/return"][0] for r in rec["runs"]],
+        "curve_steps": [int(x) for x in rec["runs"][0]["curve"]["env_steps"]],
+        "curves": [[float(x) for x in r["curve"]["eval/return"]] for r in rec["runs"]],
     }
 
 
-def brax_row(name: str, case: dict, seed: int, total_steps: int, env_factor: int) -> dict:
-    """One Brax PPO run (its own process) with the matched settings."""
+def brax_row(
+    name: str,
+    case: dict,
+    seed: int,
+    total_steps: int,
+    env_factor: int,
+    num_evals: int | None = None,
+) -> dict:
+    """One Brax PPO run (its own process) with the matched settings; `num_evals` evaluation
+    points (step 0 included) instead of `brax_kwargs`'s, when given."""
     from rlx.bench.peer import run_brax_ppo
 
     kwargs, network = brax_kwargs(
         case["settings"], total_steps, seed, case["eval_episodes"], env_factor
     )
+    if num_evals is not None:
+        kwargs["num_evals"] = num_evals
     out = run_brax_ppo(name, kwargs, backend=case["backend"], network=network)
+    curve = out["eval_curve"]
     return {
         "env_steps_per_s": out["train_env_steps_per_s"] or math.nan,
         "compile_s": out["measured_compile_s"],
         "returns": [out["final_eval_return"]],
-        "initial_returns": [out["eval_curve"][0][1] if out["eval_curve"] else math.nan],
+        "initial_returns": [curve[0][1] if curve else math.nan],
+        "curve_steps": [int(x) for x, _ in curve],
+        "curves": [[float(y) for _, y in curve]],
         "versions": out.get("versions"),
-    }
+    }  # fmt: skip
 
 
 def summarise(label: str, seeds: int, reps: list[dict]) -> dict[str, Any]:
