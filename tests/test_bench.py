@@ -78,6 +78,22 @@ def test_worker_turns_network_options_into_the_brax_network_factory():
         brax_ppo_worker._train_kwargs({"network": {"dropout": 0.1}})
 
 
+def test_worker_times_the_raw_env_instead_of_training_when_asked(monkeypatch):
+    """The worker's raw-env mode, run as the peer would run it (a subprocess reading its spec
+    from stdin and printing one JSON line), here with this venv's python."""
+    import sys
+    from pathlib import Path
+
+    from rlx.bench import peer
+
+    spec = {"env": "pendulum_swingup", "backend": None,
+            "raw_env": {"num_envs": 4, "episode_length": 8, "steps": 10, "reps": 1}}  # fmt: skip
+    monkeypatch.setattr(peer, "peer_venv", lambda root=None: Path(sys.executable))
+    out = peer._run_worker(spec, timeout_s=300, venv_root=None, echo_stderr=False)
+    assert out["env_steps_per_s"] > 0 and "train_env_steps_per_s" not in out
+    assert out["versions"]["jax"] == jax.__version__
+
+
 def test_compile_seconds_are_the_union_of_overlapping_spans(monkeypatch):
     monkeypatch.setattr(matched.Spans, "spans", [(0.0, 2.0), (1.0, 3.0), (5.0, 6.0), (-2.0, 9.0)])
     assert matched.Spans.seconds_since(0.0) == pytest.approx(4.0)  # [0, 3] and [5, 6]
@@ -104,7 +120,7 @@ def test_matched_rows_pool_untrained_and_final_returns_per_seed_count():
     assert "| -2.0 ± 1.0 | 4.0 ± 1.0 |" in matched.table(report)
     assert "| one | 15 ± 5 | n/ax | n/a |" in matched.table(report)  # no raw rate: old reports
     one["raw_rate"] = 60.0
-    assert "| one | 15 ± 5 | n/ax | 0.25 |" in matched.table(report)
+    assert "| one | 15 ± 5 | n/ax | 0.25 | 60 |" in matched.table(report)
 
 
 def test_run_case_gives_every_row_the_raw_env_rate_at_its_envs(monkeypatch):
@@ -121,6 +137,17 @@ def test_run_case_gives_every_row_the_raw_env_rate_at_its_envs(monkeypatch):
     rows = matched.run_case("pendulum_swingup", [1, 2], reps=1, total_steps=64, peer=False)
     assert asked == [8, 16]  # 8 envs per seed
     assert [r["raw_rate"] for r in rows] == [8000.0, 16000.0]
+
+
+def test_peer_rows_are_set_against_the_raw_env_on_the_peers_stack(monkeypatch):
+    from rlx.bench import peer, throughput
+
+    monkeypatch.setitem(matched.MATCHED, "pendulum_swingup", TINY_PENDULUM)
+    monkeypatch.setattr(throughput, "raw_env_rate", lambda *a, **k: {"env_steps_per_s": 10.0})
+    monkeypatch.setattr(peer, "peer_raw_env_rate", lambda *a, **k: {"env_steps_per_s": 30.0})
+    monkeypatch.setattr(matched, "_peer_row", lambda *a: {"row": "Brax PPO, 1 seed per process"})
+    rows = matched.run_case("pendulum_swingup", [1], reps=1, total_steps=64, peer=True)
+    assert [(r["row"][:4], r["raw_rate"]) for r in rows] == [("rlx ", 10.0), ("Brax", 30.0)]
 
 
 def test_compile_split_counts_each_kind_inside_the_window():
@@ -328,12 +355,14 @@ def test_curve_table_gives_mean_and_std_over_runs_at_each_point():
                                              _rep([0, 5], [0.0, 8.0], 5.0)])  # fmt: skip
     steps, y = learning.curves(ours)
     assert steps == [0, 5] and y.tolist() == [[1.0, 10.0], [3.0, 20.0]]
-    report = {"provenance": PROV, "rows": [ours, peer], "raw_rate": 40.0, "settings": {},
-              "eval_episodes": 16, "command": "c", "total_steps": 5}  # fmt: skip
+    ours["raw_rate"], peer["raw_rate"] = 40.0, 10.0
+    report = {"provenance": PROV, "rows": [ours, peer], "settings": {}, "eval_episodes": 16,
+              "command": "c", "total_steps": 5}  # fmt: skip
     text = learning.table(report)
     assert "| 0 | 2.0 ± 1.0 | 0.0 ± 0.0 |" in text
     assert "| 5 | 15.0 ± 5.0 | 6.0 ± 2.0 |" in text
-    assert "| rlx | 10 ± 0 | 2.00x | 0.25 | 2.0 | 2.0 | 2.0 ± 1.0 | 15.0 ± 5.0 |" in text
+    assert "| rlx | 10 ± 0 | 2.00x | 0.25 | 40 | 2.0 | 2.0 | 2.0 ± 1.0 | 15.0 ± 5.0 |" in text
+    assert "| Brax PPO | 5 ± 0 | 1.00x | 0.50 | 10 |" in text
     assert "- peer: brax 0.14" in text
 
 

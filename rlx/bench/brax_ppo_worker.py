@@ -1,7 +1,7 @@
 """Peer worker: train Brax's own PPO (``brax.training.agents.ppo.train``) on one environment.
 
 Run by the peer venv's python (see :mod:`rlx.bench.peer`), never imported by rlx. Of rlx it
-imports only ``rlx.envs.make``.
+imports only ``rlx.envs.make``, and for a raw-env spec ``rlx.bench.throughput``.
 
 Protocol
 --------
@@ -17,6 +17,10 @@ stdin: one JSON object ``{"env": str, "backend": str | null, "settings": {...}}`
 * ``network`` (optional): further ``make_ppo_networks`` options: ``activation`` (a name:
   tanh, relu, silu/swish, elu), ``distribution_type``, ``noise_std_type``,
   ``init_noise_std``.
+* ``raw_env`` (optional): instead of training, time the training-wrapped env under random
+  actions on this venv's jax (``rlx.bench.throughput.raw_env_rate`` with these keyword
+  arguments: ``num_envs``, ``episode_length``, ``steps``, ``reps``) and print
+  ``{"env_steps_per_s", "versions", "device"}``.
 
 stdout: exactly one line, a JSON object (everything else the process writes to fd 1 while
 training is redirected to stderr):
@@ -240,6 +244,17 @@ def _timing(records: list[tuple[float, int, dict]], spans: list[tuple[float, flo
     return out
 
 
+def _raw_env(spec: dict) -> dict:
+    """The raw env's rate on this venv's stack (`rlx.bench.throughput.raw_env_rate`)."""
+    import jax
+
+    from rlx.bench.throughput import raw_env_rate
+
+    rate = raw_env_rate(spec["env"], spec.get("backend"), **spec["raw_env"])
+    return {"env_steps_per_s": rate["env_steps_per_s"], "versions": _versions(),
+            "device": str(jax.devices()[0])}  # fmt: skip
+
+
 def main() -> None:
     spec = json.load(sys.stdin)
     # Keep fd 1 for the result line only: anything else writing to stdout (Python prints,
@@ -247,6 +262,10 @@ def main() -> None:
     result_out = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
 
+    if "raw_env" in spec:
+        result_out.write(json.dumps(_raw_env(spec)) + "\n")
+        result_out.flush()
+        return
     env_name = spec["env"]
     backend = spec.get("backend")
     settings_echo = dict(spec.get("settings") or {})

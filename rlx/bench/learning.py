@@ -11,7 +11,8 @@ for millions of env steps, and records both sides' evaluation curves:
   0..reps-1), every run with the same evaluation points (the untrained policy, then
   `EVAL_POINTS` evenly spaced ones) of `eval_episodes` deterministic episodes;
 * rates, compile seconds (cold, then warm from the shared persistent cache) and the raw env's
-  rate at 1,024 envs, measured as in `rlx.bench.matched`.
+  rate at 1,024 envs on each side's stack (`rlx.bench.matched.raw_rates`: the peer venv pins
+  an older jax, which runs the same MJX physics at another rate).
 
 Writes ``learning.json``, ``learning.md`` (rows and the curve table) and ``learning.png`` (IQM
 curves with 95% bootstrap bands, `rlx.plots.learning_curves`).
@@ -44,27 +45,25 @@ def case() -> dict[str, Any]:
 
 
 def run(reps: int, total_steps: int, peer: bool) -> dict[str, Any]:
-    """The rows (`matched.summarise`, each repetition's curve in its ``raw``) and the raw
-    env's rate at the case's envs."""
-    from rlx.bench.throughput import raw_env_rate
-
+    """The rows (`matched.summarise`, each repetition's curve in its ``raw``), each with the
+    raw env's rate at the case's envs on its own stack (``raw_rate``, `matched.raw_rates`)."""
     c = case()
-    rows = []
+    s = c["settings"]
     print(f"[bench learning] rlx, 1 seed x {reps}", flush=True)
-    rows.append(matched.summarise("rlx PPO, 1 seed", 1, [
+    ours = matched.summarise("rlx PPO, 1 seed", 1, [
         matched.rlx_row(ENV, c, [r], total_steps, num_evals=EVAL_POINTS) for r in range(reps)
-    ]))  # fmt: skip
+    ])  # fmt: skip
+    rows = [ours]
     if peer:
         print(f"[bench learning] Brax, 1 seed x {reps}", flush=True)
         rows.append(matched.summarise("Brax PPO, 1 seed", 1, [
             matched.brax_row(ENV, c, r, total_steps, 1, num_evals=EVAL_POINTS + 1)
             for r in range(reps)
         ]))  # fmt: skip
-    s = c["settings"]
-    print(f"[bench learning] raw env, {s['num_envs']} envs", flush=True)
-    raw = raw_env_rate(ENV, c["backend"], s["num_envs"], s["episode_length"], 100, reps=3)
-    return {"settings": s, "eval_episodes": c["eval_episodes"], "rows": rows,
-            "raw_rate": raw["env_steps_per_s"]}  # fmt: skip
+    raws = matched.raw_rates(ENV, c["backend"], s["num_envs"], s["episode_length"], peer)
+    for row, stack in zip(rows, ("rlx", "peer"), strict=False):
+        row["raw_rate"] = raws[stack]
+    return {"settings": s, "eval_episodes": c["eval_episodes"], "rows": rows}
 
 
 def curves(row: dict) -> tuple[list[int], np.ndarray]:
@@ -122,21 +121,23 @@ def table(report: dict) -> str:
         f"Returns: {report['eval_episodes']} deterministic episodes per evaluation point, mean "
         "± std over the runs. Rates: env steps/s of training (compile and evaluation excluded). "
         "Compile: jax trace + lower + compile seconds (`jax.monitoring`), cold = first run with "
-        "an empty persistent cache, warm = later runs. / raw env: over the training-wrapped "
-        f"env's rate under random actions at the same envs ({_fmt(report['raw_rate'])} env "
-        "steps/s, median of 3 100-step scans).",
+        "an empty persistent cache, warm = later runs. / raw env: over the rate of the "
+        "training-wrapped env under random actions with the same envs on the row's own stack "
+        "(median of 3 100-step scans; the same env code, compiled by rlx's jax for rlx and by "
+        "the peer venv's jax for Brax).",
         "",
         f"Still different: {matched.DIFFERENCES}",
         "",
-        "| row | env steps/s | vs Brax | / raw env | compile cold s | compile warm s "
-        "| untrained return | final return |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| row | env steps/s | vs Brax | / raw env | raw env steps/s (own stack) "
+        "| compile cold s | compile warm s | untrained return | final return |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         vs = r["rate_mean"] / peer["rate_mean"] if peer else math.nan
         lines.append(
             f"| {r['row']} | {_fmt(r['rate_mean'])} ± {_fmt(r['rate_std'])} | {_fmt(vs, 2)}x "
-            f"| {_fmt(r['rate_mean'] / report['raw_rate'], 2)} | {_fmt(r['compile_cold_s'], 1)} "
+            f"| {_fmt(r['rate_mean'] / r['raw_rate'], 2)} | {_fmt(r['raw_rate'])} "
+            f"| {_fmt(r['compile_cold_s'], 1)} "
             f"| {_fmt(r['compile_warm_s'], 1)} | {_fmt(r['initial_mean'], 1)} ± "
             f"{_fmt(r['initial_std'], 1)} | {_fmt(r['return_mean'], 1)} ± "
             f"{_fmt(r['return_std'], 1)} |"

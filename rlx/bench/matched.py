@@ -14,6 +14,10 @@ Each row runs `reps` times; rates are mean ± std over the repetitions. Compile 
 measured the same way on both sides: the union of jax's trace, lower and XLA-compile time spans
 (``jax.monitoring``) during the run. A fresh persistent compilation cache is shared by both, so
 the first repetition of a row compiles cold and the later ones load from the cache (warm).
+Each row's rate is also set against the raw env's on its own stack (`raw_rates`): the same
+training-wrapped env under random actions, compiled by rlx's jax for rlx rows and by the peer
+venv's (older) jax for Brax rows, since the two compile the same MJX physics to code of
+different speed.
 
 `breakdown` measures, for each seed count, where one rlx update's time goes at the matched
 shape: the raw environment (at the rate of long scans, and in the rollout's own program shape),
@@ -236,24 +240,39 @@ def run_case(
     name: str, seed_counts: list[int], reps: int, total_steps: int, peer: bool
 ) -> list[dict]:
     """Every row of one case (see the module docstring); each row also carries the raw env's
-    rate with as many envs (``raw_rate``)."""
-    from rlx.bench.throughput import raw_env_rate
-
+    rate with as many envs on its own stack (``raw_rate``, `raw_rates`)."""
     case = MATCHED[name]
     settings = case["settings"]
     rows = []
     for n in seed_counts:
         print(f"[bench matched] {name}: rlx, {n} seed(s) in one program x {reps}", flush=True)
         seeds = [[r] if n == 1 else list(range(n)) for r in range(reps)]
-        group = [summarise(f"rlx PPO, {n} seed(s), one program", n,
-                           [rlx_row(name, case, s, total_steps) for s in seeds])]  # fmt: skip
-        if peer:
-            group.append(_peer_row(name, case, n, reps, total_steps))
-        envs = n * settings["num_envs"]
-        print(f"[bench matched] {name}: raw env, {envs} envs", flush=True)
-        raw = raw_env_rate(name, case["backend"], envs, settings["episode_length"], 100, reps=3)
-        rows += [{**row, "raw_rate": raw["env_steps_per_s"]} for row in group]
+        ours = summarise(f"rlx PPO, {n} seed(s), one program", n,
+                         [rlx_row(name, case, s, total_steps) for s in seeds])  # fmt: skip
+        theirs = _peer_row(name, case, n, reps, total_steps) if peer else None
+        raws = raw_rates(name, case["backend"], n * settings["num_envs"],
+                         settings["episode_length"], peer)  # fmt: skip
+        rows.append({**ours, "raw_rate": raws["rlx"]})
+        if theirs is not None:
+            rows.append({**theirs, "raw_rate": raws["peer"]})
     return rows
+
+
+def raw_rates(
+    name: str, backend: str | None, num_envs: int, episode_length: int, peer: bool
+) -> dict[str, float]:
+    """The raw env's rate (100-step random-action scans, median of 3) with `num_envs` envs on
+    rlx's stack (``"rlx"``) and, with `peer`, on the peer venv's (``"peer"``): the same env
+    code, compiled by each side's jax."""
+    from rlx.bench.peer import peer_raw_env_rate
+    from rlx.bench.throughput import raw_env_rate
+
+    print(f"[bench matched] {name}: raw env, {num_envs} envs", flush=True)
+    out = {"rlx": raw_env_rate(name, backend, num_envs, episode_length, 100, reps=3)}
+    if peer:
+        print(f"[bench matched] {name}: raw env on the peer's stack, {num_envs} envs", flush=True)
+        out["peer"] = peer_raw_env_rate(name, backend, num_envs, episode_length, 100, reps=3)
+    return {k: v["env_steps_per_s"] for k, v in out.items()}
 
 
 def _peer_row(name: str, case: dict, n: int, reps: int, total_steps: int) -> dict:
@@ -578,8 +597,10 @@ def table(report: dict) -> str:
         "persistent cache, warm = later ones. Returns: deterministic policy, of the untrained "
         "policy (step 0) and after the budget; 1-seed rows: one seed per repetition; N-seed "
         "rows: the N seeds of the first repetition (Brax's N-times-envs rows: one learner). "
-        "/ raw env: the row's rate over the raw env's with as many envs (rlx's training-wrapped "
-        "env under random actions in 100-step scans, median of 3, measured after the rows).",
+        "/ raw env: the row's rate over the raw env's with as many envs on the row's own stack "
+        "(rlx's training-wrapped env under random actions in 100-step scans, median of 3, "
+        "measured after the rows; compiled by rlx's jax for rlx rows and by the peer venv's jax "
+        "for Brax rows, which runs the same physics at another rate).",
         "",
         f"Still different: {DIFFERENCES}",
     ]
@@ -587,15 +608,17 @@ def table(report: dict) -> str:
         lines += ["", f"## {name} ({res['total_steps']:,} env steps per seed)", "",
                   "Settings: " + ", ".join(f"{k}={v}" for k, v in res["settings"].items()), "",
                   "| row | env steps/s | vs Brax 1 seed/process | / raw env, same envs "
-                  "| compile cold s | compile warm s | untrained return | final return |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+                  "| raw env steps/s (own stack) | compile cold s | compile warm s "
+                  "| untrained return | final return |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
         peer = next((r for r in res["rows"] if r["row"].startswith("Brax PPO, 1 seed per")), None)
         for r in res["rows"]:
             vs = r["rate_mean"] / peer["rate_mean"] if peer else math.nan
             lines.append(
                 f"| {r['row']} | {_fmt(r['rate_mean'])} ± {_fmt(r['rate_std'])} | {_fmt(vs, 2)}x "
                 f"| {_fmt(r['rate_mean'] / r.get('raw_rate', math.nan), 2)} "
-                f"| {_fmt(r['compile_cold_s'], 1)} | {_fmt(r['compile_warm_s'], 1)} "
+                f"| {_fmt(r.get('raw_rate', math.nan))} | {_fmt(r['compile_cold_s'], 1)} "
+                f"| {_fmt(r['compile_warm_s'], 1)} "
                 f"| {_initial(r)} | {_fmt(r['return_mean'], 1)} ± {_fmt(r['return_std'], 1)} |"
             )
         breakdowns = res.get("breakdowns") or ([res["breakdown"]] if "breakdown" in res else [])

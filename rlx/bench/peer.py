@@ -246,10 +246,36 @@ def run_brax_ppo(
       RuntimeError: the worker failed, timed out or printed no JSON; the message carries the
         tail of its stderr.
     """
+    spec = {"env": env, "backend": backend, "settings": dict(settings), "network": network or {}}
+    return _run_worker(spec, timeout_s, venv_root, echo_stderr)
+
+
+def peer_raw_env_rate(
+    env: str,
+    backend: str | None,
+    num_envs: int,
+    episode_length: int,
+    steps: int,
+    reps: int = 1,
+    *,
+    timeout_s: float = 1800,
+    venv_root: Path | None = None,
+) -> dict[str, Any]:
+    """`rlx.bench.throughput.raw_env_rate` measured in the peer venv: the same training-wrapped
+    env under random actions, compiled by the peer's jax, so each side of a comparison can be
+    set against the physics on its own stack. Returns ``{"env_steps_per_s", "versions",
+    "device"}``."""
+    spec = {"env": env, "backend": backend, "raw_env": dict(
+        num_envs=num_envs, episode_length=episode_length, steps=steps, reps=reps)}  # fmt: skip
+    return _run_worker(spec, timeout_s, venv_root, echo_stderr=False)
+
+
+def _run_worker(
+    spec: dict[str, Any], timeout_s: float, venv_root: Path | None, echo_stderr: bool
+) -> dict[str, Any]:
+    """Runs the worker on `spec` in the peer venv and returns its JSON result line."""
+    env = spec["env"]
     python = peer_venv(venv_root)
-    spec = json.dumps(
-        {"env": env, "backend": backend, "settings": dict(settings), "network": network or {}}
-    )
     proc = subprocess.Popen(
         [str(python), str(WORKER)],
         stdin=subprocess.PIPE,
@@ -276,7 +302,7 @@ def run_brax_ppo(
     for t in readers:
         t.start()
     try:
-        proc.stdin.write(spec)
+        proc.stdin.write(json.dumps(spec))
         proc.stdin.close()
     except BrokenPipeError:
         pass
