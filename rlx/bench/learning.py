@@ -21,7 +21,6 @@ curves with 95% bootstrap bands, `rlx.plots.learning_curves`).
 from __future__ import annotations
 
 import json
-import math
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -97,7 +96,6 @@ def _curve_lines(rows: list[dict]) -> list[str]:
 
 def table(report: dict) -> str:
     """The Markdown of a learning report: provenance, the rows, the curve table."""
-    from rlx.bench.throughput import _fmt
     from rlx.provenance import describe_hardware
 
     prov, rows = report["provenance"], report["rows"]
@@ -132,16 +130,7 @@ def table(report: dict) -> str:
         "| compile cold s | compile warm s | untrained return | final return |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for r in rows:
-        vs = r["rate_mean"] / peer["rate_mean"] if peer else math.nan
-        lines.append(
-            f"| {r['row']} | {_fmt(r['rate_mean'])} ± {_fmt(r['rate_std'])} | {_fmt(vs, 2)}x "
-            f"| {_fmt(r['rate_mean'] / r['raw_rate'], 2)} | {_fmt(r['raw_rate'])} "
-            f"| {_fmt(r['compile_cold_s'], 1)} "
-            f"| {_fmt(r['compile_warm_s'], 1)} | {_fmt(r['initial_mean'], 1)} ± "
-            f"{_fmt(r['initial_std'], 1)} | {_fmt(r['return_mean'], 1)} ± "
-            f"{_fmt(r['return_std'], 1)} |"
-        )
+    lines += [matched.row_line(r, peer) for r in rows]
     lines += ["", "Evaluation return during training (`learning.png`: IQM with 95% bootstrap "
               "bands):", "", *_curve_lines(rows), ""]  # fmt: skip
     return "\n".join(lines)

@@ -484,6 +484,21 @@ def optimiser_call(
     return _over_seeds(run, seeds), (states, grads)
 
 
+def row_line(r: dict, peer: dict | None) -> str:
+    """A `summarise` row as a Markdown table row: rate, rate over `peer`'s, over the raw env's
+    (and the raw env's), compile cold and warm, untrained and final return."""
+    from rlx.bench.throughput import _fmt
+
+    vs = r["rate_mean"] / peer["rate_mean"] if peer else math.nan
+    raw = r.get("raw_rate", math.nan)
+    return (
+        f"| {r['row']} | {_fmt(r['rate_mean'])} ± {_fmt(r['rate_std'])} | {_fmt(vs, 2)}x "
+        f"| {_fmt(r['rate_mean'] / raw, 2)} | {_fmt(raw)} | {_fmt(r['compile_cold_s'], 1)} "
+        f"| {_fmt(r['compile_warm_s'], 1)} "
+        f"| {_initial(r)} | {_fmt(r['return_mean'], 1)} ± {_fmt(r['return_std'], 1)} |"
+    )
+
+
 def _initial(row: dict) -> str:
     """The untrained return cell (reports before this column have none)."""
     from rlx.bench.throughput import _fmt
@@ -578,7 +593,6 @@ def _kernel_line(b: dict) -> str:
 
 def table(report: dict) -> str:
     """The Markdown tables of a matched report: rows per case, then the update breakdown."""
-    from rlx.bench.throughput import _fmt
     from rlx.provenance import describe_hardware
 
     prov = report["provenance"]
@@ -612,15 +626,7 @@ def table(report: dict) -> str:
                   "| untrained return | final return |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
         peer = next((r for r in res["rows"] if r["row"].startswith("Brax PPO, 1 seed per")), None)
-        for r in res["rows"]:
-            vs = r["rate_mean"] / peer["rate_mean"] if peer else math.nan
-            lines.append(
-                f"| {r['row']} | {_fmt(r['rate_mean'])} ± {_fmt(r['rate_std'])} | {_fmt(vs, 2)}x "
-                f"| {_fmt(r['rate_mean'] / r.get('raw_rate', math.nan), 2)} "
-                f"| {_fmt(r.get('raw_rate', math.nan))} | {_fmt(r['compile_cold_s'], 1)} "
-                f"| {_fmt(r['compile_warm_s'], 1)} "
-                f"| {_initial(r)} | {_fmt(r['return_mean'], 1)} ± {_fmt(r['return_std'], 1)} |"
-            )
+        lines += [row_line(r, peer) for r in res["rows"]]
         breakdowns = res.get("breakdowns") or ([res["breakdown"]] if "breakdown" in res else [])
         if breakdowns:
             lines += _breakdown_lines(breakdowns)
