@@ -59,7 +59,7 @@ from rlx import interventions, normalizer
 from rlx import outcome_credit as credit
 from rlx.algorithm import Algorithm, Unit
 from rlx.assets import Assets, AssetSpec
-from rlx.config import hparam, require, require_counts, static
+from rlx.config import EpisodeBudget, hparam, require, require_counts, static
 from rlx.errors import RlxError
 from rlx.metrics import EPISODES, MetricRule
 from rlx.networks import ACTIVATIONS, MLP
@@ -75,7 +75,7 @@ WEIGHTINGS = ("advantage", "uniform")
 
 
 @flax.struct.dataclass
-class Config:
+class Config(EpisodeBudget):
     """HABC settings (module docstring). Static fields fix the program; hyperparameters are
     vmappable leaves."""
 
@@ -111,26 +111,11 @@ class Config:
     w_max: float = hparam(20.0, "AWR weight clip.")
     w_int: float = hparam(1.0, "BC weight of the expert's (intervention) steps.")
 
-    @property
-    def steps_per_update(self) -> int:
-        """Episodes consumed by one update: num_envs."""
-        return self.num_envs
-
-    @property
-    def num_updates(self) -> int:
-        """Updates in the budget: total_steps / num_envs."""
-        return self.total_steps // self.num_envs
-
     def validate(self) -> None:
         """Raises RlxError naming the first bad value and what is allowed."""
         require_counts(self, ("total_steps", "num_envs", "critic_steps", "batch_size",
                               "hold_steps"), ("episode_length", "policy_steps"))  # fmt: skip
-        if self.total_steps % self.num_envs:
-            nearest = max(1, round(self.total_steps / self.num_envs)) * self.num_envs
-            raise RlxError(
-                f"total_steps={self.total_steps} (episodes) must be a multiple of num_envs="
-                f"{self.num_envs} (e.g. {nearest})."
-            )
+        self.check_episode_budget()
         for name, allowed in (("labels", LABELS), ("viability_target", TARGETS),
                               ("advantage", ADVANTAGES),
                               ("gate", GATES), ("weighting", WEIGHTINGS),
@@ -602,7 +587,14 @@ def diagnostics(state: HabcState, env: Env, assets: Assets, key: jax.Array) -> d
     interventions (NaN when none succeeds): the efficiency the paper's second head targets."""
     config = state.config
     act = make_policy(policy_params(state), env, config)
-    n, length = config.num_envs, config.episode_length or env_lib.episode_length(env)
+    return success_steps(act, env, config.num_envs, config.episode_length, key)
+
+
+def success_steps(act: Callable[..., jax.Array], env: Env, n: int, episode_length: int,
+                  key: jax.Array) -> dict[str, jax.Array]:  # fmt: skip
+    """``{SUCCESS_STEPS: mean steps to success}`` of the deterministic `act` over `n` episodes of
+    ``episode_length`` steps (0: the env's default) from fresh resets, NaN when none succeeds."""
+    length = episode_length or env_lib.episode_length(env)
 
     def _step(carry, _):
         env_state, alive, steps, won = carry
@@ -619,14 +611,19 @@ def diagnostics(state: HabcState, env: Env, assets: Assets, key: jax.Array) -> d
     return {SUCCESS_STEPS: jnp.where(count > 0, mean, jnp.nan)}
 
 
+def require_success_outcome(env: Env, algorithm: str) -> None:
+    """RlxError unless the env's metrics report an episode's success (``goal_reached``)."""
+    if "goal_reached" not in env_lib.outcome_metrics(env):
+        raise RlxError(
+            f"{algorithm} needs an env whose metrics report success (goal_reached); "
+            f"{type(env).__name__} reports {', '.join(env_lib.outcome_metrics(env)) or 'none'}."
+        )
+
+
 def check_env(env: Env, config: Config) -> None:
     """RlxError for an env without a success outcome, or without the expert (and danger
     predicate) that the configured interventions need."""
-    if "goal_reached" not in env_lib.outcome_metrics(env):
-        raise RlxError(
-            f"habc needs an env whose metrics report success (goal_reached); "
-            f"{type(env).__name__} reports {', '.join(env_lib.outcome_metrics(env)) or 'none'}."
-        )
+    require_success_outcome(env, "habc")
     if config.interventions:
         env_lib.require_baseline(env, "habc with interventions = true")
         if config.danger_trigger and not callable(getattr(env, "danger", None)):

@@ -134,6 +134,7 @@ ALGORITHMS: dict[str, str] = {
     "habc_awr": "habc:AWR",
     "habc_naive": "habc:NAIVE",
     "habc_fixed": "habc:FIXED",
+    "sft_ppo": "sft_ppo",
     "factorized_pg": "factorized_pg",
     "fpg_state": "factorized_pg:STATE",
     "fpg_regression": "factorized_pg:REGRESSION",

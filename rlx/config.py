@@ -72,6 +72,35 @@ class GradientSteps:
             )
 
 
+class EpisodeBudget:
+    """Budget arithmetic of a config counted in online episodes, with ``total_steps`` and
+    ``num_envs`` (episodes collected side by side per update) fields (a mixin: it adds no
+    fields)."""
+
+    total_steps: int
+    num_envs: int
+
+    @property
+    def steps_per_update(self) -> int:
+        """Episodes consumed by one update: num_envs."""
+        return self.num_envs
+
+    @property
+    def num_updates(self) -> int:
+        """Updates in the budget: total_steps / num_envs."""
+        return self.total_steps // self.num_envs
+
+    def check_episode_budget(self) -> None:
+        """Raises RlxError unless total_steps is a whole number of updates (suggesting the
+        nearest one that is)."""
+        if self.total_steps % self.num_envs:
+            nearest = max(1, round(self.total_steps / self.num_envs)) * self.num_envs
+            raise RlxError(
+                f"total_steps={self.total_steps} (episodes) must be a multiple of num_envs="
+                f"{self.num_envs} (e.g. {nearest})."
+            )
+
+
 def hparam(default: float, doc: str) -> Any:
     """A hyperparameter field: a pytree leaf (float32 array once batched), vmappable."""
     return flax.struct.field(pytree_node=True, default=default, metadata={"doc": doc})

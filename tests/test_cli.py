@@ -10,7 +10,7 @@ from rlx import cli
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        (["--algo", "ppoo"], "unknown algorithm 'ppoo'. Did you mean 'ppo'?"),
+        (["--algo", "ppoo"], "unknown algorithm 'ppoo'. Did you mean 'ppo' or 'sft_ppo'?"),
         (["--env", "cartpole_swingupp"], "Did you mean 'cartpole_swingup'"),
         (
             ["--set", "learning_rat=1e-3"],

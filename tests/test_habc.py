@@ -14,7 +14,6 @@ import pytest
 from rlx.algos import habc
 
 from rlx import api, cli, envs
-from rlx import recipes as recipe_mod
 from rlx.errors import RlxError
 
 B = jnp.asarray
@@ -142,14 +141,6 @@ def test_env_without_an_expert_is_refused_when_interventions_are_on():
 
 
 # --- the pretrained asset, the CLI's bad inputs, learning -------------------------------------
-
-
-@pytest.fixture(scope="module")
-def sft(tmp_path_factory) -> Path:
-    """The SFT policy of squeeze_lift_l1 from its recipe (4 demonstrations, 5,000 bc steps;
-    22% success over 1,024 evaluation episodes)."""
-    out = tmp_path_factory.mktemp("habc") / "sft"
-    return recipe_mod.make("squeeze-lift-l1-sft", out)
 
 
 TRAIN = ["train", "--algo", "habc", "--env", "squeeze_lift_l1", "--seeds", "1", "--set",

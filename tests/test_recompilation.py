@@ -49,7 +49,7 @@ def _env_name(name: str) -> str:
         return "pointmaze_medium"
     if name == "fpg_oracle":
         return "target_matching_bandit_m6"
-    if name.startswith("habc"):
+    if "pretrained" in algorithm.get(name).assets:  # habc and its baselines
         return "squeeze_lift_l1"
     return (
         "target_matching_m6" if name.startswith(("fpg_", "factorized_pg")) else "pendulum_swingup"
@@ -81,7 +81,7 @@ def _assets(algo):
         return None
     from rlx import datasets
 
-    if algo.name.startswith("habc"):  # a fresh width-8 policy in the pretrained asset's form
+    if "pretrained" in algo.assets:  # a fresh width-8 policy in the pretrained asset's form
         from rlx.algos.bc import TanhPolicy
 
         from rlx import normalizer

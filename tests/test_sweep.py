@@ -59,7 +59,7 @@ def _write(tmp_path: Path, text: str, name: str = "s.toml") -> Path:
         (lambda t: t.replace("seeds = 2", 'seeds = ["a"]'), ":5: seed 'a' is not an integer"),
         (
             lambda t: t.replace('algorithms = ["ppo"]', 'algorithms = ["ppoo"]'),
-            "unknown algorithm 'ppoo'. Did you mean 'ppo'?",
+            "unknown algorithm 'ppoo'. Did you mean 'ppo' or 'sft_ppo'?",
         ),
         (
             lambda t: t.replace('algorithms = ["ppo"]', "algorithms = []"),

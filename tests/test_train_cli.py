@@ -283,7 +283,7 @@ def test_list_algorithm_prints_every_field_with_its_default_kind_and_doc(capsys)
     ("argv", "expected"),
     [
         (["list", "nonexistent"], "unknown algorithm 'nonexistent'."),
-        (["list", "ppoo"], "unknown algorithm 'ppoo'. Did you mean 'ppo'?"),
+        (["list", "ppoo"], "unknown algorithm 'ppoo'. Did you mean 'ppo' or 'sft_ppo'?"),
     ],
 )
 def test_list_of_an_unknown_algorithm_is_one_error_line(capsys, argv, expected):

@@ -1,0 +1,121 @@
+"""PPO fine-tuning of the SFT policy (algos/sft_ppo.py), HABC's online-RL baseline: GAE over
+outcome-rewarded episodes and the clipped surrogate against hand-computed arrays, the
+collected episodes' bookkeeping, the critic-only warm-up, bad inputs, and a learning test on
+squeeze_lift_l1 (success rises over the SFT start)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from rlx.algos import habc, sft_ppo
+
+from rlx import api, cli, envs
+from rlx.distributions import gaussian_log_prob
+from rlx.errors import RlxError
+
+B = jnp.asarray
+
+
+def test_episode_advantages_by_hand():
+    # Column 0 succeeds at step 2 (step 3 not valid); column 1 runs out of time at step 3.
+    reward = B([[0, 0], [0, 0], [1, 0], [0, 0]], jnp.float32)
+    end = B([[0, 0], [0, 0], [1, 0], [0, 1]], bool)
+    valid = B([[1, 1], [1, 1], [1, 1], [0, 1]], bool)
+    values = B([[0.5, 0.1], [0.6, 0.2], [0.7, 0.3], [0.2, 0.4]])
+    next_values = B([[0.6, 0.2], [0.7, 0.3], [0.9, 0.4], [0.3, 0.9]])
+    adv, targets = sft_ppo.episode_advantages(reward, values, next_values, end, valid, 0.9, 0.5)
+    # delta_t = r_t + 0.9 (1 - end_t) V(s_t+1) - V(s_t); A_t = delta_t + 0.45 (1 - end_t) A_t+1;
+    # the horizon is terminal: column 1's last step does not bootstrap from V = 0.9.
+    expected = [[0.11425, 0.0872], [0.165, 0.016], [0.3, -0.12], [0.0, -0.4]]
+    np.testing.assert_allclose(adv, expected, atol=1e-6)
+    np.testing.assert_allclose(
+        targets, [[0.61425, 0.1872], [0.765, 0.216], [1.0, 0.18], [0.0, 0.0]], atol=1e-6
+    )
+
+
+def test_clipped_surrogate_by_hand():
+    # rho = (1.5, 0.5), A standardised = (1, -1), eps = 0.2:
+    # min(1.5, 1.2) = 1.2 and min(-0.5, -0.8) = -0.8, so the loss is -(1.2 - 0.8) / 2.
+    loss, info = sft_ppo.clipped_surrogate(
+        B([np.log(1.5), np.log(0.5)]), B([0.0, 0.0]), B([3.0, 1.0]), 0.2
+    )
+    np.testing.assert_allclose(loss, -0.2, atol=1e-6)
+    kl = ((0.5 - np.log(1.5)) + (-0.5 - np.log(0.5))) / 2
+    np.testing.assert_allclose(info["loss/approx_kl"], kl, atol=1e-6)
+    np.testing.assert_allclose(info["loss/clip_frac"], 1.0)
+
+
+def _state(sft: Path, **overrides) -> tuple:
+    env = envs.make("squeeze_lift_l1")
+    config = sft_ppo.Config(num_envs=16, critic_hidden=(16,), **overrides)
+    assets = {"pretrained": habc.PRETRAINED.load(sft)}
+    return env, sft_ppo.init(jax.random.PRNGKey(0), env, config, assets), assets
+
+
+def test_collected_episodes_end_once_and_reward_the_outcome(sft):
+    env, state, _ = _state(sft)
+    ep = jax.jit(lambda s: sft_ppo.collect(env, s, jax.random.PRNGKey(3)))(state)
+    valid, end = np.asarray(ep.valid), np.asarray(ep.end)
+    steps = valid.sum(0)
+    assert ep.success.any() and not ep.success.all(), ep.success  # both outcomes occur
+    assert (valid == (np.arange(valid.shape[0])[:, None] < steps)).all()  # a prefix
+    assert (end.sum(0) == 1).all() and (end[steps - 1, np.arange(valid.shape[1])]).all()
+    np.testing.assert_array_equal(np.asarray(ep.reward).sum(0), np.asarray(ep.success))
+    mean = sft_ppo._mean_net(env, state.config).apply(state.policy["mean"], ep.obs)
+    log_std = jnp.broadcast_to(state.policy["log_std"], mean.shape)
+    np.testing.assert_allclose(ep.log_prob, gaussian_log_prob(ep.action, mean, log_std),
+                               rtol=1e-3, atol=1e-4)  # fmt: skip
+
+
+def test_warm_up_fits_only_the_critic(sft):
+    env, state, assets = _state(sft, warmup_updates=1)
+    step = jax.jit(lambda s: sft_ppo.update(env, s, assets))
+    first, _ = step(state)
+    jax.tree.map(np.testing.assert_array_equal, first.policy, state.policy)
+    assert not np.allclose(first.critic["params"]["MLP_0"]["Dense_0"]["kernel"],
+                           state.critic["params"]["MLP_0"]["Dense_0"]["kernel"])  # fmt: skip
+    second, metrics = step(first)
+    assert not np.allclose(second.policy["log_std"], first.policy["log_std"])
+    assert float(metrics["loss/clip_frac"]) >= 0.0
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [({"init_std": 0.0}, "init_std must be > 0"), ({"gamma": 1.5}, "gamma must be in (0, 1]"),
+     ({"total_steps": 40}, "multiple of num_envs=32"),
+     ({"warmup_updates": -1}, "warmup_updates must be >= 0")],
+)  # fmt: skip
+def test_bad_config_values_are_named(overrides, message):
+    with pytest.raises(RlxError, match=message.replace("(", r"\(").replace("]", r"\]")):
+        sft_ppo.Config(**overrides).validate()
+
+
+def test_missing_pretrained_policy_and_env_without_outcome(capsys, tmp_path):
+    argv = ["train", "--algo", "sft_ppo", "--env", "squeeze_lift_l1", "--seeds", "1", "--set",
+            "total_steps=32", "--num-evals", "1", "--out", str(tmp_path / "o")]  # fmt: skip
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "missing asset(s) pretrained" in err[0], err
+    assert not (tmp_path / "o").exists()
+
+    class NoSuccess:  # an env whose only episode outcome is a distance
+        episode_metrics = ("distance",)
+
+    with pytest.raises(
+        RlxError, match=r"report success \(goal_reached\); NoSuccess reports distance"
+    ):
+        sft_ppo.check_env(NoSuccess(), sft_ppo.Config())
+
+
+def test_ppo_fine_tuning_raises_success_over_sft(sft):
+    res = api.train(
+        "sft_ppo", "squeeze_lift_l1", seeds=2, num_evals=1, eval_episodes=256,
+        overrides={"total_steps": 1024, "critic_hidden": (64, 64)},
+        assets={"pretrained": sft}, progress=False,
+    )  # fmt: skip
+    curves = np.array([r["curve"]["eval/goal_reached"] for r in res.record["runs"]])
+    assert curves[:, -1].mean() >= curves[:, 0].mean() + 0.1, curves
