@@ -5,6 +5,7 @@ squeeze_lift_l1 (success rises over the SFT start)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import jax
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 from rlx.algos import habc, sft_ppo
 
+import rlx
 from rlx import api, cli, envs
 from rlx.distributions import gaussian_log_prob
 from rlx.errors import RlxError
@@ -119,3 +121,28 @@ def test_ppo_fine_tuning_raises_success_over_sft(sft):
     )  # fmt: skip
     curves = np.array([r["curve"]["eval/goal_reached"] for r in res.record["runs"]])
     assert curves[:, -1].mean() >= curves[:, 0].mean() + 0.1, curves
+
+
+def test_exported_policy_acts_as_the_training_state(sft, tmp_path):
+    res = api.train(
+        "sft_ppo", "squeeze_lift_l1", seeds=2, num_evals=1, eval_episodes=16,
+        overrides={"total_steps": 96, "critic_hidden": (16,)}, assets={"pretrained": sft},
+        progress=False,
+    )  # fmt: skip
+    path = res.export_policy(tmp_path / "p", run=1)
+    meta = json.loads((path / "policy.json").read_text())
+    assert {key.split("/")[0] for key in meta["params"]} == {"policy", "log_std", "obs_stats"}
+    loaded = rlx.load_policy(path)
+    obs = jax.random.normal(jax.random.PRNGKey(5), (32, 9))
+    keys = jax.random.split(jax.random.PRNGKey(6), 32)
+
+    def actions(policy, deterministic: bool) -> np.ndarray:
+        return np.asarray(jax.vmap(lambda o, k: policy(o, k, deterministic))(obs, keys))
+
+    for deterministic in (True, False):
+        np.testing.assert_array_equal(
+            actions(loaded, deterministic), actions(res.policy(1), deterministic)
+        )
+    assert not np.array_equal(
+        res.run_state(0).policy["log_std"], res.run_state(1).policy["log_std"]
+    )
