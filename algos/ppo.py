@@ -226,11 +226,9 @@ def _loss(params: dict[str, Any], env: Env, config: Config, mb: Batch) -> tuple[
     """L = -E[min(rho A, clip(rho, 1-eps, 1+eps) A)] + c_v L_V - c_H H, with rho = pi/pi_old."""
     policy_net, value_net = _networks(env, config)
     mean, log_std = policy_net.apply(params["policy"], mb.obs)
-    log_ratio = gaussian_log_prob(mb.action, mean, log_std) - mb.log_prob
-    ratio = jnp.exp(log_ratio)
-    adv = (mb.advantage - mb.advantage.mean()) / (mb.advantage.std() + 1e-8)
-    clipped = jnp.clip(ratio, 1.0 - config.clip_eps, 1.0 + config.clip_eps)
-    policy_loss = -jnp.mean(jnp.minimum(ratio * adv, clipped * adv))
+    policy_loss, ratio_info = clipped_surrogate(
+        gaussian_log_prob(mb.action, mean, log_std), mb.log_prob, mb.advantage, config.clip_eps
+    )
     value = value_net.apply(params["value"], mb.obs)
     value_err = (value - mb.target) ** 2
     if config.clip_value:
@@ -243,8 +241,24 @@ def _loss(params: dict[str, Any], env: Env, config: Config, mb: Batch) -> tuple[
         "loss/policy": policy_loss,
         "loss/value": value_loss,
         "loss/entropy": entropy,
+        **ratio_info,
+    }
+
+
+def clipped_surrogate(
+    log_prob: jax.Array, old_log_prob: jax.Array, advantage: jax.Array, clip_eps: jax.Array
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """-mean(min(rho A, clip(rho, 1 - eps, 1 + eps) A)) with rho = exp(log_prob - old_log_prob)
+    and A standardised over the minibatch; returns it with approx KL and the clipped share."""
+    chex.assert_equal_shape([log_prob, old_log_prob, advantage])
+    log_ratio = log_prob - old_log_prob
+    ratio = jnp.exp(log_ratio)
+    adv = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
+    clipped = jnp.clip(ratio, 1.0 - clip_eps, 1.0 + clip_eps)
+    loss = -jnp.mean(jnp.minimum(ratio * adv, clipped * adv))
+    return loss, {
         "loss/approx_kl": jnp.mean((ratio - 1.0) - log_ratio),
-        "loss/clip_frac": jnp.mean((jnp.abs(ratio - 1.0) > config.clip_eps).astype(jnp.float32)),
+        "loss/clip_frac": jnp.mean((jnp.abs(ratio - 1.0) > clip_eps).astype(jnp.float32)),
     }
 
 

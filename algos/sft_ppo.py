@@ -45,7 +45,7 @@ import optax
 from brax.envs.base import Env
 from rlx.algos import habc
 from rlx.algos.bc import TanhPolicy
-from rlx.algos.ppo import apply_step
+from rlx.algos.ppo import apply_step, clipped_surrogate
 
 from rlx import envs as env_lib
 from rlx import normalizer
@@ -137,14 +137,14 @@ class Episodes(NamedTuple):
 
 
 class Batch(NamedTuple):
-    """The update's valid rows for the gradient steps, flattened to [T*E]."""
+    """The update's steps for the gradient steps, flattened to [T*E], and the valid ones."""
 
     obs: jax.Array
     action: jax.Array
     log_prob: jax.Array
     advantage: jax.Array
     target: jax.Array
-    valid: jax.Array
+    rows: habc.Pool  # the valid rows a gradient step draws from
 
 
 def _mean_net(env: Env, config: Config) -> TanhPolicy:
@@ -272,39 +272,24 @@ def to_batch(state: SftPpoState, ep: Episodes) -> Batch:
     adv, targets = episode_advantages(ep.reward, critic(ep.obs), critic(ep.next_obs), ep.end,
                                       ep.valid, config.gamma, config.gae_lambda)  # fmt: skip
     flat = lambda x: x.reshape((-1, *x.shape[2:]))  # noqa: E731
-    return Batch(*(flat(x) for x in (ep.obs, ep.action, ep.log_prob, adv, targets, ep.valid)))
+    columns = (flat(x) for x in (ep.obs, ep.action, ep.log_prob, adv, targets))
+    return Batch(*columns, habc.pool(flat(ep.valid)))
 
 
 # --- 3. and 4. gradient steps ----------------------------------------------------------------
 
 
-def clipped_surrogate(
-    log_prob: jax.Array, old_log_prob: jax.Array, advantage: jax.Array, clip_eps: jax.Array
-) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """-mean(min(rho A, clip(rho, 1 - eps, 1 + eps) A)) with rho = exp(log_prob - old_log_prob)
-    and A standardised over the minibatch; returns it with approx KL and the clipped share."""
-    chex.assert_equal_shape([log_prob, old_log_prob, advantage])
-    log_ratio = log_prob - old_log_prob
-    ratio = jnp.exp(log_ratio)
-    adv = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
-    clipped = jnp.clip(ratio, 1.0 - clip_eps, 1.0 + clip_eps)
-    loss = -jnp.mean(jnp.minimum(ratio * adv, clipped * adv))
-    return loss, {
-        "loss/approx_kl": jnp.mean((ratio - 1.0) - log_ratio),
-        "loss/clip_frac": jnp.mean((jnp.abs(ratio - 1.0) > clip_eps).astype(jnp.float32)),
-    }
-
-
 def fit_critic(state: SftPpoState, batch: Batch, key: jax.Array) -> tuple[SftPpoState, jax.Array]:
     """``critic_steps`` Adam steps on 1/2 (V(s) - target)^2; returns the mean loss."""
     config, critic, tx = state.config, _critic(state.config), _tx(state.config)
-    rows = habc.pool(batch.valid)
 
     def loss(params, idx):
         return 0.5 * jnp.mean((critic.apply(params, batch.obs[idx]) - batch.target[idx]) ** 2)
 
     def one(carry, k):
-        value, grads = jax.value_and_grad(loss)(carry[0], habc.draw(k, rows, config.batch_size))
+        value, grads = jax.value_and_grad(loss)(
+            carry[0], habc.draw(k, batch.rows, config.batch_size)
+        )
         return apply_step(tx, config.critic_lr, grads, *carry), value
 
     keys = jax.random.split(key, config.critic_steps)
@@ -316,7 +301,6 @@ def improve_policy(env: Env, state: SftPpoState, batch: Batch, key: jax.Array
                    ) -> tuple[SftPpoState, dict[str, jax.Array]]:  # fmt: skip
     """``policy_steps`` Adam steps on the clipped surrogate less the entropy bonus."""
     config, net, tx = state.config, _mean_net(env, state.config), _tx(state.config)
-    rows = habc.pool(batch.valid)
 
     def loss(policy, idx):
         mean = net.apply(policy["mean"], batch.obs[idx])
@@ -332,7 +316,9 @@ def improve_policy(env: Env, state: SftPpoState, batch: Batch, key: jax.Array
         }
 
     def one(carry, k):
-        grads, info = jax.grad(loss, has_aux=True)(carry[0], habc.draw(k, rows, config.batch_size))
+        grads, info = jax.grad(loss, has_aux=True)(
+            carry[0], habc.draw(k, batch.rows, config.batch_size)
+        )
         return apply_step(tx, config.policy_lr, grads, *carry), info
 
     keys = jax.random.split(key, config.policy_steps)

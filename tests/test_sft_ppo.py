@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from rlx.algos import habc, sft_ppo
+from rlx.algos import habc, ppo, sft_ppo
 
 import rlx
 from rlx import api, cli, envs
@@ -42,7 +42,7 @@ def test_episode_advantages_by_hand():
 def test_clipped_surrogate_by_hand():
     # rho = (1.5, 0.5), A standardised = (1, -1), eps = 0.2:
     # min(1.5, 1.2) = 1.2 and min(-0.5, -0.8) = -0.8, so the loss is -(1.2 - 0.8) / 2.
-    loss, info = sft_ppo.clipped_surrogate(
+    loss, info = ppo.clipped_surrogate(
         B([np.log(1.5), np.log(0.5)]), B([0.0, 0.0]), B([3.0, 1.0]), 0.2
     )
     np.testing.assert_allclose(loss, -0.2, atol=1e-6)
