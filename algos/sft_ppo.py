@@ -26,7 +26,10 @@ V_phi(s) = MLP_phi(norm(s)) is fresh. One `update`:
        L(theta) = -E[min(rho A, clip(rho, 1 - eps, 1 + eps) A)] - c_H H[pi_theta],
        rho = pi_theta(a | s) / pi_old(a | s),
 
-   with A standardised per minibatch and a the unclipped Gaussian sample.
+   with A standardised per minibatch and a the unclipped Gaussian sample. With ``target_kl``
+   > 0 the update stops early (as CleanRL's and Stable-Baselines3's PPO do): a step whose
+   minibatch already has approx KL(pi_old || pi_theta) = E[(rho - 1) - log rho] above
+   ``target_kl`` is not taken, nor is any later step of the update.
 
 The budget ``total_steps`` counts online episodes.
 ``update -> collect -> episode_advantages -> (fit_critic, improve_policy)``.
@@ -83,6 +86,9 @@ class Config(EpisodeBudget):
     gamma: float = hparam(0.99, "Discount.")
     gae_lambda: float = hparam(0.95, "GAE lambda.")
     clip_eps: float = hparam(0.2, "PPO ratio clip epsilon.")
+    target_kl: float = hparam(
+        0.0, "Stop the update's policy steps once a minibatch's approx KL exceeds it (0: never)."
+    )
     entropy_coef: float = hparam(0.0, "Entropy bonus coefficient c_H.")
     max_grad_norm: float = hparam(0.5, "Global gradient-norm clip of both networks.")
 
@@ -103,7 +109,7 @@ class Config(EpisodeBudget):
             init_std=positive, policy_lr=(lambda v: v >= 0, ">= 0"), critic_lr=positive,
             gamma=(lambda v: 0 < v <= 1, "in (0, 1]"), gae_lambda=(lambda v: 0 <= v <= 1,
             "in [0, 1]"), clip_eps=positive, entropy_coef=(lambda v: v >= 0, ">= 0"),
-            max_grad_norm=positive,
+            max_grad_norm=positive, target_kl=(lambda v: v >= 0, ">= 0 (0: no early stop)"),
         )  # fmt: skip
 
 
@@ -316,14 +322,22 @@ def improve_policy(env: Env, state: SftPpoState, batch: Batch, key: jax.Array
         }
 
     def one(carry, k):
+        params, opt, stopped = carry
         grads, info = jax.grad(loss, has_aux=True)(
-            carry[0], habc.draw(k, batch.rows, config.batch_size)
+            params, habc.draw(k, batch.rows, config.batch_size)
         )
-        return apply_step(tx, config.policy_lr, grads, *carry), info
+        over = (config.target_kl > 0) & (info["loss/approx_kl"] > config.target_kl)
+        stopped = stopped | over
+        stepped = apply_step(tx, config.policy_lr, grads, params, opt)
+        params, opt = jax.tree.map(lambda old, new: jnp.where(stopped, old, new),
+                                   (params, opt), stepped)  # fmt: skip
+        return (params, opt, stopped), {**info, "ppo/policy_steps": (~stopped).astype(jnp.float32)}
 
     keys = jax.random.split(key, config.policy_steps)
-    (policy, opt), info = jax.lax.scan(one, (state.policy, state.policy_opt), keys)
-    return state.replace(policy=policy, policy_opt=opt), jax.tree.map(jnp.mean, info)
+    carry = (state.policy, state.policy_opt, jnp.zeros((), bool))
+    (policy, opt, _), info = jax.lax.scan(one, carry, keys)
+    info = {**jax.tree.map(jnp.mean, info), "ppo/policy_steps": info["ppo/policy_steps"].sum()}
+    return state.replace(policy=policy, policy_opt=opt), info
 
 
 # --- the update ------------------------------------------------------------------------------
@@ -370,6 +384,7 @@ def metric_rules(env: Env) -> dict[str, MetricRule]:
         "loss/entropy": MetricRule(label="entropy"),
         "loss/approx_kl": MetricRule(label="approx KL"),
         "loss/clip_frac": MetricRule(label="clipped share", percent=True),
+        "ppo/policy_steps": MetricRule(label="policy steps taken (target_kl)"),
         "loss/value": MetricRule(label="value loss (MSE/2)"),
         habc.SUCCESS_STEPS: MetricRule(label="steps to success", allow_nan=True),
     }

@@ -85,11 +85,31 @@ def test_warm_up_fits_only_the_critic(sft):
     assert float(metrics["loss/clip_frac"]) >= 0.0
 
 
+def test_target_kl_stops_the_policy_steps(sft):
+    # After the warm-up the first step starts at pi_old (approx KL 0) and is taken; with a tiny
+    # target every later minibatch is over it, so exactly one step is taken. A target no step
+    # reaches gives the same update as none.
+    env, state, assets = _state(sft, warmup_updates=1, target_kl=1e-9)
+    one = jax.jit(lambda s: sft_ppo.update(env, s, assets))
+    warm, _ = one(state)
+    stopped, metrics = one(warm)
+    assert float(metrics["ppo/policy_steps"]) == 1.0
+    assert not np.allclose(stopped.policy["log_std"], warm.policy["log_std"])
+    free = [one(warm.replace(config=warm.config.replace(target_kl=t))) for t in (0.0, 1e9)]
+    assert float(free[0][1]["ppo/policy_steps"]) == warm.config.policy_steps
+    jax.tree.map(np.testing.assert_array_equal, free[0][0].policy, free[1][0].policy)
+    moved = [
+        np.abs(s.policy["log_std"] - warm.policy["log_std"]).max() for s in (stopped, free[0][0])
+    ]
+    assert moved[0] < moved[1], moved
+
+
 @pytest.mark.parametrize(
     "overrides, message",
     [({"init_std": 0.0}, "init_std must be > 0"), ({"gamma": 1.5}, "gamma must be in (0, 1]"),
      ({"total_steps": 40}, "multiple of num_envs=32"),
-     ({"warmup_updates": -1}, "warmup_updates must be >= 0")],
+     ({"warmup_updates": -1}, "warmup_updates must be >= 0"),
+     ({"target_kl": -0.1}, "target_kl must be >= 0")],
 )  # fmt: skip
 def test_bad_config_values_are_named(overrides, message):
     with pytest.raises(RlxError, match=message.replace("(", r"\(").replace("]", r"\]")):
