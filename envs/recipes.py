@@ -68,7 +68,7 @@ SQUEEZE_VERSION = 2
 # and 12% over 1,024 evaluation episodes at seed 0 (assets built since 164db13, whose unbatched
 # one-run programs round bc's training differently; 22/38/16% before; at noise 0.3 only 3% of
 # level 3's demonstrations succeed and its SFT policy never does). MJX: 20%, 35% and 14% over
-# 256.
+# 256; 18%, 39% and 17% over 8 x 64 in the CPU sweeps' SFT cells (results/habc_mjx_cpu*).
 SQUEEZE_SFT: dict[str, tuple[int, float, int]] = {
     "squeeze_lift_l1": (4, 0.3, 5_000),
     "squeeze_lift_l2": (48, 0.1, 5_000),
