@@ -336,7 +336,8 @@ def improve_policy(env: Env, state: SftPpoState, batch: Batch, key: jax.Array
     keys = jax.random.split(key, config.policy_steps)
     carry = (state.policy, state.policy_opt, jnp.zeros((), bool))
     (policy, opt, _), info = jax.lax.scan(one, carry, keys)
-    info = {**jax.tree.map(jnp.mean, info), "ppo/policy_steps": info["ppo/policy_steps"].sum()}
+    steps = info.pop("ppo/policy_steps").sum()
+    info = {**jax.tree.map(jnp.mean, info), "ppo/policy_steps": steps}
     return state.replace(policy=policy, policy_opt=opt), info
 
 
