@@ -44,11 +44,13 @@ def _rollout(env, steps: int = 3, trace_only: bool = False):
 
 # Compiling MJX physics costs 15-30 s an env on 2 cores. These are traced only (shapes and
 # dtypes, no XLA): Brax's own tasks that rlx does not step elsewhere in the tests, and the
-# bimanual task's middle level (tests/test_bimanual_mjx.py steps levels 1 and 3 for real, with
-# the shared model). brax:ant, inverted_pendulum and reacher, and every rlx env, run for real.
+# bimanual MJX task's three levels (`envs.make` returns the env class itself, which
+# tests/test_bimanual_mjx.py steps for real on levels 1 and 3, for 120-300 steps). brax:ant,
+# inverted_pendulum and reacher, and every other rlx env, run for real.
 TRACE_ONLY = {
     "brax:halfcheetah", "brax:hopper", "brax:humanoid", "brax:humanoidstandup",
-    "brax:inverted_double_pendulum", "brax:pusher", "brax:walker2d", "squeeze_lift_mjx_l2",
+    "brax:inverted_double_pendulum", "brax:pusher", "brax:walker2d",
+    "squeeze_lift_mjx_l1", "squeeze_lift_mjx_l2", "squeeze_lift_mjx_l3",
 }  # fmt: skip
 
 

@@ -4,6 +4,8 @@ table statistics against hand-computed values."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import signal
@@ -11,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 
@@ -145,27 +148,52 @@ def _sweep_cmd(path: Path, out: Path) -> list[str]:
     return [sys.executable, "-m", "rlx.cli", "sweep", str(path), "--out", str(out), "--quiet"]
 
 
-def test_resume_after_kill_gives_identical_numbers(tmp_path):
-    path = _write(tmp_path, TINY)
-    env = dict(os.environ, RLX_COMPILATION_CACHE=str(tmp_path / "cache"))
-    straight = tmp_path / "straight"
-    subprocess.run(
-        _sweep_cmd(path, straight), env=env, check=True, capture_output=True, timeout=600
-    )
+# TINY's pendulum cell and a cartpole cell: two cells for the shards.
+TWO = TINY.replace('["pendulum_swingup"]', '["pendulum_swingup", "cartpole_swingup"]')
 
+
+def _session_cache() -> dict[str, str]:
+    """The environment of an rlx command run by a test: the test session's compilation cache,
+    so a program compiled once (in this process or in another command) is not compiled again."""
+    return dict(os.environ, RLX_COMPILATION_CACHE=str(jax.config.jax_compilation_cache_dir))
+
+
+def _sweep_here(path: Path, out: Path) -> str:
+    """`rlx sweep path --out out --quiet` in this process; returns what it printed."""
+    buffer = io.StringIO()
+    min_seconds = jax.config.jax_persistent_cache_min_compile_time_secs  # the command sets it
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(buffer):
+        mp.setenv("RLX_COMPILATION_CACHE", str(jax.config.jax_compilation_cache_dir))
+        assert cli.main(["sweep", str(path), "--out", str(out), "--quiet"]) == 0
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", min_seconds)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory) -> Path:
+    """TWO run straight through by one uninterrupted process (this one): the reference of the
+    resumed and the sharded runs."""
+    tmp = tmp_path_factory.mktemp("single")
+    _sweep_here(_write(tmp, TWO), tmp / "out")
+    return tmp / "out"
+
+
+def test_resume_after_kill_gives_identical_numbers(tmp_path, single):
+    path = _write(tmp_path, TINY)
     resumed = tmp_path / "resumed"
     killed = subprocess.run(
-        _sweep_cmd(path, resumed), env={**env, "RLX_TEST_KILL_AT_CHECKPOINT": "2"},
+        _sweep_cmd(path, resumed), env={**_session_cache(), "RLX_TEST_KILL_AT_CHECKPOINT": "2"},
         capture_output=True, timeout=600,
     )  # fmt: skip
     assert killed.returncode == -signal.SIGKILL
     assert not (resumed / "cells" / "ppo__pendulum_swingup" / "record.json").exists()
     assert (resumed / "checkpoints" / "ppo__pendulum_swingup").is_dir()
     again = subprocess.run(
-        _sweep_cmd(path, resumed), env=env, capture_output=True, text=True, timeout=600
-    )
+        _sweep_cmd(path, resumed), env=_session_cache(), capture_output=True, text=True,
+        timeout=600,
+    )  # fmt: skip
     assert again.returncode == 0, again.stderr[-2000:]
-    np.testing.assert_array_equal(_final_returns(resumed), _final_returns(straight))
+    np.testing.assert_array_equal(_final_returns(resumed), _final_returns(single))
     rec = json.loads((resumed / "cells" / "ppo__pendulum_swingup" / "record.json").read_text())
     assert rec["execution"]["resumed"] is True
     assert not (resumed / "checkpoints").exists()
@@ -179,10 +207,7 @@ def test_resume_after_kill_gives_identical_numbers(tmp_path):
         assert (resumed / name).is_file()
 
     # A finished sweep started again skips its cells.
-    third = subprocess.run(
-        _sweep_cmd(path, resumed), env=env, capture_output=True, text=True, timeout=600
-    )
-    assert "finished earlier, skipped" in third.stdout
+    assert "finished earlier, skipped" in _sweep_here(path, resumed)
 
 
 def test_results_of_another_configuration_are_refused(tmp_path, capsys):
@@ -363,18 +388,14 @@ def _rows(table_md: str) -> list[str]:
     return ["|".join(row.split("|")[:-3]) for row in rows]
 
 
-def test_two_shards_sharing_one_directory_equal_one_process(tmp_path):
+def test_two_shards_sharing_one_directory_equal_one_process(tmp_path, single):
     """`--shard 0/2` and `--shard 1/2` run as two concurrent processes into one directory (as
     a SLURM array would): each runs its own cell, neither removes the other's checkpoints,
     and the table over both equals a single process's table."""
-    two = TINY.replace('["pendulum_swingup"]', '["pendulum_swingup", "cartpole_swingup"]')
-    path = _write(tmp_path, two)
-    env = dict(os.environ, RLX_COMPILATION_CACHE=str(tmp_path / "cache"))
-    single = tmp_path / "single"
-    subprocess.run(_sweep_cmd(path, single), env=env, check=True, capture_output=True, timeout=600)
+    path = _write(tmp_path, TWO)
     shared = tmp_path / "shared"
     procs = [
-        subprocess.Popen([*_sweep_cmd(path, shared), "--shard", f"{k}/2"], env=env,
+        subprocess.Popen([*_sweep_cmd(path, shared), "--shard", f"{k}/2"], env=_session_cache(),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for k in (0, 1)
     ]  # fmt: skip
@@ -391,8 +412,7 @@ def test_two_shards_sharing_one_directory_equal_one_process(tmp_path):
 
 
 def test_a_table_of_a_partly_finished_sweep_says_what_is_missing(tmp_path):
-    two = TINY.replace('["pendulum_swingup"]', '["pendulum_swingup", "cartpole_swingup"]')
-    sw = sweep.load(_write(tmp_path, two))
+    sw = sweep.load(_write(tmp_path, TWO))
     out = tmp_path / "out"
     sweep.run_sweep(sw, out, progress=False, shard=sweep.Shard(1, 2))
     text = table.markdown(*table.load_records(out))
