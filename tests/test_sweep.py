@@ -162,10 +162,12 @@ def _sweep_here(path: Path, out: Path) -> str:
     """`rlx sweep path --out out --quiet` in this process; returns what it printed."""
     buffer = io.StringIO()
     min_seconds = jax.config.jax_persistent_cache_min_compile_time_secs  # the command sets it
-    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(buffer):
-        mp.setenv("RLX_COMPILATION_CACHE", str(jax.config.jax_compilation_cache_dir))
-        assert cli.main(["sweep", str(path), "--out", str(out), "--quiet"]) == 0
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", min_seconds)
+    try:
+        with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(buffer):
+            mp.setenv("RLX_COMPILATION_CACHE", _session_cache()["RLX_COMPILATION_CACHE"])
+            assert cli.main(["sweep", str(path), "--out", str(out), "--quiet"]) == 0
+    finally:
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", min_seconds)
     return buffer.getvalue()
 
 
