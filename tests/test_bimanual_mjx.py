@@ -16,39 +16,72 @@ from rlx import envs
 from rlx.errors import RlxError
 
 
-def _rollout(env, policy, episodes, steps, key=0):
-    """(box positions, hand positions, success, danger) stacked [steps, episodes, ...]."""
-
-    def episode(k):
-        k_reset, k_act = jax.random.split(k)
-
-        def body(s, k_step):
-            n = env.step(s, policy(s.obs, k_step))
-            return n, (n.obs[12:15], n.obs[0:6], n.metrics["goal_reached"], env.danger(n))
-
-        return jax.lax.scan(body, env.reset(k_reset), jax.random.split(k_act, steps))[1]
-
-    keys = jax.random.split(jax.random.PRNGKey(key), episodes)
-    return jax.jit(jax.vmap(episode, out_axes=1))(keys)
-
-
 def _random(obs, key):
     return jax.random.uniform(key, (6,), minval=-1.0, maxval=1.0)
 
 
-@pytest.fixture(scope="module", params=[1, 3])
-def env(request):
-    return BimanualSqueezeLift(request.param, placement_danger=True)
+def _grab_then_let_go(env):
+    def policy(obs, key):
+        spread = jnp.array([-1.0, 0.0, 0.0, 1.0, 0.0, 0.0])
+        return jnp.where(obs[21] > 0, spread, env.baseline_policy(obs))  # once lifted, let go
+
+    return policy
 
 
-def test_random_rollouts_stay_physical():
-    env = BimanualSqueezeLift(3)
-    box, hands, _, _ = _rollout(env, _random, 16, 300)
-    assert np.isfinite(np.asarray(box)).all() and np.isfinite(np.asarray(hands)).all()
+EXPERT_EPISODES, EXPERT_STEPS = 64, 150
+
+
+def _rollouts(level: int):
+    """One compiled program per level (an MJX compile is the cost of these tests): 64 expert
+    episodes of 150 steps, and episodes of a second policy: on level 1, 8 of 150 steps of the
+    expert until the box is lifted, then the hands pulled apart; on level 3, 16 of 300 steps
+    of uniform random actions (the expert's run as long, its first 150 steps scored).
+    Both envs' danger predicates are recorded, with and without the placement tube; the
+    physics is the same. Returns (tube env, {group: (box, hands, success, danger, tube danger)}),
+    each array stacked [steps, episodes, ...]."""
+    tube = BimanualSqueezeLift(level, placement_danger=True)
+    plain = BimanualSqueezeLift(level)
+    second = _grab_then_let_go(tube) if level == 1 else _random
+    groups = {"expert": (EXPERT_EPISODES, 7), "second": (8 if level == 1 else 16, 3)}
+    steps = EXPERT_STEPS if level == 1 else 300
+
+    def episode(k, is_expert):
+        k_reset, k_act = jax.random.split(k)
+
+        def body(s, k_step):
+            act = jnp.where(is_expert, tube.baseline_policy(s.obs), second(s.obs, k_step))
+            n = tube.step(s, act)
+            out = (n.obs[12:15], n.obs[0:6], n.metrics["goal_reached"], plain.danger(n))
+            return n, (*out, tube.danger(n))
+
+        return jax.lax.scan(body, tube.reset(k_reset), jax.random.split(k_act, steps))[1]
+
+    keys = jnp.concatenate([jax.random.split(jax.random.PRNGKey(k), n) for n, k in groups.values()])
+    flags = jnp.arange(len(keys)) < EXPERT_EPISODES
+    out = [np.asarray(a) for a in jax.jit(jax.vmap(episode, out_axes=1))(keys, flags)]
+    return tube, {
+        "expert": tuple(a[:EXPERT_STEPS, :EXPERT_EPISODES] for a in out),
+        "second": tuple(a[:, EXPERT_EPISODES:] for a in out),
+    }
+
+
+@pytest.fixture(scope="module")
+def level1():
+    return _rollouts(1)
+
+
+@pytest.fixture(scope="module")
+def level3():
+    return _rollouts(3)
+
+
+def test_random_rollouts_stay_physical(level3):
+    env, runs = level3
+    box, hands, _, _, _ = runs["second"]
+    assert np.isfinite(box).all() and np.isfinite(hands).all()
     assert float(box[..., 2].min()) > env.w - 0.005  # no sinking into the table
     # A pad never ends up inside the box: its centre stays outside the box's x extent widened by
     # the pad, wherever it is level with the box and over it in y.
-    box, hands = np.asarray(box), np.asarray(hands)
     for h in (0, 3):
         dx = np.abs(hands[..., h] - box[..., 0])
         over = (np.abs(hands[..., h + 1] - box[..., 1]) < env.w) & (
@@ -57,25 +90,21 @@ def test_random_rollouts_stay_physical():
         assert (dx[over] > env.w + PAD - 0.01).all()
 
 
-def test_expert_succeeds_from_at_least_95_percent(env):
-    _, _, success, danger = _rollout(env, lambda obs, k: env.baseline_policy(obs), 64, 150, key=7)
-    rate = float(jnp.max(success, axis=0).mean())
+@pytest.mark.parametrize("level", ["level1", "level3"])
+def test_expert_succeeds_from_at_least_95_percent(level, request):
+    _, runs = request.getfixturevalue(level)
+    _, _, success, danger, tube_danger = runs["expert"]
+    rate = float(success.max(axis=0).mean())
     assert rate >= 0.95, rate
     # The expert's own motion is never dangerous, placement tube included.
-    assert not bool(np.asarray(danger).any())
+    assert not danger.any() and not tube_danger.any()
 
 
-def test_danger_fires_when_the_box_is_dropped():
-    env = BimanualSqueezeLift(1)
-
-    def grab_then_let_go(obs, key):
-        expert = env.baseline_policy(obs)
-        spread = jnp.array([-1.0, 0.0, 0.0, 1.0, 0.0, 0.0])
-        return jnp.where(obs[21] > 0, spread, expert)  # once lifted, pull the hands apart
-
-    _, _, success, danger = _rollout(env, grab_then_let_go, 8, 120, key=3)
-    assert bool(np.asarray(danger).any(axis=0).all())
-    assert not bool(np.asarray(success).any())
+def test_danger_fires_when_the_box_is_dropped(level1):
+    _, runs = level1
+    _, _, success, danger, _ = (a[:120] for a in runs["second"])
+    assert bool(danger.any(axis=0).all())
+    assert not bool(success.any())
 
 
 def _obs(box, velocity, target, lifted, w):

@@ -172,7 +172,7 @@ def test_sweep_assets_are_validated(tmp_path, assets, expected):
         'name = "t"\nalgorithms = ["gcbc"]\nenvironments = ["pointmaze_medium"]\nseeds = 1\n'
         f"total_steps = 1000\n{assets}\n"
     )
-    with pytest.raises(RlxError, match="") as err:
+    with pytest.raises(RlxError) as err:
         sweep.load(path)
     assert expected in str(err.value)
 
