@@ -4,7 +4,8 @@ For an off-policy algorithm with a replay ring in its state (TD3 on the pendulum
 wrapping around within the budget) and for PPO on a Brax MJX environment:
 
 * seed ``i`` of a batch equals a single run with seed ``i``;
-* the batch sharded over 4 (forced) CPU devices equals the unsharded batch;
+* the batch sharded over 4 (forced) CPU devices equals the unsharded batch, and 3 seeds on
+  the 4 devices (padded to 4 runs) equal the batch's first 3;
 * a process killed with SIGKILL after a checkpoint and resumed equals an uninterrupted run,
   including a kill in the second slice of a multi-slice batch;
 * a process killed *while* a checkpoint is being written (``RLX_TEST_KILL_IN_CHECKPOINT_WRITE``,
@@ -147,10 +148,16 @@ def ppo_reference():
 
 @pytest.fixture(scope="module")
 def sharded(tmp_path_factory):
-    """Both batches over 4 forced CPU devices (one run per device), in one subprocess."""
+    """Both batches over 4 forced CPU devices (one run per device), and TD3's first 3 seeds
+    over the same 4 devices (one run padded), in one subprocess."""
+    td3_three = {**TD3, "seeds": 3}
     proc = _subprocess(
         tmp_path_factory.mktemp("sharded"),
-        {"td3": (TD3, {"devices": 4}), "ppo": (PPO_MJX, {"devices": 4})},
+        {
+            "td3": (TD3, {"devices": 4}),
+            "ppo": (PPO_MJX, {"devices": 4}),
+            "td3_three": (td3_three, {"devices": 4}),
+        },
         XLA_FLAGS="--xla_force_host_platform_device_count=4",
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -181,6 +188,12 @@ def test_sharded_over_four_devices_equals_unsharded(which, sharded, td3_referenc
     rec = sharded[which]
     assert rec["execution"]["devices"] == 4 and rec["execution"]["slices"] == 1
     _assert_same_curves(rec, ref)
+
+
+def test_three_seeds_on_four_devices_equal_the_batchs_first_three(sharded, td3_reference):
+    rec = sharded["td3_three"]
+    assert rec["execution"]["devices"] == 4 and len(rec["runs"]) == 3
+    _assert_same_curves(rec, td3_reference, runs=[0, 1, 2])
 
 
 def _killed(tmp_path: Path, spec: dict, ckpt: Path, hook: str, step: int, **run_kw):
