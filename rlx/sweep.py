@@ -482,12 +482,18 @@ def _read_json(path: Path) -> dict[str, Any] | None:
         return None
 
 
+def _meta_temp(path: Path) -> bool:
+    """Whether `path` is a sweep.json being written (`prepare_dir`'s temporary file)."""
+    return path.name.startswith(".sweep.") and path.name.endswith(".json")
+
+
 def prepare_dir(sweep: Sweep, out: Path, new: bool) -> Path:
     """Checks `out` belongs to this sweep's configuration (or is new); with `new`, moves a
-    directory of another configuration aside (nothing is deleted). Returns `out`."""
+    directory of another configuration aside (nothing is deleted). Returns `out`. A directory
+    holding only another shard's sweep.json in the making counts as new."""
     meta_path = out / "sweep.json"
     meta = _read_json(meta_path)
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and any(not _meta_temp(p) for p in out.iterdir()):
         if meta is None or meta.get("digest") != sweep.digest():
             if not new:
                 old = meta.get("digest") if meta else "none (not a sweep directory)"

@@ -226,6 +226,23 @@ def test_results_of_another_configuration_are_refused(tmp_path, capsys):
     assert not (out / "marker").exists()
 
 
+def test_a_shard_starting_while_another_writes_sweep_json_is_not_refused(tmp_path):
+    """Two shards started together: the first has made the directory and is writing its
+    sweep.json (a temporary file not yet renamed); the second must take the directory as
+    new, not as another configuration's. A directory with anything else in it is refused."""
+    out = tmp_path / "res"
+    out.mkdir()
+    (out / ".sweep.k3j9x.json").write_text('{"digest": "half-writ')
+    tiny = sweep.load(_write(tmp_path, TINY))
+    sweep.prepare_dir(tiny, out, new=False)
+    assert json.loads((out / "sweep.json").read_text())["digest"] == tiny.digest()
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.json").write_text("{}")
+    with pytest.raises(RlxError, match="not a sweep directory"):
+        sweep.prepare_dir(tiny, other, new=False)
+
+
 def test_nan_run_fails_alone_and_is_marked_and_tensorboard_logs(tmp_path):
     text = TINY + "\n[grid.ppo]\nreward_scaling = [0.1, 1e38]\n"
     sw = sweep.load(_write(tmp_path, text))
