@@ -482,9 +482,13 @@ def _read_json(path: Path) -> dict[str, Any] | None:
         return None
 
 
+# sweep.json is written to a temporary file of this prefix and suffix, then renamed.
+_META_TEMP = (".sweep.", ".json")
+
+
 def _meta_temp(path: Path) -> bool:
     """Whether `path` is a sweep.json being written (`prepare_dir`'s temporary file)."""
-    return path.name.startswith(".sweep.") and path.name.endswith(".json")
+    return path.name.startswith(_META_TEMP[0]) and path.name.endswith(_META_TEMP[1])
 
 
 def prepare_dir(sweep: Sweep, out: Path, new: bool) -> Path:
@@ -521,7 +525,7 @@ def prepare_dir(sweep: Sweep, out: Path, new: bool) -> Path:
         "plot_binned": list(sweep.plot_binned),
         "file": sweep.raw,
     }
-    fd, tmp = tempfile.mkstemp(prefix=".sweep.", suffix=".json", dir=out)  # one per process:
+    fd, tmp = tempfile.mkstemp(prefix=_META_TEMP[0], suffix=_META_TEMP[1], dir=out)  # per process:
     with os.fdopen(fd, "w") as handle:  # shards sharing `out` never write the same temp file
         handle.write(json.dumps(meta, indent=1))
     os.replace(tmp, meta_path)
