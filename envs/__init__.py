@@ -14,7 +14,7 @@ import functools
 import importlib
 import io
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 with contextlib.redirect_stdout(io.StringIO()):  # mujoco.mjx prints when optional `warp` is absent
     from brax.envs.base import Env
@@ -184,6 +184,40 @@ def make(name: str, **kwargs) -> Env:
     For ``brax:*`` names, ``backend`` selects the physics (one of BRAX_BACKENDS).
     """
     check_name(name)
+    with models_on_local_device():
+        return _make(name, **kwargs)
+
+
+@contextlib.contextmanager
+def models_on_local_device() -> Iterator[None]:
+    """While active in a multi-process run (`jax.distributed`), an MJX model built without a
+    device goes to this process's first device.
+
+    `mujoco.mjx.put_model` otherwise picks ``jax.devices()[0]``, which in such a run is
+    process 0's device: the other processes can neither read the model's arrays nor lower a
+    program that closes over them. Brax and MuJoCo Playground call it without a device.
+    Outside a multi-process run this does nothing.
+    """
+    if not jax.distributed.is_initialized():
+        yield
+        return
+    from mujoco import mjx
+
+    put_model = mjx.put_model
+
+    def local_put_model(m, device=None, impl=None, **kwargs):
+        if device is None and str(getattr(impl, "value", impl) or "jax").lower() == "jax":
+            device = jax.local_devices()[0]
+        return put_model(m, device=device, impl=impl, **kwargs)
+
+    mjx.put_model = local_put_model
+    try:
+        yield
+    finally:
+        mjx.put_model = put_model
+
+
+def _make(name: str, **kwargs) -> Env:
     if name.startswith(playground.PREFIX):
         return playground.make(name, **kwargs)
     if name.startswith("brax:"):

@@ -30,13 +30,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _setup_jax(args: argparse.Namespace) -> None:
-    """Persistent compilation cache, matmul precision and (optionally) the distributed runtime."""
+    """Persistent compilation cache and matmul precision."""
     from rlx.api import configure
 
     cache = os.environ.get("RLX_COMPILATION_CACHE", str(Path.home() / ".cache" / "rlx" / "jax"))
     configure(compilation_cache=cache or None, matmul_precision=getattr(args, "precision", None))
-    if getattr(args, "distributed", False):
-        _start_distributed(args)
 
 
 def _start_distributed(args: argparse.Namespace) -> None:
@@ -274,7 +272,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(dry_run_text(rp, args, partial, meta))
         return 0
-    _setup_jax(args)  # before anything initialises JAX's backends (--distributed)
+    _setup_jax(args)
     started = provenance(git)
     on_slice_end = _policy_exporter(args, rp, started)
     primary = distributed.is_primary()
@@ -948,6 +946,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         _check_distributed_flags(args)
+        if getattr(args, "distributed", False) and not getattr(args, "dry_run", False):
+            # First: planning a Brax/MJX env or building an asset already initialises JAX's
+            # backends, after which jax.distributed can no longer start.
+            _start_distributed(args)
         return args.func(args)
     except RlxError as err:
         sys.stderr.write(f"rlx: error: {err}\n")

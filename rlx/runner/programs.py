@@ -141,8 +141,10 @@ def build(rp: RunPlan, env, keys, configs, assets, layout: Layout) -> Programs:
 
 
 def device_memory_limit(devices: Sequence[jax.Device]) -> int | None:
-    """Bytes one device can hold (None for devices that report no limit, such as CPUs)."""
-    return (devices[0].memory_stats() or {}).get("bytes_limit")
+    """Bytes one device can hold (None for devices that report no limit, such as CPUs); read
+    from one of this process's devices (others' cannot report in a multi-process run)."""
+    local = next(d for d in devices if d.process_index == jax.process_index())
+    return (local.memory_stats() or {}).get("bytes_limit")
 
 
 def chunk_bytes(programs: Programs) -> int | None:
