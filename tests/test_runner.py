@@ -5,6 +5,7 @@ over devices, padding included, is compared curve by curve in test_equivalence.)
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import jax
 import jax.numpy as jnp
@@ -153,6 +154,20 @@ def test_slice_size_is_halved_until_the_chunk_fits_a_faked_memory_limit(monkeypa
     for a, b in zip(sliced["runs"], whole["runs"], strict=True):
         for key, values in a["curve"].items():
             np.testing.assert_allclose(values, b["curve"][key], rtol=1e-5, atol=1e-6)
+
+
+def test_cpu_pool_hazard_is_named_for_several_local_cpu_devices_calling_lapack():
+    from rlx.runner.programs import cpu_pool_hazard
+
+    def dev(platform: str, process: int = 0) -> SimpleNamespace:
+        return SimpleNamespace(platform=platform, process_index=process)
+
+    cholesky = jax.jit(jnp.linalg.cholesky).lower(jnp.eye(3)).compile().as_text
+    assert "2 CPU devices" in cpu_pool_hazard([dev("cpu"), dev("cpu")], cholesky)
+    assert cpu_pool_hazard([dev("cpu")], cholesky) is None
+    assert cpu_pool_hazard([dev("cpu"), dev("cpu", process=1)], cholesky) is None
+    assert cpu_pool_hazard([dev("gpu"), dev("gpu")], cholesky) is None
+    assert cpu_pool_hazard([dev("cpu"), dev("cpu")], lambda: "dot(f32[3,3] a, b)") is None
 
 
 def test_python_api_forwards_every_runner_keyword(tmp_path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -137,7 +138,28 @@ def build(rp: RunPlan, env, keys, configs, assets, layout: Layout) -> Programs:
         .lower(state_spec, keys, index, assets)
         .compile()
     )
+    if (hazard := cpu_pool_hazard(layout.devices, chunk_c.as_text)) is not None:
+        warnings.warn(hazard, stacklevel=2)
     return Programs(init_c, chunk_c, eval_c, time.perf_counter() - start, state_spec)
+
+
+def cpu_pool_hazard(devices: Sequence[jax.Device], hlo_text: Callable[[], str]) -> str | None:
+    """A warning where several CPU devices of this process run a program that calls jax's
+    LAPACK kernels (MJX's constraint solver factorises with Cholesky), else None.
+
+    Those kernels run on the thread pool that executes the devices' programs and wait there for
+    pool threads of their own: with as many devices busy as the pool has threads (one per core),
+    every thread can end up waiting and the program hangs (seen with jax 0.10.2: MJX ant, 2
+    forced CPU devices on 2 cores). `hlo_text` is only called when several CPU devices are local.
+    """
+    local = [d for d in devices if d.process_index == jax.process_index()]
+    if len(local) < 2 or local[0].platform != "cpu" or "lapack" not in hlo_text():
+        return None
+    return (
+        f"{len(local)} CPU devices in one process run a program that calls LAPACK kernels, "
+        "which can hang on the CPU's shared thread pool; run one process per device instead "
+        "(--distributed, or XLA_FLAGS without --xla_force_host_platform_device_count)."
+    )
 
 
 def device_memory_limit(devices: Sequence[jax.Device]) -> int | None:
