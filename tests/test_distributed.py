@@ -1,6 +1,6 @@
 """One program over two processes (`jax.distributed` over localhost, 2 CPU devices each) on an
-MJX task: the curves equal a one-process run of the same seeds, only process 0 writes and prints, and
-missing or stray distributed settings are one error line."""
+MJX task: the curves equal a one-process run of the same seeds, only process 0 writes and
+prints, and missing or stray distributed settings are one error line."""
 
 from __future__ import annotations
 
@@ -47,9 +47,9 @@ def _curves(out: Path) -> dict[tuple[str, str], dict[str, str]]:
 def test_two_processes_give_the_one_process_numbers_and_only_process_0_writes(tmp_path):
     # The one-process reference runs beside the two processes: compiling is single-threaded,
     # so three processes at once keep both cores busy.
-    log = (tmp_path / "single.log").open("w")
-    single = subprocess.Popen([*TRAIN, "--out", str(tmp_path / "single"), "--quiet"],
-                              env=_env(4), stdout=log, stderr=log)  # fmt: skip
+    with (tmp_path / "single.log").open("w") as log:  # the child keeps its own copy
+        single = subprocess.Popen([*TRAIN, "--out", str(tmp_path / "single"), "--quiet"],
+                                  env=_env(4), stdout=log, stderr=log)  # fmt: skip
     out, port = tmp_path / "multi", _free_port()
     procs = [
         subprocess.Popen(
