@@ -133,7 +133,12 @@ def test_run_case_gives_every_row_the_raw_env_rate_at_its_envs(monkeypatch):
         asked.append(num_envs)
         return {"env_steps_per_s": 1000.0 * num_envs}
 
+    def row(name, case, seeds, total_steps):  # training itself: test_peer_rows_... below
+        return {"env_steps_per_s": 1.0, "compile_s": 0.0, "returns": [0.0] * len(seeds),
+                "initial_returns": [0.0] * len(seeds)}  # fmt: skip
+
     monkeypatch.setattr(throughput, "raw_env_rate", raw)
+    monkeypatch.setattr(matched, "rlx_row", row)
     rows = matched.run_case("pendulum_swingup", [1, 2], reps=1, total_steps=64, peer=False)
     assert asked == [8, 16]  # 8 envs per seed
     assert [r["raw_rate"] for r in rows] == [8000.0, 16000.0]
@@ -209,22 +214,21 @@ def test_optimiser_call_steps_each_seed_with_its_own_gradient():
     from rlx.algos import ppo
 
     from rlx import runner
-    from rlx.runner.execute import Batch
 
     s = TINY_PENDULUM["settings"]
     rp = runner.plan("ppo", "pendulum_swingup", seeds=2,
                      overrides=matched.rlx_overrides(s, 64), num_evals=1, eval_episodes=1)  # fmt: skip
-    batch = Batch.make(rp, jax.devices(), None)
-    states = batch.programs_for([0, 1]).init(*batch.inputs([0, 1]), batch.assets)
-    env = batch.env
-    _, traj = jax.vmap(lambda st: ppo._rollout(env, st, st.key))(states)
-    flat = jax.vmap(lambda st, t: ppo.learner_batch(env, st, t))(states, traj)
+    env = rp.make_env()
+    init = jax.vmap(lambda key: ppo.init(key, env, rp.base_config))
+    states = jax.jit(init)(jax.random.split(jax.random.PRNGKey(0), 2))
+    _, traj = jax.jit(jax.vmap(lambda st: ppo._rollout(env, st, st.key)))(states)
+    flat = jax.jit(jax.vmap(lambda st, t: ppo.learner_batch(env, st, t)))(states, traj)
     program, args = matched.optimiser_call(env, states, flat, steps=3, seeds=2)
     params, _ = program(*args)
     for seed in (0, 1):
         st, grads, mine = jax.tree.map(lambda x, i=seed: x[i], (states, args[1], params))
         mb = jax.tree.map(lambda x, i=seed: x[i], flat)
-        own = jax.grad(matched.ppo_loss(env, st), has_aux=True)(st.params, mb)[0]
+        own = jax.jit(jax.grad(matched.ppo_loss(env, st), has_aux=True))(st.params, mb)[0]
         jax.tree.map(
             lambda a, e: np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-7), grads, own
         )

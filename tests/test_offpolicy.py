@@ -238,7 +238,7 @@ def test_learners_and_behaviours_satisfy_the_protocols(learner):
 )
 def test_learner_is_told_its_action_size(learner, config_cls):
     config = config_cls(hidden=(8, 8, 8))
-    state = learner.init(jax.random.key(0), 5, 3, config)
+    state = jax.jit(lambda key: learner.init(key, 5, 3, config))(jax.random.key(0))
     assert state.action_size == 3
     # static: not a leaf to vmap or checkpoint (every leaf is an array)
     assert all(isinstance(x, jax.Array) for x in jax.tree.leaves(state))
@@ -259,7 +259,7 @@ def test_sac_temperature_targets_minus_action_size_entropy(mean_logp, sign):
     # negative for mean log pi = 4 (alpha grows), positive for 2; Adam's first step moves
     # log alpha by lr against the gradient's sign.
     config = sac.Config(alpha_lr=0.1, entropy_scale=1.0)
-    state = sac.LEARNER.init(jax.random.key(0), 5, 3, config)
+    state = jax.jit(lambda key: sac.LEARNER.init(key, 5, 3, config))(jax.random.key(0))
     logp = jnp.full((8,), mean_logp)
     new, loss = sac.temperature_step(state, logp, config)
     np.testing.assert_allclose(new.log_alpha - state.log_alpha, sign * 0.1, rtol=1e-4)
