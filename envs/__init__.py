@@ -206,7 +206,7 @@ def models_on_local_device() -> Iterator[None]:
     put_model = mjx.put_model
 
     def local_put_model(m, device=None, impl=None, **kwargs):
-        if device is None and str(getattr(impl, "value", impl) or "jax").lower() == "jax":
+        if device is None and (impl is None or mjx.Impl(impl) is mjx.Impl.JAX):
             device = jax.local_devices()[0]
         return put_model(m, device=device, impl=impl, **kwargs)
 

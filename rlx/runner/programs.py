@@ -152,7 +152,7 @@ def cpu_pool_hazard(devices: Sequence[jax.Device], hlo_text: Callable[[], str]) 
     every thread can end up waiting and the program hangs (seen with jax 0.10.2: MJX ant, 2
     forced CPU devices on 2 cores). `hlo_text` is only called when several CPU devices are local.
     """
-    local = [d for d in devices if d.process_index == jax.process_index()]
+    local = _local(devices)
     if len(local) < 2 or local[0].platform != "cpu" or "lapack" not in hlo_text():
         return None
     return (
@@ -165,8 +165,12 @@ def cpu_pool_hazard(devices: Sequence[jax.Device], hlo_text: Callable[[], str]) 
 def device_memory_limit(devices: Sequence[jax.Device]) -> int | None:
     """Bytes one device can hold (None for devices that report no limit, such as CPUs); read
     from one of this process's devices (others' cannot report in a multi-process run)."""
-    local = next(d for d in devices if d.process_index == jax.process_index())
-    return (local.memory_stats() or {}).get("bytes_limit")
+    return (_local(devices)[0].memory_stats() or {}).get("bytes_limit")
+
+
+def _local(devices: Sequence[jax.Device]) -> list[jax.Device]:
+    """This process's devices among `devices` (all of them outside a multi-process run)."""
+    return [d for d in devices if d.process_index == jax.process_index()]
 
 
 def chunk_bytes(programs: Programs) -> int | None:
