@@ -27,14 +27,14 @@ import optax
 from brax.envs.base import Env
 from rlx.envs import observation_size
 
-from rlx import normalizer
 from rlx.algorithm import Algorithm, Unit
 from rlx.assets import Assets
 from rlx.config import GradientSteps, hparam, require, static
 from rlx.datasets import DATASET
 from rlx.errors import RlxError
+from rlx.learn import normalizer
+from rlx.learn.networks import ACTIVATIONS, MLP
 from rlx.metrics import MetricRule
-from rlx.networks import ACTIVATIONS, MLP
 
 DESCRIPTION = "Behaviour cloning (offline): tanh-MLP policy, MSE to the dataset's actions."
 

@@ -22,15 +22,15 @@ from brax.envs.base import Env, State
 from rlx.envs import observation_size, outcome_metrics, training_env
 from rlx.envs.wrappers import episode_end
 
-from rlx import normalizer
 from rlx.algorithm import Algorithm
 from rlx.assets import Assets
 from rlx.config import Rollouts, hparam, require, require_budget, require_counts, static
-from rlx.distributions import gaussian_entropy, gaussian_log_prob, gaussian_sample
 from rlx.errors import RlxError
+from rlx.learn import normalizer
+from rlx.learn.distributions import gaussian_entropy, gaussian_log_prob, gaussian_sample
+from rlx.learn.networks import GaussianPolicy, ValueNetwork
+from rlx.learn.returns import gae
 from rlx.metrics import episode_summary
-from rlx.networks import GaussianPolicy, ValueNetwork
-from rlx.returns import gae
 
 DESCRIPTION = "PPO, continuous actions: clipped surrogate, GAE with time-out bootstrap, obs norm."
 

@@ -1,4 +1,4 @@
-"""Small matplotlib helpers for the envs' ``draw`` capability (see `rlx.render`).
+"""Small matplotlib helpers for the envs' ``draw`` capability (see `rlx.report.render`).
 
 An env that can be drawn defines ``draw(ax, states, t)``: it draws frame `t` of a rollout on the
 matplotlib Axes `ax` (already cleared), with fixed axis limits, given the rollout's physical states

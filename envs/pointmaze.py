@@ -33,10 +33,10 @@ import numpy as np
 from brax.envs.base import Env, State
 from rlx.envs import maze_distance
 from rlx.envs.drawing import fix_limits
+from rlx.envs.goals import GoalLayout
 from rlx.envs.maze import CELL, LAYOUTS, OFFSET, RADIUS, START_NOISE, TASKS, Maze, cell_xy
 
 from rlx.errors import RlxError, unknown
-from rlx.goals import GoalLayout
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

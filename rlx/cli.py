@@ -387,7 +387,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_render(args: argparse.Namespace) -> int:
     """Renders a rollout of a policy artifact: HTML (Brax's viewer) or an animated GIF."""
-    from rlx import envs, policy, render
+    from rlx import envs, policy
+    from rlx.report import render
 
     out = Path(args.out)
     if out.exists() and not args.overwrite:
@@ -531,8 +532,9 @@ def dry_run_text(rp, args: argparse.Namespace, partial: Path, meta: dict | None)
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Runs (or resumes) a sweep file, then writes its tables and plots."""
-    from rlx import distributed, table
+    from rlx import distributed
     from rlx import sweep as sweep_mod
+    from rlx.report import table
 
     sw = sweep_mod.load(args.file, quick=args.quick)
     shard = sweep_mod.Shard.parse(args.shard) if args.shard else None
@@ -557,7 +559,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def cmd_table(args: argparse.Namespace) -> int:
     """Writes table.md/.csv/.tex of a sweep results directory."""
-    from rlx import table
+    from rlx.report import table
 
     paths = table.write_tables(Path(args.dir))
     print(paths[0].read_text())
@@ -567,7 +569,7 @@ def cmd_table(args: argparse.Namespace) -> int:
 
 def cmd_plot(args: argparse.Namespace) -> int:
     """Writes the learning-curve and performance-profile PNGs of a sweep results directory."""
-    from rlx import table
+    from rlx.report import table
 
     paths = table.write_plots(Path(args.dir))
     print("wrote " + ", ".join(str(p) for p in paths))
@@ -576,7 +578,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 def cmd_gradvar(args: argparse.Namespace) -> int:
     """Runs the [variance] section of a sweep file: policy-gradient variance per baseline."""
-    from rlx import gradvar
+    from rlx.algos.factorized import gradvar
 
     spec = gradvar.load(args.file, quick=args.quick)
     out = Path(args.out) if args.out else Path("results") / spec["name"] / "variance"

@@ -13,7 +13,7 @@ leading length ``N``, episodes stored one after another in time order::
                                   bootstrap from s_{t+1}), 1.0 at time-outs and cuts
 
 (``masks`` is OGBench's field for ``1 - done * (1 - truncation)``, the ``termination`` of
-`rlx.offpolicy.Transition`; value-based offline learners need it, behaviour cloning does not.)
+`rlx.algos.offpolicy.common.Transition`; value-based offline learners need it, behaviour cloning does not.)
 
 `collect` is pure and jittable; `collect_baseline_dataset` runs it on an env's hand-made
 controller and returns numpy arrays; `save_npz` writes them atomically; `DATASET` is the

@@ -233,7 +233,7 @@ def checkpoint_meta(directory: Path) -> dict[str, Any] | None:
     directory = Path(directory)
     if not directory.is_dir():
         return None
-    from rlx.checkpoint import RunCheckpointer
+    from rlx.runner.checkpoint import RunCheckpointer
 
     ckpt = RunCheckpointer(directory)
     try:

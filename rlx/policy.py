@@ -375,10 +375,10 @@ def load_pretrained(directory: Path) -> dict[str, Any]:
     """A deterministic tanh-MLP policy artifact (written by ``bc`` or a fine-tuner of its
     policy) as an asset tree: ``policy`` (the network's params), ``obs_stats`` (the frozen
     observation statistics; empty ones, the identity, when it did not normalise) and
-    ``architecture`` (the hidden activation's index in `rlx.networks.ACTIVATIONS`, so `check`
+    ``architecture`` (the hidden activation's index in `rlx.learn.networks.ACTIVATIONS`, so `check`
     can compare it with the fine-tuner's config)."""
-    from rlx import normalizer
-    from rlx.networks import ACTIVATIONS
+    from rlx.learn import normalizer
+    from rlx.learn.networks import ACTIVATIONS
 
     meta = read_meta(directory)
     config = meta.get("config", {})
@@ -410,7 +410,7 @@ def check_pretrained(tree: Mapping[str, Any], env: Env, config: Any, network: An
     """RlxError unless the pretrained policy's params have exactly the shapes of `network`
     (the fine-tuner's, built for `env` and `config`) and its activation is the config's: the
     error names the observation/action sizes or the hidden widths that differ."""
-    from rlx.networks import ACTIVATIONS
+    from rlx.learn.networks import ACTIVATIONS
 
     obs_size, act_size = envs.observation_size(env), int(env.action_size)
     want = jax.eval_shape(network.init, jax.random.PRNGKey(0), np.zeros((obs_size,), np.float32))

@@ -11,7 +11,7 @@ On disk a dataset is a directory in OGBench's layout, so OGBench's own loaders r
 
 A single ``.npz`` file also loads (an OGBench download, say), with ``<stem>-val.npz`` beside
 it as the validation split when present. Observations are the env's *state* part
-(`rlx.goals.GoalLayout.state_size`; goals are relabelled from the data).
+(`rlx.envs.goals.GoalLayout.state_size`; goals are relabelled from the data).
 
 `load` returns the arrays the learners sample from (`Trajectories` as a dict): the training
 fields, ``valid`` (the rows that are not an episode's last, from which a transition and a later
@@ -31,8 +31,8 @@ from brax.envs.base import Env
 
 from rlx.assets import AssetSpec
 from rlx.datasets import FIELDS, check_widths, load_dataset, save_npz
+from rlx.envs.goals import require_goal_layout
 from rlx.errors import RlxError
-from rlx.goals import require_goal_layout
 
 META = "dataset.json"
 

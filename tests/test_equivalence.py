@@ -9,7 +9,7 @@ wrapping around within the budget) and for PPO on a Brax MJX environment:
 * a process killed with SIGKILL after a checkpoint and resumed equals an uninterrupted run,
   including a kill in the second slice of a multi-slice batch;
 * a process killed *while* a checkpoint is being written (``RLX_TEST_KILL_IN_CHECKPOINT_WRITE``,
-  see `rlx.checkpoint`) resumes from the checkpoint before and equals an uninterrupted run.
+  see `rlx.runner.checkpoint`) resumes from the checkpoint before and equals an uninterrupted run.
 
 Killed runs and sharded runs execute in subprocesses through the public API
 (`rlx.runner.plan`, `rlx.runner.run`); the uninterrupted references run in this process. Runs
@@ -33,7 +33,7 @@ import numpy as np
 import pytest
 
 from rlx import runner
-from rlx.checkpoint import RunCheckpointer
+from rlx.runner.checkpoint import RunCheckpointer
 
 # TD3 on the pendulum: 4 envs x 4 steps per update, 4 gradient steps per update, a 48-row replay
 # ring (wraps around in a 96-step budget), 8-step episodes (one ends in every chunk);

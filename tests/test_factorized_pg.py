@@ -13,10 +13,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from brax.envs.base import Env, State
-from rlx.algos import factorized_pg as fpg
 from rlx.algos import ppo
+from rlx.algos.factorized import factorized_pg as fpg
+from rlx.algos.factorized import gradvar
 
-from rlx import gradvar, runner
+from rlx import runner
 from rlx.errors import RlxError
 
 M = 4  # action dimensions of the bandit
@@ -237,7 +238,7 @@ def test_linear_baselines_match_one_ridge_regression_per_dimension(n):
     """The fit (primal, partitioned inverse, with fewer features than samples; dual, Woodbury
     downdate, with more) equals m separate ridge regressions (float64 numpy) on the
     standardised features with a_i and a_i^2 removed."""
-    from rlx import linear_baseline as lb
+    from rlx.algos.factorized import linear_baseline as lb
 
     rng = np.random.default_rng(0)
     o, m, ridge = 5, 4, 0.01
@@ -273,7 +274,7 @@ def test_linear_baselines_match_one_ridge_regression_per_dimension(n):
 
 
 def test_holdout_split_hand_cases():
-    from rlx import linear_baseline as lb
+    from rlx.algos.factorized import linear_baseline as lb
 
     fitted, held = lb.holdout_split(8, 4)  # n = t * 4 + env: envs 1 and 3 held out
     np.testing.assert_array_equal(fitted, [0, 2, 4, 6])
@@ -289,7 +290,7 @@ def test_holdout_penalty_matches_ridge_fits_scored_on_the_other_streams(n):
     numpy, own intercept) to the even streams predicts the odd streams best; pure noise gets a
     penalty >= 10x the Gram's mean eigenvalue and a noiseless linear target the smallest
     when the fitted half has more samples than features."""
-    from rlx import linear_baseline as lb
+    from rlx.algos.factorized import linear_baseline as lb
 
     rng = np.random.default_rng(1)
     d = 30

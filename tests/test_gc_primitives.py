@@ -9,13 +9,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.stats
-from rlx.algos import trl
+from rlx.algos.offline_gc import common as gc
+from rlx.algos.offline_gc import goal_sampling as gs
+from rlx.algos.offline_gc import trl
+from rlx.algos.offline_gc import value_accuracy as va
+from rlx.algos.offline_gc.nets import interval_union_length, iqe, unit_gaussian_log_prob
 
-from rlx import goal_sampling as gs
-from rlx import offline_gc as gc
 from rlx import trajectories
-from rlx import value_accuracy as va
-from rlx.gcnets import interval_union_length, iqe, unit_gaussian_log_prob
 
 JIT = [False, True]
 

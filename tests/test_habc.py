@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from rlx.algos import habc
+from rlx.algos.finetune import habc
 
 from rlx import api, cli, envs
 from rlx.errors import RlxError

@@ -1,4 +1,4 @@
-"""Simulated interventions (rlx.interventions): take-over triggers, hand-back after K steps or
+"""Simulated interventions (rlx.algos.finetune.interventions): take-over triggers, hand-back after K steps or
 on safety, episode resets, action mixing and rule checks, against hand-made step sequences."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from rlx.algos.finetune import interventions as iv
 
-from rlx import interventions as iv
 from rlx.errors import RlxError
 
 

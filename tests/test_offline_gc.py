@@ -195,7 +195,7 @@ def test_sweep_cell_gets_the_assets_its_algorithm_reads(tmp_path, monkeypatch):
 
 
 def test_table_metric_names_with_bins_are_not_evaluation_points():
-    from rlx.table import split_point
+    from rlx.report.table import split_point
 
     assert split_point("eval/goal_reached@3") == ("eval/goal_reached", 3)
     assert split_point("value/mae@25-50") == ("value/mae@25-50", None)

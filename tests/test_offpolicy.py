@@ -14,12 +14,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from rlx.algos import agency_transfer as at
-from rlx.algos import residual, sac, td3
+from rlx.algos.offpolicy import agency_transfer as at
+from rlx.algos.offpolicy import common as offpolicy
+from rlx.algos.offpolicy import critics, replay, residual, sac, td3
 
 import rlx
-from rlx import critics, offpolicy, optim, replay, runner
+from rlx import runner
 from rlx.errors import RlxError
+from rlx.learn import optim
 from rlx.metrics import episode_summary
 
 SMALL = dict(num_envs=10, unroll_length=10, utd_ratio=0.5, batch_size=128, hidden=(64, 64),
@@ -367,7 +369,10 @@ def test_agency_configs_are_plain_module_classes():
 
 @pytest.mark.parametrize(
     ("module", "forbidden"),
-    [("rlx.algos.sac", "rlx.algos.td3"), ("rlx.algos.baseline", "rlx.offpolicy")],
+    [
+        ("rlx.algos.offpolicy.sac", "rlx.algos.offpolicy.td3"),
+        ("rlx.algos.baseline", "rlx.algos.offpolicy.common"),
+    ],
 )
 def test_module_does_not_import(module, forbidden):
     code = f"import sys, {module}; print({forbidden!r} in sys.modules)"

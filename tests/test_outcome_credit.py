@@ -1,4 +1,4 @@
-"""HABC's credit primitives (rlx.outcome_credit) against hand-made episodes and hand-computed
+"""HABC's credit primitives (rlx.algos.finetune.outcome_credit) against hand-made episodes and hand-computed
 arrays, with and without jit."""
 
 from __future__ import annotations
@@ -7,8 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
-from rlx import outcome_credit as oc
+from rlx.algos.finetune import outcome_credit as oc
 
 
 def _episode(intervened, valid):

@@ -6,7 +6,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from rlx.plots import learning_curves, performance_profile
+from rlx.report.plots import learning_curves, performance_profile
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

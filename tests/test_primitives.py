@@ -6,7 +6,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from rlx import normalizer
+from rlx.learn import normalizer
 
 
 def test_running_stats_match_numpy():
@@ -34,7 +34,7 @@ def test_identity_before_any_data():
 def test_orthogonal_init_is_orthonormal_and_scaled():
     import jax.numpy as jnp
 
-    from rlx.networks import orthogonal
+    from rlx.learn.networks import orthogonal
 
     for shape in [(3, 64), (64, 64), (64, 1), (17, 256)]:
         w = np.asarray(orthogonal(2.0)(jax.random.PRNGKey(0), shape)) / 2.0

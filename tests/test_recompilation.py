@@ -84,7 +84,7 @@ def _assets(algo):
     if "pretrained" in algo.assets:  # a fresh width-8 policy in the pretrained asset's form
         from rlx.algos.bc import TanhPolicy
 
-        from rlx import normalizer
+        from rlx.learn import normalizer
 
         net = TanhPolicy((8,), 4)
         return {"pretrained": {

@@ -1,4 +1,4 @@
-"""`rlx.render`: rollouts, GIFs of the 2-D envs, Brax's HTML viewer, and the refusals."""
+"""`rlx.report.render`: rollouts, GIFs of the 2-D envs, Brax's HTML viewer, and the refusals."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rlx import envs, render
+from rlx import envs
 from rlx.errors import RlxError
+from rlx.report import render
 
 DRAWN = ("pendulum_swingup", "cartpole_swingup", "underwater_drone", "treasure_robot")
 RED = np.array([214, 39, 40])  # matplotlib's tab:red, the pendulum's pole

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rlx.returns import gae
+from rlx.learn.returns import gae
 
 
 def gae_loop(r, v, nv, term, done, gamma, lam):

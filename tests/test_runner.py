@@ -202,8 +202,8 @@ def _started():
 def test_a_checkpoint_without_code_identity_is_refused(tmp_path):
     """A checkpoint whose meta names no code (written before provenance was recorded) cannot
     be trusted to match this code: one clear error, not a KeyError."""
-    from rlx.checkpoint import RunCheckpointer
     from rlx.errors import RlxError
+    from rlx.runner.checkpoint import RunCheckpointer
 
     ckpt = tmp_path / "ck"
     _run(seeds=1, checkpoint_dir=ckpt)

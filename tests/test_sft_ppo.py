@@ -12,12 +12,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from rlx.algos import habc, ppo, sft_ppo
+from rlx.algos import ppo
+from rlx.algos.finetune import habc, sft_ppo
 
 import rlx
 from rlx import api, cli, envs
-from rlx.distributions import gaussian_log_prob
 from rlx.errors import RlxError
+from rlx.learn.distributions import gaussian_log_prob
 
 B = jnp.asarray
 

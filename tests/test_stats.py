@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy.stats import trim_mean
 
-from rlx.stats import _resample_indices, iqm, mean_std, stratified_bootstrap_ci
+from rlx.report.stats import _resample_indices, iqm, mean_std, stratified_bootstrap_ci
 
 
 def test_iqm_hand_computed():

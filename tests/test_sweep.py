@@ -17,8 +17,9 @@ import jax
 import numpy as np
 import pytest
 
-from rlx import cli, sweep, table
+from rlx import cli, sweep
 from rlx.errors import RlxError
+from rlx.report import table
 
 TINY = """
 name = "tiny"
@@ -366,7 +367,7 @@ def test_checkpoint_round_trip_keeps_zero_size_leaves(tmp_path):
     import jax
     import jax.numpy as jnp
 
-    from rlx.checkpoint import RunCheckpointer
+    from rlx.runner.checkpoint import RunCheckpointer
 
     # MJX states carry zero-size arrays (no actuator activations), which orbax refuses.
     state = {"a": jnp.arange(3.0), "empty": jnp.zeros((2, 0)), "k": jnp.array([7], jnp.int32)}

@@ -20,7 +20,7 @@ import pytest
 
 from rlx import algorithm, cli, runner
 from rlx import config as cfg
-from rlx.checkpoint import RunCheckpointer
+from rlx.runner.checkpoint import RunCheckpointer
 
 CACHE = os.environ.get(
     "RLX_TEST_CACHE", str(Path(__file__).resolve().parents[1] / ".cache" / "jax")

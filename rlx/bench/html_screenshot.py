@@ -1,4 +1,4 @@
-"""Manual check that a page written by `rlx.render.render_html` really displays: a headless
+"""Manual check that a page written by `rlx.report.render.render_html` really displays: a headless
 Chromium screenshot of it, with the viewer's JavaScript served from local copies.
 
 Not part of the test suite (CI installs no browser). Brax's page loads three.js, lil-gui, pako and

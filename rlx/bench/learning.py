@@ -15,7 +15,7 @@ for millions of env steps, and records both sides' evaluation curves:
   an older jax, which runs the same MJX physics at another rate).
 
 Writes ``learning.json``, ``learning.md`` (rows and the curve table) and ``learning.png`` (IQM
-curves with 95% bootstrap bands, `rlx.plots.learning_curves`).
+curves with 95% bootstrap bands, `rlx.report.plots.learning_curves`).
 """
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ def table(report: dict) -> str:
 
 def plot(report: dict, path: Path) -> Path:
     """`learning.png`: each row's evaluation curve over its runs."""
-    from rlx.plots import learning_curves
+    from rlx.report.plots import learning_curves
 
     title = f"{ENV} (mjx), {report['settings']['num_envs']:,} envs, 1 seed per run"
     return learning_curves({title: {r["row"]: curves(r) for r in report["rows"]}}, path)

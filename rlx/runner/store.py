@@ -14,9 +14,9 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from rlx.checkpoint import RunCheckpointer
 from rlx.errors import RlxError
 from rlx.provenance import code_identity
+from rlx.runner.checkpoint import RunCheckpointer
 
 
 @dataclasses.dataclass

@@ -20,12 +20,12 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 from brax.envs.base import Env
+from rlx.algos.offline_gc import common as gc
+from rlx.algos.offline_gc.nets import Bilinear
+from rlx.envs.goals import require_goal_layout
 
-from rlx import offline_gc as gc
 from rlx.assets import Assets
 from rlx.config import static
-from rlx.gcnets import Bilinear
-from rlx.goals import require_goal_layout
 
 
 @flax.struct.dataclass

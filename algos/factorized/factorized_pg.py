@@ -24,7 +24,7 @@ Baselines (``baseline``), all m of them from one batched pass:
   regressed on G - V (an advantage-like residual);
 - ``mean_action``: b_i = V(s) + Q(s, (a_{-i}, mu_i(s)));
 - ``linear``: the authors' own baseline, one ridge regression of G per dimension on linear
-  features of (o, t, a_{-i}) (`rlx.linear_baseline`), fitted in closed form to the *previous*
+  features of (o, t, a_{-i}) (`rlx.algos.factorized.linear_baseline`), fitted in closed form to the *previous*
   batch (the fit is refreshed after each batch's advantages are computed), its ridge penalty
   chosen from ``linear_ridge_decades`` decades by the fit's error on held-out envs;
 - ``oracle``: b_i = E_{a_i ~ pi_i}[Q(s, a)] exactly, from the environment (``marginal_q``),
@@ -55,15 +55,15 @@ import jax
 import jax.numpy as jnp
 from brax.envs.base import Env
 from rlx.algos import ppo
+from rlx.algos.factorized import linear_baseline
 from rlx.envs import episode_length, observation_size, training_env
 
-from rlx import linear_baseline
 from rlx.algorithm import Algorithm
 from rlx.assets import Assets
 from rlx.config import hparam, require, static
-from rlx.distributions import gaussian_sample
 from rlx.errors import RlxError
-from rlx.networks import ACTIVATIONS
+from rlx.learn.distributions import gaussian_sample
+from rlx.learn.networks import ACTIVATIONS
 
 DESCRIPTION = "PPO with per-action-dimension baselines b_i(s, a_-i) (Wu et al. 2018)."
 BASELINES = ("state", "regression", "marginal", "mean_action", "linear", "oracle")

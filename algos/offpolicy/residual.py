@@ -20,9 +20,9 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 from brax.envs.base import Env
-from rlx.algos import sac, td3
+from rlx.algos.offpolicy import common as offpolicy
+from rlx.algos.offpolicy import sac, td3
 
-from rlx import offpolicy
 from rlx.config import static
 
 
@@ -52,7 +52,7 @@ class SACConfig(ResidualSettings, sac.Config):
 
 
 class Residual(offpolicy.Memoryless):
-    """Residual RL as an `rlx.offpolicy.Behaviour` (no carry)."""
+    """Residual RL as an `rlx.algos.offpolicy.common.Behaviour` (no carry)."""
 
     name: str = "residual"
     needs_baseline: bool = True

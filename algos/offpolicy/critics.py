@@ -19,10 +19,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
+from rlx.algos.offpolicy.common import Transition
 
-from rlx.networks import MLP
-from rlx.offpolicy import Transition
-from rlx.optim import adam_step
+from rlx.learn.networks import MLP
+from rlx.learn.optim import adam_step
 
 
 class CriticSettings(Protocol):

@@ -37,9 +37,9 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 from brax.envs.base import Env
-from rlx.algos import sac, td3
+from rlx.algos.offpolicy import common as offpolicy
+from rlx.algos.offpolicy import sac, td3
 
-from rlx import offpolicy
 from rlx.config import hparam, require, static
 from rlx.errors import RlxError
 from rlx.metrics import MetricRule
@@ -194,7 +194,7 @@ def keep_mask(
 
 
 class AgencyTransfer:
-    """Agency transfer as an `rlx.offpolicy.Behaviour`: its carry is an `Arbiter`."""
+    """Agency transfer as an `rlx.algos.offpolicy.common.Behaviour`: its carry is an `Arbiter`."""
 
     name: str = "agency_transfer"
     needs_baseline: bool = True

@@ -1,6 +1,6 @@
 """SAC (Haarnoja et al. 2018): twin critics, tanh-Gaussian actor, automatic temperature.
 
-The learner plugs into `rlx.offpolicy` (env loop, on-device replay); this module's
+The learner plugs into `rlx.algos.offpolicy.common` (env loop, on-device replay); this module's
 record (`ALGORITHM`) is plain SAC. Every gradient step updates the critics, the actor,
 the temperature and the target critics::
 
@@ -31,11 +31,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from rlx.algos.offpolicy import common as offpolicy
+from rlx.algos.offpolicy import critics
 
-from rlx import critics, offpolicy
 from rlx.config import hparam, require, static
-from rlx.networks import MLP
-from rlx.optim import adam_step, polyak
+from rlx.learn.networks import MLP
+from rlx.learn.optim import adam_step, polyak
 
 DESCRIPTION = "SAC: twin critics, tanh-Gaussian actor, auto temperature; on-device replay."
 
@@ -170,7 +171,7 @@ def temperature_step(
 
 
 class SACLearner:
-    """SAC as an `rlx.offpolicy.Learner`: its state is a `SACState`."""
+    """SAC as an `rlx.algos.offpolicy.common.Learner`: its state is a `SACState`."""
 
     def init(
         self,

@@ -2,7 +2,7 @@
 one-step TD with an in-sample expectile value, and DDPG+BC policy extraction.
 
 With OGBench's goal-conditioned reward ``r = 1(s = g) - 1`` and mask ``m = 1 - 1(s = g)``
-(`rlx.offline_gc.GCBatch.successes`)::
+(`rlx.algos.offline_gc.common.GCBatch.successes`)::
 
     L_V = E[ |tau - 1(Qbar - V < 0)| (Qbar - V)^2 ],     Qbar = min_m Qbar_m(s, a, g)  (targets)
     L_Q = E[ sum_m (Q_m(s, a, g) - (r + gamma m sg(V(s', g))))^2 ]
@@ -12,7 +12,7 @@ Q is an ensemble of two with Polyak targets; V a single network. Defaults: OGBen
 pointmaze settings (expectile 0.9, alpha 0.003, value goals current 0.2 / trajectory
 (geometric) 0.5 / random 0.3, actor goals from the trajectory, uniform; 3x512 MLPs with
 LayerNorm, batch 1024). The implied distance for value accuracy inverts
-``V = -(1 - gamma^d) / (1 - gamma)`` (`rlx.offline_gc.distance_from_value`).
+``V = -(1 - gamma^d) / (1 - gamma)`` (`rlx.algos.offline_gc.common.distance_from_value`).
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 from brax.envs.base import Env
+from rlx.algos.offline_gc import common as gc
+from rlx.algos.offline_gc.nets import GCValue
+from rlx.envs.goals import require_goal_layout
 
-from rlx import offline_gc as gc
 from rlx.assets import Assets
-from rlx.gcnets import GCValue
-from rlx.goals import require_goal_layout
 
 
 @flax.struct.dataclass

@@ -143,7 +143,7 @@ def diagnostics(estimate: Estimator, calibrated: bool):
     """An `rlx.algorithm.Algorithm.diagnostics` function: the value-accuracy `scores` of
     `estimate`, or no metrics when the run has no ``"distances"`` asset or no validation
     split."""
-    from rlx.goals import require_goal_layout
+    from rlx.envs.goals import require_goal_layout
 
     def run(state: Any, env: Env, assets: Mapping[str, Any] | None, key: jax.Array) -> dict:
         assets = assets or {}

@@ -32,14 +32,14 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 from brax.envs.base import Env, State
-
-from rlx import replay
-from rlx.algorithm import Algorithm, env_episode_rules
-from rlx.assets import Assets
-from rlx.config import Rollouts, hparam, require, require_budget, require_counts, static
+from rlx.algos.offpolicy import replay
 from rlx.envs import episode_length as default_episode_length
 from rlx.envs import observation_size, outcome_metrics, require_baseline, training_env
 from rlx.envs.wrappers import episode_end
+
+from rlx.algorithm import Algorithm, env_episode_rules
+from rlx.assets import Assets
+from rlx.config import Rollouts, hparam, require, require_budget, require_counts, static
 from rlx.errors import RlxError
 from rlx.metrics import MetricRule, episode_summary
 

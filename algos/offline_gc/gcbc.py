@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import jax
 from brax.envs.base import Env
+from rlx.algos.offline_gc import common as gc
 
-from rlx import offline_gc as gc
 from rlx.assets import Assets
 
 Config = gc.GCConfig

@@ -2,7 +2,7 @@
 
 Figures are drawn with matplotlib's Agg canvas directly (`Figure` + `FigureCanvasAgg`, never
 pyplot), so nothing needs a display and the process-wide backend is left alone. Aggregates use
-`rlx.stats`: IQM over runs with 95% stratified-bootstrap bands (Agarwal et al., 2021).
+`rlx.report.stats`: IQM over runs with 95% stratified-bootstrap bands (Agarwal et al., 2021).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter
 
 from rlx.errors import RlxError
-from rlx.stats import _resample_indices, iqm, stratified_bootstrap_ci
+from rlx.report.stats import _resample_indices, iqm, stratified_bootstrap_ci
 
 DPI = 120
 

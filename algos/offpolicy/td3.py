@@ -1,6 +1,6 @@
 """TD3 (Fujimoto et al. 2018): twin critics, target policy smoothing, delayed actor updates.
 
-The learner (networks and losses) plugs into `rlx.offpolicy`, which owns the env loop and the
+The learner (networks and losses) plugs into `rlx.algos.offpolicy.common`, which owns the env loop and the
 on-device replay ring; this module's record (`ALGORITHM`) is plain TD3 (the executed
 action is the learner's). One learner call (`learn`) is one *group* of ``policy_frequency``
 gradient steps: ``policy_frequency`` critic steps, then one actor step and one Polyak update
@@ -24,12 +24,13 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 import optax
+from rlx.algos.offpolicy import common as offpolicy
+from rlx.algos.offpolicy import critics
 
-from rlx import critics, offpolicy
 from rlx.config import hparam, require, static
 from rlx.errors import RlxError
-from rlx.networks import MLP
-from rlx.optim import adam_step, polyak
+from rlx.learn.networks import MLP
+from rlx.learn.optim import adam_step, polyak
 
 DESCRIPTION = "TD3: twin critics, target smoothing, delayed actor; on-device replay, many envs."
 
@@ -130,7 +131,7 @@ def actor_step(
 
 
 class TD3Learner:
-    """TD3 as an `rlx.offpolicy.Learner`: its state is a `TD3State`."""
+    """TD3 as an `rlx.algos.offpolicy.common.Learner`: its state is a `TD3State`."""
 
     def init(
         self,

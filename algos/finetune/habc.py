@@ -1,6 +1,6 @@
 """HABC: online fine-tuning of a pretrained policy from one binary outcome per episode, with
 simulated interventions (rlx's reconstruction of arXiv 2606.17043 from its abstract; the rules
-are in `rlx.outcome_credit` and `rlx.interventions`, every choice the paper leaves open is a
+are in `rlx.algos.finetune.outcome_credit` and `rlx.algos.finetune.interventions`, every choice the paper leaves open is a
 config option below).
 
 The policy is the pretrained ``bc`` policy mu_theta(s) = tanh(MLP_theta(norm(s))) (asset
@@ -11,7 +11,7 @@ with Gaussian exploration a = clip(mu_theta(s) + sigma eps, -1, 1). One `update`
    step after the episode's end is not valid). At each step the expert (the env's
    ``baseline_policy``) takes over when the env's ``danger`` predicate fires, when the
    viability head is below ``viability_trigger`` or with probability ``random_prob``, and
-   hands back after ``hold_steps`` steps or once safe (`rlx.interventions`). Who acted is
+   hands back after ``hold_steps`` steps or once safe (`rlx.algos.finetune.interventions`). Who acted is
    recorded; the outcome z is the env's ``goal_reached`` at the episode's last step.
 2. **Label** each episode (`outcome_credit.outcome_labels`, intervention-aware or naive;
    `outcome_credit.efficiency_labels` with gamma_e).
@@ -53,16 +53,17 @@ import jax.numpy as jnp
 import optax
 from brax.envs.base import Env
 from rlx.algos.bc import TanhPolicy
+from rlx.algos.finetune import interventions
+from rlx.algos.finetune import outcome_credit as credit
 
 from rlx import envs as env_lib
-from rlx import interventions, normalizer
-from rlx import outcome_credit as credit
 from rlx.algorithm import Algorithm, Unit
 from rlx.assets import Assets, AssetSpec
 from rlx.config import EpisodeBudget, hparam, require, require_counts, static
 from rlx.errors import RlxError
+from rlx.learn import normalizer
+from rlx.learn.networks import ACTIVATIONS, MLP
 from rlx.metrics import EPISODES, MetricRule
-from rlx.networks import ACTIVATIONS, MLP
 from rlx.policy import PRETRAINED_DOC, check_pretrained, load_pretrained
 
 DESCRIPTION = "HABC (reconstruction): outcome-labelled, gated advantage-weighted BC fine-tuning."

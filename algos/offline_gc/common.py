@@ -4,14 +4,14 @@
 Each learner is a set of named flax modules (``"actor"``, ``"critic"``, ...) trained together
 by one Adam optimiser on a loss ``loss(params, targets, batch, config, key) -> (L, metrics)``,
 some with Polyak-averaged target copies, on batches relabelled from the ``"dataset"`` asset
-(`rlx.trajectories`, goals by `rlx.goal_sampling`). Nothing steps an environment: the budget
+(`rlx.trajectories`, goals by `rlx.algos.offline_gc.goal_sampling`). Nothing steps an environment: the budget
 counts gradient steps, and an update is ``grad_steps_per_update`` of them in a `lax.scan`::
 
     update -> _grad_step -> (sample_batch, loss, adam_step, polyak)
 
 The acting policy is the actor's mode, ``clip(mu(s, g), -1, 1)`` (OGBench evaluates at
 temperature 0), on the observation ``concat(state, goal)`` of a goal-conditioned env
-(`rlx.goals.GoalLayout`).
+(`rlx.envs.goals.GoalLayout`).
 
 Config building blocks (`GCConfig` and mixins) declare each field once with its doc; a
 learner's Config combines those it uses, and its `rlx.algorithm.Algorithm` record holds the
@@ -30,17 +30,17 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from brax.envs.base import Env
+from rlx.algos.offline_gc import goal_sampling
+from rlx.algos.offline_gc import value_accuracy as va
+from rlx.algos.offline_gc.nets import GCActor, unit_gaussian_log_prob
+from rlx.envs.goals import GoalLayout, require_goal_layout
 
-from rlx import goal_sampling
-from rlx import value_accuracy as va
 from rlx.algorithm import Algorithm, Unit
 from rlx.assets import Assets
 from rlx.config import GradientSteps, hparam, require, static
 from rlx.errors import RlxError
-from rlx.gcnets import GCActor, unit_gaussian_log_prob
-from rlx.goals import GoalLayout, require_goal_layout
+from rlx.learn.optim import adam_step, polyak
 from rlx.metrics import MetricRule
-from rlx.optim import adam_step, polyak
 from rlx.trajectories import DATASET
 
 Params = dict[str, Any]

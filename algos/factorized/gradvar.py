@@ -9,7 +9,7 @@ fraction of the return's variance, 1 - R^2) and optionally
 the fits: envs reset together run in step when episodes have one length, so every batch would
 cover one window of episode steps) and
 ``decomposition(env, state, key, num_actions, num_futures, horizon) -> {variant: terms}``
-(re-simulation from saved env states). `rlx.algos.factorized_pg` provides all four.
+(re-simulation from saved env states). `rlx.algos.factorized.factorized_pg` provides all four.
 
 At fixed policy parameters theta (after ``train_updates`` updates of the algorithm and
 ``fit_updates`` critic fits), with B independent batches g_1..g_B of one variant::
@@ -301,7 +301,12 @@ def run(spec: dict[str, Any], out: Path) -> Path:
     for name in spec["environments"]:
         print(f"[gradvar] {name}", flush=True)
         results.append(measure(spec, name))
-    record = {"kind": "rlx.gradvar", "spec": spec, "results": results, "provenance": started}
+    record = {
+        "kind": "rlx.algos.factorized.gradvar",
+        "spec": spec,
+        "results": results,
+        "provenance": started,
+    }
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / "variance.json.tmp"
     tmp.write_text(json.dumps(record, indent=1, default=float))

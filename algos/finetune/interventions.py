@@ -1,7 +1,7 @@
 """Simulated interventions: when an expert takes over from the policy, and when it hands back.
 
 A stand-in for the human of human-in-the-loop fine-tuning (HABC's setting; rlx's
-reconstruction, see `rlx.outcome_credit`). Per env and step, with the expert idle, it takes
+reconstruction, see `rlx.algos.finetune.outcome_credit`). Per env and step, with the expert idle, it takes
 over when any trigger fires:
 
 - the env's danger predicate (on the squeeze-lift tasks: the box slipping out of the squeeze,

@@ -12,7 +12,7 @@ With ``r = 1(s = g) - 1`` (about -1: value goals are random states)::
             q = -d(z'(s, clip(mu)), phi(g)) with phi, T held fixed
 
 IQE: latent 512 in components of 8 intervals, ``alpha_iqe = sigmoid(a)`` (learned) mixing the
-mean and max of the components (`rlx.gcnets.iqe`); lambda = exp(log_lambda), initially 1.
+mean and max of the components (`rlx.algos.offline_gc.nets.iqe`); lambda = exp(log_lambda), initially 1.
 Defaults: OGBench's pointmaze settings (eps 0.05, alpha 0.0003, value goals random, actor goals
 from the trajectory, uniform). ``d`` is in env steps, so value accuracy reads it directly.
 """
@@ -24,13 +24,13 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 from brax.envs.base import Env
+from rlx.algos.offline_gc import common as gc
+from rlx.algos.offline_gc.nets import LayerNormMLP, iqe
+from rlx.envs.goals import require_goal_layout
 
-from rlx import offline_gc as gc
 from rlx.assets import Assets
 from rlx.config import hparam, require, static
 from rlx.errors import RlxError
-from rlx.gcnets import LayerNormMLP, iqe
-from rlx.goals import require_goal_layout
 
 
 @flax.struct.dataclass

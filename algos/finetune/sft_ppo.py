@@ -46,20 +46,20 @@ import jax
 import jax.numpy as jnp
 import optax
 from brax.envs.base import Env
-from rlx.algos import habc
 from rlx.algos.bc import TanhPolicy
+from rlx.algos.finetune import habc
 from rlx.algos.ppo import apply_step, clipped_surrogate
 
 from rlx import envs as env_lib
-from rlx import normalizer
 from rlx.algorithm import Algorithm, Unit
 from rlx.assets import Assets
 from rlx.config import EpisodeBudget, hparam, require, require_counts, static
-from rlx.distributions import gaussian_entropy, gaussian_log_prob
 from rlx.errors import RlxError
+from rlx.learn import normalizer
+from rlx.learn.distributions import gaussian_entropy, gaussian_log_prob
+from rlx.learn.networks import ACTIVATIONS, ValueNetwork
+from rlx.learn.returns import gae
 from rlx.metrics import EPISODES, MetricRule
-from rlx.networks import ACTIVATIONS, ValueNetwork
-from rlx.returns import gae
 
 DESCRIPTION = "PPO fine-tuning of the pretrained (SFT) policy from the sparse outcome."
 

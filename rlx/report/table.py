@@ -18,10 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from rlx import plots, record, stats
+from rlx import record
 from rlx.errors import RlxError
 from rlx.metrics import MetricRule
 from rlx.provenance import code_identity, describe_hardware
+from rlx.report import plots, stats
 
 
 def load_records(directory: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
