@@ -18,8 +18,8 @@ from rlx.envs import outcome_metrics, require_baseline, training_env
 from rlx.envs.wrappers import episode_end
 
 from rlx.algorithm import Algorithm, env_episode_rules
-from rlx.assets import Assets
 from rlx.config import Rollouts, require_budget, require_counts, static
+from rlx.data.assets import Assets
 from rlx.metrics import MetricRule, episode_summary
 
 DESCRIPTION = "The env's baseline controller alone (no learning): the reference row of a table."

@@ -3,7 +3,7 @@
 The policy is ``mu_theta(s) = tanh(MLP_theta(norm(s)))`` in ``[-1, 1]^A``, with ``norm`` the
 dataset's observation mean and standard deviation (computed once in `init`). One `update` is
 ``grad_steps_per_update`` Adam steps, each on a minibatch of ``B`` transitions drawn uniformly
-with replacement from the ``"dataset"`` asset (`rlx.datasets`), minimising the mean squared
+with replacement from the ``"dataset"`` asset (`rlx.data.datasets`), minimising the mean squared
 error
 
     L(theta) = 1/(B A) sum_i sum_j (mu_theta(s_i)_j - a_ij)^2
@@ -28,9 +28,9 @@ from brax.envs.base import Env
 from rlx.envs import observation_size
 
 from rlx.algorithm import Algorithm, Unit
-from rlx.assets import Assets
 from rlx.config import GradientSteps, hparam, require, static
-from rlx.datasets import DATASET
+from rlx.data.assets import Assets
+from rlx.data.datasets import DATASET
 from rlx.errors import RlxError
 from rlx.learn import normalizer
 from rlx.learn.networks import ACTIVATIONS, MLP
@@ -116,7 +116,7 @@ def init(key: jax.Array, env: Env, config: Config, assets: Assets = None) -> BCS
 
 def _dataset(assets: Assets) -> Any:
     if not assets or "dataset" not in assets:
-        raise RlxError("bc needs a 'dataset' asset (rlx.datasets); give --asset dataset=PATH.")
+        raise RlxError("bc needs a 'dataset' asset (rlx.data.datasets); give --asset dataset=PATH.")
     return assets["dataset"]
 
 

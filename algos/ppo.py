@@ -4,8 +4,17 @@ One `update` = collect ``unroll_length`` steps from ``num_envs`` auto-resetting 
 current Gaussian policy, compute GAE advantages (bootstrapping on time-outs), then run
 ``num_epochs`` passes of ``num_minibatches`` clipped-surrogate minibatch steps, and finally
 fold the rollout's observations into the running normaliser. The nesting of the scan bodies
-below *is* the algorithm: ``update -> _rollout(_env_step) -> gae -> _epoch -> _minibatch ->
-_loss``.
+below *is* the algorithm::
+
+    update -> rollout(_env_step)                       # collect [T, N] transitions
+           -> learner_batch(advantages -> gae)         # GAE, flattened to [T * N]
+           -> optimise(_epoch -> minibatch_step -> loss)  # clipped-surrogate Adam steps
+           -> finish                                   # normaliser, counters, metrics
+
+Every piece is a public, documented function (`networks`, `optimizer`, `normalize_obs`,
+`rollout`, `advantages`, `learner_batch`, `loss`, `optimise`, `finish`): a variant of PPO
+composes them and replaces only what changes (`rlx.algos.factorized.factorized_pg` replaces
+the advantages and the loss).
 """
 
 from __future__ import annotations
@@ -23,8 +32,8 @@ from rlx.envs import observation_size, outcome_metrics, training_env
 from rlx.envs.wrappers import episode_end
 
 from rlx.algorithm import Algorithm
-from rlx.assets import Assets
 from rlx.config import Rollouts, hparam, require, require_budget, require_counts, static
+from rlx.data.assets import Assets
 from rlx.errors import RlxError
 from rlx.learn import normalizer
 from rlx.learn.distributions import gaussian_entropy, gaussian_log_prob, gaussian_sample
@@ -131,21 +140,26 @@ class Batch(NamedTuple):
     target: jax.Array
 
 
-def _networks(env: Env, config: Config) -> tuple[GaussianPolicy, ValueNetwork]:
+def networks(env: Env, config: Config) -> tuple[GaussianPolicy, ValueNetwork]:
+    """The policy pi_theta(a|s) = N(mu_theta(s), diag(exp(2 log_std_theta(s)))) and the value
+    network V_phi(s), both MLPs on the (normalised) observation."""
     return (
         GaussianPolicy(config.policy_hidden, env.action_size, config.activation),
         ValueNetwork(config.value_hidden, config.activation),
     )
 
 
-def _optimizer(config: Config) -> optax.GradientTransformation:
-    """Gradient clipping and Adam moments; the (annealed) step size is applied in `_minibatch`."""
+def optimizer(config: Config) -> optax.GradientTransformation:
+    """Gradient clipping to ``max_grad_norm`` and Adam moments (eps 1e-5), without the step
+    size: the (annealed) step size is applied by `apply_step`, so it stays a traced value."""
     return optax.chain(
         optax.clip_by_global_norm(config.max_grad_norm), optax.scale_by_adam(eps=1e-5)
     )
 
 
-def _normalize(state: PPOState, obs: jax.Array) -> jax.Array:
+def normalize_obs(state: PPOState, obs: jax.Array) -> jax.Array:
+    """(obs - mean) / std under the running statistics, clipped to [-10, 10]
+    (`rlx.learn.normalizer.normalize`) with ``normalize_observations``; else obs unchanged."""
     if state.config.normalize_observations:
         return normalizer.normalize(state.obs_stats, obs)
     return obs
@@ -153,7 +167,7 @@ def _normalize(state: PPOState, obs: jax.Array) -> jax.Array:
 
 def init(key: jax.Array, env: Env, config: Config, assets: Assets = None) -> PPOState:
     """Initial parameters, optimiser state, normaliser and a batch of reset environments."""
-    policy_net, value_net = _networks(env, config)
+    policy_net, value_net = networks(env, config)
     k_policy, k_value, k_env, k_next = jax.random.split(key, 4)
     obs_size = observation_size(env)
     dummy = jnp.zeros((obs_size,), jnp.float32)
@@ -164,7 +178,7 @@ def init(key: jax.Array, env: Env, config: Config, assets: Assets = None) -> PPO
     return PPOState(
         config=config,
         params=params,
-        opt_state=_optimizer(config).init(params),
+        opt_state=optimizer(config).init(params),
         obs_stats=normalizer.init(obs_size),
         env_state=env_state,
         key=k_next,
@@ -183,7 +197,7 @@ def policy_params(state: PPOState) -> dict[str, Any]:
 
 def make_policy(params: dict[str, Any], env: Env, config: Config) -> Callable[..., jax.Array]:
     """act(obs, key, deterministic=False) -> action in [-1, 1]: the Gaussian mean if deterministic."""
-    policy_net, _ = _networks(env, config)
+    policy_net, _ = networks(env, config)
 
     def act(obs: jax.Array, key: jax.Array, deterministic: bool = False) -> jax.Array:
         if config.normalize_observations:
@@ -195,14 +209,19 @@ def make_policy(params: dict[str, Any], env: Env, config: Config) -> Callable[..
     return act
 
 
-def _rollout(env: Env, state: PPOState, key: jax.Array) -> tuple[State, Transition]:
-    """Runs the policy for unroll_length steps in every env; returns the new env state and [T, N] data."""
-    policy_net, _ = _networks(env, state.config)
+def rollout(env: Env, state: PPOState, key: jax.Array) -> tuple[State, Transition]:
+    """``unroll_length`` steps of every env with a_t ~ pi_theta(.|norm(s_t)) (the env gets
+    clip(a_t, -1, 1); the transition keeps the unclipped a_t and log pi_theta(a_t|s_t)), from
+    ``state.env_state`` with auto-reset. Returns the last env state and the `Transition`s,
+    leaves [unroll_length, num_envs, ...]."""
+    policy_net, _ = networks(env, state.config)
     tenv = training_env(env, state.config.episode_length)
     outcomes = outcome_metrics(env)
 
     def _env_step(env_state: State, step_key: jax.Array) -> tuple[State, Transition]:
-        mean, log_std = policy_net.apply(state.params["policy"], _normalize(state, env_state.obs))
+        mean, log_std = policy_net.apply(
+            state.params["policy"], normalize_obs(state, env_state.obs)
+        )
         action = gaussian_sample(step_key, mean, log_std)
         nxt = tenv.step(env_state, jnp.clip(action, -1.0, 1.0))
         truncation = nxt.info["truncation"]
@@ -222,9 +241,15 @@ def _rollout(env: Env, state: PPOState, key: jax.Array) -> tuple[State, Transiti
     return jax.lax.scan(_env_step, state.env_state, keys)
 
 
-def _loss(params: dict[str, Any], env: Env, config: Config, mb: Batch) -> tuple[jax.Array, dict]:
-    """L = -E[min(rho A, clip(rho, 1-eps, 1+eps) A)] + c_v L_V - c_H H, with rho = pi/pi_old."""
-    policy_net, value_net = _networks(env, config)
+def loss(params: dict[str, Any], env: Env, config: Config, mb: Batch) -> tuple[jax.Array, dict]:
+    """PPO's loss on a minibatch and its parts (``loss/...`` metrics)::
+
+        L = -E[min(rho A, clip(rho, 1 - eps, 1 + eps) A)] + c_v L_V - c_H H[pi_theta],
+        rho = pi_theta(a|s) / pi_old(a|s),   L_V = 1/2 E[(V_phi(s) - target)^2]
+
+    (A standardised over the minibatch, `clipped_surrogate`; with ``clip_value`` the value
+    error is max((V - target)^2, (V_old + clip(V - V_old, -eps, eps) - target)^2))."""
+    policy_net, value_net = networks(env, config)
     mean, log_std = policy_net.apply(params["policy"], mb.obs)
     policy_loss, ratio_info = clipped_surrogate(
         gaussian_log_prob(mb.action, mean, log_std), mb.log_prob, mb.advantage, config.clip_eps
@@ -263,12 +288,19 @@ def clipped_surrogate(
 
 
 def advantages(env: Env, state: PPOState, traj: Transition) -> tuple[jax.Array, ...]:
-    """(normalised obs, V(s_t), GAE advantages, value targets), each [T, N, ...]."""
+    """(normalised obs, V(s_t), GAE advantages, value targets), each [T, N, ...]: with the
+    scaled reward r_t = reward_scaling * reward and V(s'_t) at the observation reached before
+    any auto-reset (`rlx.learn.returns.gae`)::
+
+        delta_t = r_t + gamma (1 - term_t) V(s'_t) - V(s_t)
+        A_t     = delta_t + gamma lambda (1 - done_t) A_{t+1},   target_t = A_t + V(s_t)
+
+    so a time-out bootstraps from V(s'_t) and a termination does not."""
     config = state.config
-    _, value_net = _networks(env, config)
-    obs = _normalize(state, traj.obs)
+    _, value_net = networks(env, config)
+    obs = normalize_obs(state, traj.obs)
     values = value_net.apply(state.params["value"], obs)
-    next_values = value_net.apply(state.params["value"], _normalize(state, traj.final_obs))
+    next_values = value_net.apply(state.params["value"], normalize_obs(state, traj.final_obs))
     adv, targets = gae(
         traj.reward * config.reward_scaling,
         values,
@@ -327,7 +359,9 @@ def optimise(
     state: PPOState, batch: Any, loss: Callable[[Any, Any], tuple[jax.Array, dict]], key: jax.Array
 ) -> tuple[Any, optax.OptState, dict[str, jax.Array], jax.Array]:
     """num_epochs shuffled passes of num_minibatches Adam steps on ``loss(params, minibatch)``
-    over `batch` (leaves [steps_per_update, ...]), with the (annealed) step size.
+    over `batch` (leaves [steps_per_update, ...]), with the step size
+    lr_k = learning_rate * (1 - k / num_updates) at update k under ``anneal_lr`` (else
+    learning_rate), each step theta <- theta - lr_k * Adam(clip(grad L)) (`minibatch_step`).
 
     Returns (params, optimiser state, per-step loss infos stacked [epochs, minibatches],
     step size). Extensions of PPO call this with their own loss and batch.
@@ -335,7 +369,7 @@ def optimise(
     config = state.config
     frac = 1.0 - state.update_step.astype(jnp.float32) / config.num_updates
     lr = config.learning_rate * (frac if config.anneal_lr else 1.0)
-    _minibatch = minibatch_step(loss, _optimizer(config), lr)
+    _minibatch = minibatch_step(loss, optimizer(config), lr)
 
     def _epoch(carry, epoch_key: jax.Array):
         perm = jax.random.permutation(epoch_key, config.steps_per_update)
@@ -380,14 +414,15 @@ def finish(
 def update(
     env: Env, state: PPOState, assets: Assets = None
 ) -> tuple[PPOState, dict[str, jax.Array]]:
-    """One PPO iteration: rollout, GAE, num_epochs x num_minibatches SGD steps, normaliser update."""
+    """One PPO iteration: `rollout`, `learner_batch` (GAE advantages), `optimise` (num_epochs x
+    num_minibatches steps on `loss`), `finish` (normaliser, counters, metrics)."""
     config = state.config
     key, k_roll, k_perm = jax.random.split(state.key, 3)
-    env_state, traj = _rollout(env, state, k_roll)
+    env_state, traj = rollout(env, state, k_roll)
     chex.assert_shape(traj.reward, (config.unroll_length, config.num_envs))
     flat = learner_batch(env, state, traj)
     params, opt_state, info, lr = optimise(
-        state, flat, lambda p, mb: _loss(p, env, config, mb), k_perm
+        state, flat, lambda p, mb: loss(p, env, config, mb), k_perm
     )
     return finish(state, env_state, traj, params, opt_state, info, lr, key)
 

@@ -9,7 +9,7 @@ vertex-cell goal is drawn and the episode goes on (no termination). Episodes las
 ``length`` steps (1,001 in OGBench's medium/large/teleport datasets, 2,001 for giant).
 
 `navigate` is pure and jittable, vmapped over episodes and scanned over steps. Its rows use the
-fields of `rlx.datasets.FIELDS` (OGBench's names: ``observations``, ``actions``, ``terminals``;
+fields of `rlx.data.datasets.FIELDS` (OGBench's names: ``observations``, ``actions``, ``terminals``;
 plus ``next_observations``, ``rewards`` = 1 at the steps that reach the current goal, ``masks``
 = 1: nothing terminates), episodes one after another, ``terminals`` = 1 at each episode's last
 row.

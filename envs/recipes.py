@@ -1,14 +1,14 @@
-"""The asset recipes of rlx's environments (the mechanism: `rlx.recipes`).
+"""The asset recipes of rlx's environments (the mechanism: `rlx.data.recipes`).
 
 - ``pointmaze-<maze>-navigate``: OGBench's navigate dataset of the maze
-  (`rlx.envs.pointmaze_data`), written as a dataset directory (`rlx.trajectories`): 1,000
+  (`rlx.envs.pointmaze_data`), written as a dataset directory (`rlx.data.trajectories`): 1,000
   training episodes of 1,001 steps (giant: 500 of 2,001) plus a tenth as the validation split,
   noise 0.5; ``episodes``, ``steps`` and ``noise`` can be changed (smaller data for tests).
 - ``pointmaze-<maze>-distances``: the maze's exact step-distance table
   (`rlx.envs.maze_distance`), an ``.npz`` file.
 - ``squeeze-lift-l<N>-demos`` (``squeeze-lift-mjx-l<N>-demos`` on MJX): demonstrations of the
   scripted expert of ``squeeze_lift_l<N>`` with Gaussian action noise (failures mixed in), an
-  ``.npz`` dataset (`rlx.datasets`); ``episodes`` and ``noise`` can be changed.
+  ``.npz`` dataset (`rlx.data.datasets`); ``episodes`` and ``noise`` can be changed.
 - ``squeeze-lift-l<N>-sft`` (``squeeze-lift-mjx-l<N>-sft``): the supervised (behaviour-cloned)
   policy HABC fine-tunes: ``bc`` trained on those demonstrations, a policy artifact directory
   (`rlx.policy`); ``episodes`` and ``noise`` choose the demonstrations, ``steps`` the gradient
@@ -24,7 +24,7 @@ import numpy as np
 from rlx.envs import maze_distance, pointmaze_data
 from rlx.envs.maze import LAYOUTS, Maze
 
-from rlx.recipes import Options, Recipe
+from rlx.data.recipes import Options, Recipe
 
 NAVIGATE_VERSION = 1
 DISTANCES_VERSION = 1
@@ -32,7 +32,8 @@ DISTANCES_VERSION = 1
 
 def _navigate(maze: str):
     def build(out: Path, options: Options) -> None:
-        from rlx import provenance, trajectories
+        from rlx import provenance
+        from rlx.data import trajectories
 
         episodes, steps = pointmaze_data.SIZES[maze]
         episodes, steps = options.episodes or episodes, options.steps or steps
@@ -54,7 +55,7 @@ def _navigate(maze: str):
 
 def _distances(maze: str):
     def build(out: Path, options: Options) -> None:
-        from rlx.datasets import save_npz
+        from rlx.data.datasets import save_npz
 
         table = maze_distance.build(Maze.named(maze))
         save_npz(out, {**table, "version": np.array(DISTANCES_VERSION)})
@@ -81,7 +82,7 @@ SQUEEZE_SFT: dict[str, tuple[int, float, int]] = {
 
 def _squeeze_demos(env: str):
     def build(out: Path, options: Options) -> None:
-        from rlx.datasets import collect_baseline_dataset, save_npz
+        from rlx.data.datasets import collect_baseline_dataset, save_npz
 
         default_episodes, default_noise, _ = SQUEEZE_SFT[env]
         episodes = options.episodes or default_episodes

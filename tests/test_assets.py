@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import rlx
-from rlx import datasets, runner
+from rlx import runner
+from rlx.data import datasets
 from rlx.runner import execute
 
 SMALL = {"total_steps": 1500, "grad_steps_per_update": 250, "batch_size": 64, "hidden": (64, 64),

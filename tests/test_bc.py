@@ -11,9 +11,10 @@ from brax.envs.base import Env, State
 from rlx.algos import bc
 from rlx.envs import make
 
-from rlx import algorithm, assets
+from rlx import algorithm
 from rlx import config as cfg
-from rlx.datasets import (
+from rlx.data import assets
+from rlx.data.datasets import (
     DATASET,
     FIELDS,
     collect,

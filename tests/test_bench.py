@@ -221,7 +221,7 @@ def test_optimiser_call_steps_each_seed_with_its_own_gradient():
     env = rp.make_env()
     init = jax.vmap(lambda key: ppo.init(key, env, rp.base_config))
     states = jax.jit(init)(jax.random.split(jax.random.PRNGKey(0), 2))
-    _, traj = jax.jit(jax.vmap(lambda st: ppo._rollout(env, st, st.key)))(states)
+    _, traj = jax.jit(jax.vmap(lambda st: ppo.rollout(env, st, st.key)))(states)
     flat = jax.jit(jax.vmap(lambda st, t: ppo.learner_batch(env, st, t)))(states, traj)
     program, args = matched.optimiser_call(env, states, flat, steps=3, seeds=2)
     params, _ = program(*args)
@@ -234,7 +234,7 @@ def test_optimiser_call_steps_each_seed_with_its_own_gradient():
         )
         carry = (st.params, st.opt_state)
         for _ in range(3):
-            carry = ppo.apply_step(ppo._optimizer(st.config), 1e-4, grads, *carry)
+            carry = ppo.apply_step(ppo.optimizer(st.config), 1e-4, grads, *carry)
         jax.tree.map(
             lambda a, e: np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-8), mine, carry[0]
         )
@@ -393,3 +393,27 @@ def test_main_records_every_runs_curve_and_writes_the_table_and_plot(monkeypatch
     assert not np.array_equal(y[0], y[1])  # seeds 0 and 1
     assert "| 2,560 |" in path.read_text()
     assert (tmp_path / "learning.png").stat().st_size > 0
+
+
+def test_bench_command_dispatches_its_options_to_the_python_function(tmp_path, monkeypatch, capsys):
+    """`rlx bench --matched ...` calls `rlx.bench.command.run`'s matched benchmark with the
+    parsed values and prints the table it wrote; an unknown env is one error line."""
+    from rlx import cli
+
+    calls = []
+
+    def fake(out, names, seed_counts, reps, quick, peer):
+        calls.append((out, names, seed_counts, reps, quick, peer))
+        (out / "matched.md").parent.mkdir(parents=True, exist_ok=True)
+        (out / "matched.md").write_text("| the table |")
+        return out / "matched.md"
+
+    monkeypatch.setattr(matched, "main", fake)
+    monkeypatch.setattr(cli, "_setup_jax", lambda args: None)
+    monkeypatch.setenv("RLX_COMPILATION_CACHE", "unused")  # cmd_bench clears it
+    argv = ["bench", "--matched", "--seeds", "1,2", "--reps", "2", "--no-peer", "--quick"]
+    assert cli.main([*argv, "--out", str(tmp_path)]) == 0
+    assert calls == [(tmp_path, list(matched.MATCHED), [1, 2], 2, True, False)]
+    assert "| the table |" in capsys.readouterr().out
+    assert cli.main(["bench", "--scaling", "--envs", "nope", "--out", str(tmp_path)]) == 2
+    assert "unknown scaling bench environment 'nope'" in capsys.readouterr().err

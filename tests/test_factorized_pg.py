@@ -15,9 +15,10 @@ import pytest
 from brax.envs.base import Env, State
 from rlx.algos import ppo
 from rlx.algos.factorized import factorized_pg as fpg
-from rlx.algos.factorized import gradvar
+from rlx.algos.factorized import variance
 
 from rlx import runner
+from rlx.bench import gradvar
 from rlx.errors import RlxError
 
 M = 4  # action dimensions of the bandit
@@ -91,7 +92,7 @@ def _true_gradient(env: Env, state: ppo.PPOState) -> np.ndarray:
     """grad_theta of E_s E_{a~pi(.|s)} r(s, a) over the bandit's state distribution, from the
     closed-form expectation at 10^6 states drawn from it (its sampling error is a tenth of the
     estimators' standard error over 400 batches of 256)."""
-    policy_net, _ = ppo._networks(env, state.config)
+    policy_net, _ = ppo.networks(env, state.config)
     obs = jax.vmap(lambda k: env.reset(k).obs)(jax.random.split(jax.random.PRNGKey(9), 10**6))
 
     def objective(p):
@@ -112,14 +113,14 @@ def test_closed_form_expectation_matches_monte_carlo():
 def _fitted_state(env: Env, config: fpg.Config, updates: int) -> ppo.PPOState:
     """The initial policy with V, Q and the regression network fitted to it for `updates`."""
     state = jax.jit(lambda k: fpg.init(k, env, config))(jax.random.PRNGKey(0))
-    step = jax.jit(lambda s: fpg.fit_baselines(env, s))
+    step = jax.jit(lambda s: variance.fit_baselines(env, s))
     for _ in range(updates):
         state = step(state)
     return state
 
 
 def _estimates(env, state, batches: int, variants=None) -> dict[str, np.ndarray]:
-    fn = jax.jit(jax.vmap(lambda k: fpg.gradient_estimates(env, state, k, variants)))
+    fn = jax.jit(jax.vmap(lambda k: variance.gradient_estimates(env, state, k, variants)))
     out = fn(jax.random.split(jax.random.PRNGKey(1), batches))
     return {k: np.asarray(v.gradient, np.float64) for k, v in out.items()}
 
@@ -149,13 +150,13 @@ def test_every_variant_is_unbiased_and_a_biased_baseline_is_caught():
         assert cos > 0.97, (variant, cos)
     # Control: a "baseline" that sees a_i itself, b_i = V(s) + Q(s, a), is biased, and the
     # test sees it.
-    policy_net, _ = ppo._networks(env, config)
-    q_net, _ = fpg._critics(config)
+    policy_net, _ = ppo.networks(env, config)
+    q_net, _ = fpg.critics(config)
 
     def biased(key):
-        _, traj = ppo._rollout(env, state, key)
+        _, traj = ppo.rollout(env, state, key)
         obs, action = traj.obs[0], traj.action[0]
-        value_net = ppo._networks(env, config)[1]
+        value_net = ppo.networks(env, config)[1]
         v = value_net.apply(state.params["value"], obs)
         b = (v + q_net.apply(state.params["q"], obs, action))[:, None]
         adv = traj.reward[0][:, None] - b
@@ -187,7 +188,7 @@ def test_stagger_puts_each_env_out_of_phase_by_its_own_offset():
     before = phase(state)
     assert len(set(before)) == 1
     key = jax.random.PRNGKey(5)
-    after = phase(jax.jit(lambda s, k: fpg.stagger(env, s, k))(state, key))
+    after = phase(jax.jit(lambda s, k: variance.stagger(env, s, k))(state, key))
     offsets = np.asarray(jax.random.randint(jax.random.split(key)[0], (64,), 0, 50))
     np.testing.assert_array_equal(after, (before + offsets) % 50)
     assert len(set(after)) > 20
@@ -216,12 +217,12 @@ def test_the_training_loss_gradient_is_the_unbiased_estimator():
 
     def loss_gradients(key):
         k_start, k_roll, k_base = jax.random.split(key, 3)
-        s = fpg.fresh_start(env, state, k_start)
-        _, traj = ppo._rollout(env, s, k_roll)
+        s = variance.fresh_start(env, state, k_start)
+        _, traj = ppo.rollout(env, s, k_roll)
         out = {}
         for variant in fpg.available(env):
             batch = fpg.factor_batch(env, s, traj, variant, k_base)
-            policy_loss = lambda p, b=batch: fpg._loss({**s.params, "policy": p}, env, config, b)[0]  # noqa: E731
+            policy_loss = lambda p, b=batch: fpg.loss({**s.params, "policy": p}, env, config, b)[0]  # noqa: E731
             g = jax.grad(policy_loss)(s.params["policy"])
             flat = jnp.concatenate([x.ravel() for x in jax.tree.leaves(g)])
             out[variant] = -(batch.advantage_i.std() + 1e-8) * flat
@@ -330,7 +331,7 @@ def test_variance_decomposition_terms_are_consistent():
     env = LinearBandit(m=8)
     config = _config(total_steps=64 * 40, num_envs=64)
     state = _fitted_state(env, config, updates=30)
-    out = jax.jit(lambda k: fpg.decomposition(env, state, k, 8, 4, 1))(jax.random.PRNGKey(3))
+    out = jax.jit(lambda k: variance.decomposition(env, state, k, 8, 4, 1))(jax.random.PRNGKey(3))
     # One-step task with gamma = 0: Q^ = r has no future randomness.
     for terms in out.values():
         assert float(terms["trajectory"]) == pytest.approx(0.0, abs=1e-6)
@@ -430,16 +431,16 @@ def test_critic_fits_stop_once_every_baseline_has_settled():
 
     def estimate(state, key):
         u = next(unexplained)
-        return {"state": fpg.Estimate(jnp.zeros(1), jnp.float32(u))}
+        return {"state": variance.Estimate(jnp.zeros(1), jnp.float32(u))}
 
     counter = Counter(config=_config(), fits=jnp.int32(0))
     state, fit = gradvar.fit(spec, None, module, _config(), counter, estimate, jax.random.key(0))
     assert fit == {"rounds": 3, "converged": True, "decided_by": ["state"],
                    "unexplained": {"state": pytest.approx([0.9, 0.5, 0.46])}}  # fmt: skip
     assert int(state.fits) == 3
-    assert gradvar._converged({"oracle": 0.001}, {"oracle": 0.002}, 0.1)  # floor of 0.01
-    assert not gradvar._converged({"a": 0.5, "b": 0.5}, {"a": 0.5, "b": 0.7}, 0.1)
-    assert gradvar._converged({"a": 0.5, "b": 0.5}, {"a": 0.5, "b": 0.7}, 0.1, ["a"])
+    assert gradvar.converged({"oracle": 0.001}, {"oracle": 0.002}, 0.1)  # floor of 0.01
+    assert not gradvar.converged({"a": 0.5, "b": 0.5}, {"a": 0.5, "b": 0.7}, 0.1)
+    assert gradvar.converged({"a": 0.5, "b": 0.5}, {"a": 0.5, "b": 0.7}, 0.1, ["a"])
 
 
 @pytest.mark.parametrize(
@@ -489,7 +490,7 @@ def test_oracle_baseline_is_unbiased_and_the_lower_bound_on_one_step_target_matc
 
     env = envs.make("target_matching_bandit_m6")
     state = _fitted_state(env, _config(), updates=30)
-    policy_net, _ = ppo._networks(env, state.config)
+    policy_net, _ = ppo.networks(env, state.config)
     obs = jax.vmap(lambda k: env.reset(k).obs)(jax.random.split(jax.random.PRNGKey(9), 10**6))
 
     def objective(p):

@@ -15,7 +15,7 @@ from rlx.algos.offline_gc import trl
 from rlx.algos.offline_gc import value_accuracy as va
 from rlx.algos.offline_gc.nets import interval_union_length, iqe, unit_gaussian_log_prob
 
-from rlx import trajectories
+from rlx.data import trajectories
 
 JIT = [False, True]
 

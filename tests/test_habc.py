@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from rlx.algos.finetune import habc
+from rlx.algos.finetune import common, habc
 
 from rlx import api, cli, envs
 from rlx.errors import RlxError
@@ -112,7 +112,7 @@ def test_weighted_bc_loss_by_hand():
 
 def test_draw_only_from_the_pool():
     mask = B([0, 1, 0, 0, 1, 0], bool)
-    idx = habc.draw(jax.random.PRNGKey(0), habc.pool(mask), 500)
+    idx = common.draw(jax.random.PRNGKey(0), common.pool(mask), 500)
     assert set(np.asarray(idx).tolist()) == {1, 4}
 
 
@@ -194,6 +194,6 @@ def test_habc_raises_success_over_sft_and_sft_only_stays(sft):
     start, end = curves[:, 0].mean(), curves[:, -1].mean()
     assert end >= start + 0.3, curves
     _, res = _final_success("habc_sft", sft, 64)
-    pre = habc.PRETRAINED.load(sft)["policy"]
+    pre = common.PRETRAINED.load(sft)["policy"]
     for run in range(2):
         jax.tree.map(np.testing.assert_array_equal, res.run_state(run).policy, pre)

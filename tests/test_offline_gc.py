@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from rlx.envs.maze import Maze
 
-from rlx import cli, recipes, runner, trajectories
-from rlx.datasets import FIELDS, load_dataset
+from rlx import cli, runner
+from rlx.data import recipes, trajectories
+from rlx.data.datasets import FIELDS, load_dataset
 
 SMALL = recipes.Options(seed=3, episodes=20, steps=101)
 
@@ -99,7 +100,7 @@ def _bad(tmp_path, capsys, argv):
 
 
 def test_bad_offline_gc_input(tmp_path, capsys, small_dataset, distances):
-    from rlx import datasets
+    from rlx.data import datasets
 
     base = ["--algo", "trl", "--env", "pointmaze_medium"]
     data = f"dataset={small_dataset}"

@@ -79,7 +79,7 @@ def _assets(algo):
     for the goal-conditioned ones, a fresh policy for HABC's, else None."""
     if not algo.assets:
         return None
-    from rlx import datasets
+    from rlx.data import datasets
 
     if "pretrained" in algo.assets:  # a fresh width-8 policy in the pretrained asset's form
         from rlx.algos.bc import TanhPolicy
@@ -97,7 +97,7 @@ def _assets(algo):
         from rlx.envs.maze import Maze
         from rlx.envs.pointmaze_data import navigate
 
-        from rlx import trajectories
+        from rlx.data import trajectories
 
         rows = navigate(Maze.named("medium"), jax.random.PRNGKey(0), 2, 8, 0.5)
         data = trajectories.arrays(rows, rows["observations"])

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from rlx.algos import ppo
-from rlx.algos.finetune import habc, sft_ppo
+from rlx.algos.finetune import common, sft_ppo
 
 import rlx
 from rlx import api, cli, envs
@@ -55,7 +55,7 @@ def test_clipped_surrogate_by_hand():
 def _state(sft: Path, **overrides) -> tuple:
     env = envs.make("squeeze_lift_l1")
     config = sft_ppo.Config(num_envs=16, critic_hidden=(16,), **overrides)
-    assets = {"pretrained": habc.PRETRAINED.load(sft)}
+    assets = {"pretrained": common.PRETRAINED.load(sft)}
     return env, sft_ppo.init(jax.random.PRNGKey(0), env, config, assets), assets
 
 
@@ -68,7 +68,7 @@ def test_collected_episodes_end_once_and_reward_the_outcome(sft):
     assert (valid == (np.arange(valid.shape[0])[:, None] < steps)).all()  # a prefix
     assert (end.sum(0) == 1).all() and (end[steps - 1, np.arange(valid.shape[1])]).all()
     np.testing.assert_array_equal(np.asarray(ep.reward).sum(0), np.asarray(ep.success))
-    mean = sft_ppo._mean_net(env, state.config).apply(state.policy["mean"], ep.obs)
+    mean = common.policy_net(env, state.config).apply(state.policy["mean"], ep.obs)
     log_std = jnp.broadcast_to(state.policy["log_std"], mean.shape)
     np.testing.assert_allclose(ep.log_prob, gaussian_log_prob(ep.action, mean, log_std),
                                rtol=1e-3, atol=1e-4)  # fmt: skip

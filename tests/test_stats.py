@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy.stats import trim_mean
 
-from rlx.report.stats import _resample_indices, iqm, mean_std, stratified_bootstrap_ci
+from rlx.report.stats import iqm, mean_std, resample_indices, stratified_bootstrap_ci
 
 
 def test_iqm_hand_computed():
@@ -83,7 +83,7 @@ def test_bootstrap_is_stratified():
     assert (point, lo, hi) == (3.0, 3.0, 3.0)  # every replicate keeps 3 "small" runs
     assert seen[-1] == (300, 43)
 
-    idx = _resample_indices(3, 500, np.random.default_rng(0))
+    idx = resample_indices(3, 500, np.random.default_rng(0))
     assert idx.shape == (500, 3) and idx.min() == 0 and idx.max() == 2
     assert len(np.unique(idx, axis=0)) > 1  # with replacement: rows differ
 

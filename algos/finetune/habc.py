@@ -4,8 +4,9 @@ are in `rlx.algos.finetune.outcome_credit` and `rlx.algos.finetune.interventions
 config option below).
 
 The policy is the pretrained ``bc`` policy mu_theta(s) = tanh(MLP_theta(norm(s))) (asset
-``pretrained``, `rlx.policy.PRETRAINED`; `norm` keeps the demonstrations' statistics), acting
-with Gaussian exploration a = clip(mu_theta(s) + sigma eps, -1, 1). One `update`:
+``pretrained``, `rlx.algos.finetune.common.PRETRAINED`; `norm` keeps the demonstrations'
+statistics), acting with Gaussian exploration a = clip(mu_theta(s) + sigma eps, -1, 1). One
+`update`:
 
 1. **Collect** ``num_envs`` episodes of ``episode_length`` steps side by side (no resets; a
    step after the episode's end is not valid). At each step the expert (the env's
@@ -52,19 +53,27 @@ import jax
 import jax.numpy as jnp
 import optax
 from brax.envs.base import Env
-from rlx.algos.bc import TanhPolicy
 from rlx.algos.finetune import interventions
 from rlx.algos.finetune import outcome_credit as credit
+from rlx.algos.finetune.common import (
+    PRETRAINED,
+    SUCCESS_STEPS,
+    draw,
+    policy_net,
+    pool,
+    pretrained_start,
+    require_success_outcome,
+    success_steps,
+)
 
 from rlx import envs as env_lib
 from rlx.algorithm import Algorithm, Unit
-from rlx.assets import Assets, AssetSpec
 from rlx.config import EpisodeBudget, hparam, require, require_counts, static
+from rlx.data.assets import Assets
 from rlx.errors import RlxError
 from rlx.learn import normalizer
 from rlx.learn.networks import ACTIVATIONS, MLP
 from rlx.metrics import EPISODES, MetricRule
-from rlx.policy import PRETRAINED_DOC, check_pretrained, load_pretrained
 
 DESCRIPTION = "HABC (reconstruction): outcome-labelled, gated advantage-weighted BC fine-tuning."
 
@@ -194,35 +203,24 @@ class Credit(NamedTuple):
     own: jax.Array  # bool: valid steps the policy acted on
 
 
-def _policy_net(env: Env, config: Config) -> TanhPolicy:
-    return TanhPolicy(config.hidden, env.action_size, config.activation)
-
-
 def _head(config: Config) -> Head:
     return Head(config.critic_hidden)
-
-
-def _pretrained(assets: Assets) -> Any:
-    if not assets or "pretrained" not in assets:
-        raise RlxError("habc needs a 'pretrained' policy asset; give --asset pretrained=DIR.")
-    return assets["pretrained"]
 
 
 def init(key: jax.Array, env: Env, config: Config, assets: Assets = None) -> HabcState:
     """The pretrained policy and its observation statistics (copied from the asset), fresh
     heads and Adam moments."""
-    pre = _pretrained(assets)
+    policy, obs_stats = pretrained_start(assets, "habc")
     k_v, k_e, k_next = jax.random.split(key, 3)
     dummy = jnp.zeros((env_lib.observation_size(env),), jnp.float32)
     heads = Heads(_head(config).init(k_v, dummy), _head(config).init(k_e, dummy))
-    policy = jax.tree.map(jnp.asarray, pre["policy"])
     return HabcState(
         config=config,
         policy=policy,
         policy_opt=optax.scale_by_adam().init(policy),
         heads=heads,
         heads_opt=Heads(*(optax.scale_by_adam().init(h) for h in heads)),
-        obs_stats=normalizer.from_dict(jax.tree.map(jnp.asarray, pre["obs_stats"])),
+        obs_stats=obs_stats,
         key=k_next,
         update_step=jnp.zeros((), jnp.int32),
     )
@@ -236,7 +234,7 @@ def policy_params(state: HabcState) -> dict[str, Any]:
 def make_policy(params: dict[str, Any], env: Env, config: Config) -> Callable[..., jax.Array]:
     """act(obs, key, deterministic): mu_theta(obs), or with ``explore_std`` Gaussian noise
     (clipped to [-1, 1]) when not deterministic."""
-    net = _policy_net(env, config)
+    net = policy_net(env, config)
 
     def act(obs: jax.Array, key: jax.Array, deterministic: bool = True) -> jax.Array:
         stats = normalizer.from_dict(params["obs_stats"])
@@ -372,26 +370,6 @@ def step_weights(
 # --- 3. and 5. gradient steps ----------------------------------------------------------------
 
 
-class Pool(NamedTuple):
-    """The rows a sampler draws from: their indices first (the rest padding) and count."""
-
-    index: jax.Array  # [N] int32
-    count: jax.Array  # () int32
-
-
-def pool(mask: jax.Array) -> Pool:
-    """The True entries of a flat `mask` as a `Pool` (one sort per update, not per draw)."""
-    (index,) = jnp.nonzero(mask, size=mask.shape[0], fill_value=0)
-    return Pool(index.astype(jnp.int32), jnp.sum(mask.astype(jnp.int32)))
-
-
-def draw(key: jax.Array, rows: Pool, batch: int) -> jax.Array:
-    """`batch` row indices drawn uniformly with replacement from the pool (row 0 when it is
-    empty: the caller's mask then zeroes their loss)."""
-    slot = jax.random.randint(key, (batch,), 0, jnp.maximum(rows.count, 1))
-    return rows.index[slot]
-
-
 def bce(p: jax.Array, target: jax.Array, eps: float = 1e-6) -> jax.Array:
     """Binary cross-entropy -(y log p + (1 - y) log(1 - p)), elementwise."""
     p = jnp.clip(p, eps, 1.0 - eps)
@@ -466,7 +444,7 @@ def clone(env: Env, state: HabcState, rows: Rows, weight: jax.Array, key: jax.Ar
           ) -> tuple[HabcState, jax.Array]:  # fmt: skip
     """``policy_steps`` Adam steps on `weighted_bc_loss` over rows drawn from valid steps;
     returns the state and the mean loss (0 without steps)."""
-    config, net = state.config, _policy_net(env, state.config)
+    config, net = state.config, policy_net(env, state.config)
     if config.policy_steps == 0:
         return state, jnp.zeros((), jnp.float32)
 
@@ -580,45 +558,12 @@ def metric_rules(env: Env) -> dict[str, MetricRule]:
     }
 
 
-SUCCESS_STEPS = "eval/success_steps"
-
-
 def diagnostics(state: HabcState, env: Env, assets: Assets, key: jax.Array) -> dict:
     """The deterministic policy's mean steps to success over ``num_envs`` episodes without
     interventions (NaN when none succeeds): the efficiency the paper's second head targets."""
     config = state.config
     act = make_policy(policy_params(state), env, config)
     return success_steps(act, env, config.num_envs, config.episode_length, key)
-
-
-def success_steps(act: Callable[..., jax.Array], env: Env, n: int, episode_length: int,
-                  key: jax.Array) -> dict[str, jax.Array]:  # fmt: skip
-    """``{SUCCESS_STEPS: mean steps to success}`` of the deterministic `act` over `n` episodes of
-    ``episode_length`` steps (0: the env's default) from fresh resets, NaN when none succeeds."""
-    length = episode_length or env_lib.episode_length(env)
-
-    def _step(carry, _):
-        env_state, alive, steps, won = carry
-        nxt = jax.vmap(env.step)(env_state, jax.vmap(lambda o: act(o, key, True))(env_state.obs))
-        won = won | ((alive > 0) & (nxt.metrics["goal_reached"] > 0))
-        return (nxt, alive * (1.0 - nxt.done), steps + alive, won), None
-
-    zeros = jnp.zeros((n,), jnp.float32)
-    first = jax.vmap(env.reset)(jax.random.split(key, n))
-    init_carry = (first, jnp.ones_like(zeros), zeros, jnp.zeros((n,), bool))
-    (_, _, steps, won), _ = jax.lax.scan(_step, init_carry, None, length=length)
-    count = won.sum()
-    mean = jnp.sum(jnp.where(won, steps, 0.0)) / jnp.maximum(count, 1)
-    return {SUCCESS_STEPS: jnp.where(count > 0, mean, jnp.nan)}
-
-
-def require_success_outcome(env: Env, algorithm: str) -> None:
-    """RlxError unless the env's metrics report an episode's success (``goal_reached``)."""
-    if "goal_reached" not in env_lib.outcome_metrics(env):
-        raise RlxError(
-            f"{algorithm} needs an env whose metrics report success (goal_reached); "
-            f"{type(env).__name__} reports {', '.join(env_lib.outcome_metrics(env)) or 'none'}."
-        )
 
 
 def check_env(env: Env, config: Config) -> None:
@@ -633,12 +578,6 @@ def check_env(env: Env, config: Config) -> None:
                 f"{type(env).__name__} has none: set danger_trigger = false."
             )
 
-
-PRETRAINED = AssetSpec(
-    PRETRAINED_DOC,
-    load_pretrained,
-    check=lambda tree, env, config: check_pretrained(tree, env, config, _policy_net(env, config)),
-)
 
 ALGORITHM = Algorithm(
     name="habc",

@@ -46,14 +46,13 @@ import jax
 import jax.numpy as jnp
 import optax
 from brax.envs.base import Env
-from rlx.algos.bc import TanhPolicy
-from rlx.algos.finetune import habc
+from rlx.algos.finetune import common
 from rlx.algos.ppo import apply_step, clipped_surrogate
 
 from rlx import envs as env_lib
 from rlx.algorithm import Algorithm, Unit
-from rlx.assets import Assets
 from rlx.config import EpisodeBudget, hparam, require, require_counts, static
+from rlx.data.assets import Assets
 from rlx.errors import RlxError
 from rlx.learn import normalizer
 from rlx.learn.distributions import gaussian_entropy, gaussian_log_prob
@@ -150,11 +149,7 @@ class Batch(NamedTuple):
     log_prob: jax.Array
     advantage: jax.Array
     target: jax.Array
-    rows: habc.Pool  # the valid rows a gradient step draws from
-
-
-def _mean_net(env: Env, config: Config) -> TanhPolicy:
-    return TanhPolicy(config.hidden, env.action_size, config.activation)
+    rows: common.Pool  # the valid rows a gradient step draws from
 
 
 def _critic(config: Config) -> ValueNetwork:
@@ -168,14 +163,12 @@ def _tx(config: Config) -> optax.GradientTransformation:
 def init(key: jax.Array, env: Env, config: Config, assets: Assets = None) -> SftPpoState:
     """The pretrained mean network and its observation statistics (from the asset),
     log_sigma = log(init_std), a fresh critic and Adam moments."""
-    if not assets or "pretrained" not in assets:
-        raise RlxError("sft_ppo needs a 'pretrained' policy asset; give --asset pretrained=DIR.")
-    pre = assets["pretrained"]
+    mean_params, obs_stats = common.pretrained_start(assets, "sft_ppo")
     k_critic, k_next = jax.random.split(key)
     dummy = jnp.zeros((env_lib.observation_size(env),), jnp.float32)
     critic = _critic(config).init(k_critic, dummy)
     log_std = jnp.full((env.action_size,), jnp.log(config.init_std), jnp.float32)
-    policy = {"mean": jax.tree.map(jnp.asarray, pre["policy"]), "log_std": log_std}
+    policy = {"mean": mean_params, "log_std": log_std}
     tx = _tx(config)
     return SftPpoState(
         config=config,
@@ -183,7 +176,7 @@ def init(key: jax.Array, env: Env, config: Config, assets: Assets = None) -> Sft
         critic=critic,
         policy_opt=tx.init(policy),
         critic_opt=tx.init(critic),
-        obs_stats=normalizer.from_dict(jax.tree.map(jnp.asarray, pre["obs_stats"])),
+        obs_stats=obs_stats,
         key=k_next,
         update_step=jnp.zeros((), jnp.int32),
     )
@@ -200,7 +193,7 @@ def policy_params(state: SftPpoState) -> dict[str, Any]:
 
 def make_policy(params: dict[str, Any], env: Env, config: Config) -> Callable[..., jax.Array]:
     """act(obs, key, deterministic): mu_theta(obs), or a sample of pi_theta clipped to [-1, 1]."""
-    net = _mean_net(env, config)
+    net = common.policy_net(env, config)
 
     def act(obs: jax.Array, key: jax.Array, deterministic: bool = True) -> jax.Array:
         stats = normalizer.from_dict(params["obs_stats"])
@@ -224,7 +217,7 @@ def _log_std(config: Config, policy: dict[str, Any]) -> jax.Array:
 
 def collect(env: Env, state: SftPpoState, key: jax.Array) -> Episodes:
     """``num_envs`` episodes of pi_theta with the outcome as reward (module docstring, step 1)."""
-    config, net = state.config, _mean_net(env, state.config)
+    config, net = state.config, common.policy_net(env, state.config)
     length = config.episode_length or env_lib.episode_length(env)
     n = config.num_envs
     norm = lambda o: normalizer.normalize(state.obs_stats, o)  # noqa: E731
@@ -279,7 +272,7 @@ def to_batch(state: SftPpoState, ep: Episodes) -> Batch:
                                       ep.valid, config.gamma, config.gae_lambda)  # fmt: skip
     flat = lambda x: x.reshape((-1, *x.shape[2:]))  # noqa: E731
     columns = (flat(x) for x in (ep.obs, ep.action, ep.log_prob, adv, targets))
-    return Batch(*columns, habc.pool(flat(ep.valid)))
+    return Batch(*columns, common.pool(flat(ep.valid)))
 
 
 # --- 3. and 4. gradient steps ----------------------------------------------------------------
@@ -294,7 +287,7 @@ def fit_critic(state: SftPpoState, batch: Batch, key: jax.Array) -> tuple[SftPpo
 
     def one(carry, k):
         value, grads = jax.value_and_grad(loss)(
-            carry[0], habc.draw(k, batch.rows, config.batch_size)
+            carry[0], common.draw(k, batch.rows, config.batch_size)
         )
         return apply_step(tx, config.critic_lr, grads, *carry), value
 
@@ -306,7 +299,7 @@ def fit_critic(state: SftPpoState, batch: Batch, key: jax.Array) -> tuple[SftPpo
 def improve_policy(env: Env, state: SftPpoState, batch: Batch, key: jax.Array
                    ) -> tuple[SftPpoState, dict[str, jax.Array]]:  # fmt: skip
     """``policy_steps`` Adam steps on the clipped surrogate less the entropy bonus."""
-    config, net, tx = state.config, _mean_net(env, state.config), _tx(state.config)
+    config, net, tx = state.config, common.policy_net(env, state.config), _tx(state.config)
 
     def loss(policy, idx):
         mean = net.apply(policy["mean"], batch.obs[idx])
@@ -324,7 +317,7 @@ def improve_policy(env: Env, state: SftPpoState, batch: Batch, key: jax.Array
     def one(carry, k):
         params, opt, stopped = carry
         grads, info = jax.grad(loss, has_aux=True)(
-            params, habc.draw(k, batch.rows, config.batch_size)
+            params, common.draw(k, batch.rows, config.batch_size)
         )
         over = (config.target_kl > 0) & (info["loss/approx_kl"] > config.target_kl)
         stopped = stopped | over
@@ -387,19 +380,19 @@ def metric_rules(env: Env) -> dict[str, MetricRule]:
         "loss/clip_frac": MetricRule(label="clipped share", percent=True),
         "ppo/policy_steps": MetricRule(label="policy steps taken (target_kl)"),
         "loss/value": MetricRule(label="value loss (MSE/2)"),
-        habc.SUCCESS_STEPS: MetricRule(label="steps to success", allow_nan=True),
+        common.SUCCESS_STEPS: MetricRule(label="steps to success", allow_nan=True),
     }
 
 
 def diagnostics(state: SftPpoState, env: Env, assets: Assets, key: jax.Array) -> dict:
-    """The deterministic policy's mean steps to success (`habc.success_steps`)."""
+    """The deterministic policy's mean steps to success (`common.success_steps`)."""
     act = make_policy(policy_params(state), env, state.config)
-    return habc.success_steps(act, env, state.config.num_envs, state.config.episode_length, key)
+    return common.success_steps(act, env, state.config.num_envs, state.config.episode_length, key)
 
 
 def check_env(env: Env, config: Config) -> None:
     """RlxError for an env that does not report an episode's success."""
-    habc.require_success_outcome(env, "sft_ppo")
+    common.require_success_outcome(env, "sft_ppo")
 
 
 ALGORITHM = Algorithm(
@@ -413,6 +406,6 @@ ALGORITHM = Algorithm(
     check_env=check_env,
     unit=Unit.EPISODES,
     metric_rules=metric_rules,
-    assets={"pretrained": habc.PRETRAINED},
+    assets={"pretrained": common.PRETRAINED},
     diagnostics=diagnostics,
 )

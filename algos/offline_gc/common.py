@@ -4,7 +4,7 @@
 Each learner is a set of named flax modules (``"actor"``, ``"critic"``, ...) trained together
 by one Adam optimiser on a loss ``loss(params, targets, batch, config, key) -> (L, metrics)``,
 some with Polyak-averaged target copies, on batches relabelled from the ``"dataset"`` asset
-(`rlx.trajectories`, goals by `rlx.algos.offline_gc.goal_sampling`). Nothing steps an environment: the budget
+(`rlx.data.trajectories`, goals by `rlx.algos.offline_gc.goal_sampling`). Nothing steps an environment: the budget
 counts gradient steps, and an update is ``grad_steps_per_update`` of them in a `lax.scan`::
 
     update -> _grad_step -> (sample_batch, loss, adam_step, polyak)
@@ -36,12 +36,12 @@ from rlx.algos.offline_gc.nets import GCActor, unit_gaussian_log_prob
 from rlx.envs.goals import GoalLayout, require_goal_layout
 
 from rlx.algorithm import Algorithm, Unit
-from rlx.assets import Assets
 from rlx.config import GradientSteps, hparam, require, static
+from rlx.data.assets import Assets
+from rlx.data.trajectories import DATASET
 from rlx.errors import RlxError
 from rlx.learn.optim import adam_step, polyak
 from rlx.metrics import MetricRule
-from rlx.trajectories import DATASET
 
 Params = dict[str, Any]
 """Parameters by module name."""

@@ -24,8 +24,8 @@ from rlx.algos.offline_gc import common as gc
 from rlx.algos.offline_gc.nets import Bilinear
 from rlx.envs.goals import require_goal_layout
 
-from rlx.assets import Assets
 from rlx.config import static
+from rlx.data.assets import Assets
 
 
 @flax.struct.dataclass

@@ -14,7 +14,7 @@ import jax
 from brax.envs.base import Env
 from rlx.algos.offline_gc import common as gc
 
-from rlx.assets import Assets
+from rlx.data.assets import Assets
 
 Config = gc.GCConfig
 

@@ -25,7 +25,7 @@ from rlx.algos.offline_gc import common as gc
 from rlx.algos.offline_gc.nets import GCValue
 from rlx.envs.goals import require_goal_layout
 
-from rlx.assets import Assets
+from rlx.data.assets import Assets
 
 
 @flax.struct.dataclass

@@ -1,6 +1,6 @@
 """Goal relabelling from trajectory data: which rows become the goals of a sampled transition.
 
-Rows are indices into a trajectory dataset (`rlx.trajectories`), ``traj_end[i]`` the last row
+Rows are indices into a trajectory dataset (`rlx.data.trajectories`), ``traj_end[i]`` the last row
 of row ``i``'s episode, ``valid`` the rows that are not an episode's last. The goal of a
 transition ``i`` is drawn (OGBench's ``GCDataset.sample_goals``) as
 

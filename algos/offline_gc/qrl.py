@@ -28,8 +28,8 @@ from rlx.algos.offline_gc import common as gc
 from rlx.algos.offline_gc.nets import LayerNormMLP, iqe
 from rlx.envs.goals import require_goal_layout
 
-from rlx.assets import Assets
 from rlx.config import hparam, require, static
+from rlx.data.assets import Assets
 from rlx.errors import RlxError
 
 

@@ -46,8 +46,8 @@ from rlx.algos.offline_gc import goal_sampling
 from rlx.algos.offline_gc.nets import GCValue
 from rlx.envs.goals import GoalLayout, require_goal_layout
 
-from rlx.assets import Assets
 from rlx.config import hparam, require
+from rlx.data.assets import Assets
 
 
 @flax.struct.dataclass

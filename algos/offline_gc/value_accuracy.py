@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from brax.envs.base import Env
 
-from rlx.assets import AssetSpec
+from rlx.data.assets import AssetSpec
 from rlx.errors import RlxError
 from rlx.metrics import MetricRule
 

@@ -6,9 +6,13 @@ is, as a residual on a baseline controller, or arbitrated against the baseline b
 transfer). `assemble` turns the pair into the algorithm record of `rlx.algorithm`
 (``init / update / policy_params / make_policy``). One `update` is::
 
-    update -> _rollout(_env_step x unroll_length)   # propose, act, step num_envs envs
+    update -> rollout(_env_step x unroll_length)    # propose, act, step num_envs envs
            -> replay.add                            # [unroll_length * num_envs] transitions
-           -> _learn(_group x grad_steps/group)     # learner steps on uniform replay batches
+           -> learn(_group x grad_steps/group)      # learner steps on uniform replay batches
+
+Its pieces are public (`propose`, `certifier`, `rollout`, `learn`, with the `Learner` and
+`Behaviour` protocols), so a new learner or behaviour composes them as TD3, SAC, residual RL
+and agency transfer do.
 
 The behaviour never sees the learner or its state: at each step it gets the proposal and a
 `Certify` function, ``certify(obs, action) -> min_j Q'_j(s, a)``, closed over the learner's
@@ -38,8 +42,8 @@ from rlx.envs import observation_size, outcome_metrics, require_baseline, traini
 from rlx.envs.wrappers import episode_end
 
 from rlx.algorithm import Algorithm, env_episode_rules
-from rlx.assets import Assets
 from rlx.config import Rollouts, hparam, require, require_budget, require_counts, static
+from rlx.data.assets import Assets
 from rlx.errors import RlxError
 from rlx.metrics import MetricRule, episode_summary
 
@@ -267,6 +271,7 @@ class Plain(Memoryless):
 
 
 PLAIN = Plain()
+"""The plain behaviour: TD3 and SAC as published."""
 
 
 @flax.struct.dataclass
@@ -358,7 +363,7 @@ def make_policy(
     return act
 
 
-def _propose(
+def propose(
     learner: Learner,
     state: OffPolicyState,
     obs: jax.Array,
@@ -367,7 +372,9 @@ def _propose(
     k_explore: jax.Array,
     k_uniform: jax.Array,
 ) -> jax.Array:
-    """The learner's exploring action ``[N, A]``; uniform in [-1, 1] before learning_starts."""
+    """The learner's proposal ``[N, A]`` at one env step: a ~ U[-1, 1]^A while
+    ``env_steps < learning_starts``, else a sample of its exploring policy
+    (`Learner.explore` of its `Learner.policy_params`)."""
     config = state.config
     return jnp.where(
         env_steps < config.learning_starts,
@@ -376,12 +383,15 @@ def _propose(
     )
 
 
-def _rollout(
+def rollout(
     learner: Learner, behaviour: Behaviour, env: Env, state: OffPolicyState, key: jax.Array
 ) -> tuple[tuple[State, Any, jax.Array], tuple[Transition, jax.Array, jax.Array, dict, dict]]:
-    """unroll_length env steps of every env under the behaviour. Returns the final
-    (env state, behaviour carry, env steps) and per-step ``[T, N]`` (transitions, keep mask,
-    done, episode ends, behaviour metrics ``[T]``)."""
+    """``unroll_length`` env steps of every env under the behaviour: at each, the learner's
+    `propose`al, the behaviour's `Behaviour.act` (given the `certifier`), the env step with its
+    executed action, and the stored `Transition` (next_obs the state before any auto-reset,
+    terminal = done * (1 - truncation)). Returns the final (env state, behaviour carry, env
+    steps) and per-step ``[T, N]`` (transitions, keep mask, done, episode ends, behaviour
+    metrics ``[T]``)."""
     config = state.config
     tenv = training_env(env, config.episode_length)
     outcomes = outcome_metrics(env)
@@ -391,7 +401,7 @@ def _rollout(
         env_state, b_carry, env_steps = carry
         k_explore, k_uniform, k_behave = jax.random.split(step_key, 3)
         obs = env_state.obs
-        proposal = _propose(learner, state, obs, env_steps, env.action_size, k_explore, k_uniform)
+        proposal = propose(learner, state, obs, env_steps, env.action_size, k_explore, k_uniform)
         base = env.baseline_policy(obs) if behaviour.needs_baseline else None
         step = behaviour.act(
             StepInput(config, obs, proposal, base, env_steps, certify), b_carry, k_behave
@@ -413,15 +423,16 @@ def _rollout(
     return jax.lax.scan(_env_step, carry, jax.random.split(key, config.unroll_length))
 
 
-def _learn(
+def learn(
     learner: Learner,
     state: OffPolicyState,
     buffer: replay.Buffer,
     active: jax.Array,
     key: jax.Array,
 ) -> tuple[Any, dict[str, jax.Array]]:
-    """grad_steps learner steps in groups of `Learner.group_size`, each group on fresh
-    uniform replay batches; the old learner state (and zero metrics) where not ``active``."""
+    """``grad_steps`` learner steps in groups of `Learner.group_size` (`Learner.learn` once per
+    group), each group on ``group_size`` fresh replay batches of ``batch_size`` rows drawn
+    uniformly; the old learner state (and zero metrics) where not ``active``."""
     config = state.config
     group = learner.group_size(config)
 
@@ -444,14 +455,14 @@ def update(
     """One iteration: unroll_length env steps of every env, then grad_steps learner steps."""
     config = state.config
     key, k_roll, k_learn = jax.random.split(state.key, 3)
-    (env_state, b_carry, env_steps), (traj, keep, done, ends, b_metrics) = _rollout(
+    (env_state, b_carry, env_steps), (traj, keep, done, ends, b_metrics) = rollout(
         learner, behaviour, env, state, k_roll
     )
     chex.assert_shape(traj.reward, (config.unroll_length, config.num_envs))
     flat = jax.tree.map(lambda x: x.reshape((-1, *x.shape[2:])), traj)
     buffer = replay.add(state.buffer, flat, keep.reshape(-1))
     active = (env_steps >= config.learning_starts) & (buffer.size >= config.batch_size)
-    learner_state, metrics = _learn(learner, state, buffer, active, k_learn)
+    learner_state, metrics = learn(learner, state, buffer, active, k_learn)
     metrics.update(episode_summary(done, ends))
     metrics.update({k: v.mean() for k, v in b_metrics.items()})
     new_state = state.replace(

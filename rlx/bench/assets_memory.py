@@ -96,7 +96,7 @@ def _markdown(report: dict[str, Any]) -> str:
 
 def main(out: Path, transitions: int = 10_000_000, seed_counts: tuple[int, ...] = (1, 16)) -> Path:
     """Collects the dataset, measures every seed count, writes assets.json and assets.md."""
-    from rlx import datasets
+    from rlx.data import datasets
 
     started = provenance()
     episodes = max(1, transitions // 200)

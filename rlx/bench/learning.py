@@ -80,7 +80,7 @@ def curves(row: dict) -> tuple[list[int], np.ndarray]:
 
 def _curve_lines(rows: list[dict]) -> list[str]:
     """The curve table: mean ± std over the runs at each evaluation point, one column a row."""
-    from rlx.bench.throughput import _fmt
+    from rlx.bench.throughput import fmt_number
 
     data = [curves(r) for r in rows]
     steps = data[0][0]
@@ -89,7 +89,9 @@ def _curve_lines(rows: list[dict]) -> list[str]:
     lines = ["| env steps | " + " | ".join(r["row"] for r in rows) + " |",
              "|---:|" + "---:|" * len(rows)]  # fmt: skip
     for t, step in enumerate(steps):
-        cells = [f"{_fmt(y[:, t].mean(), 1)} ± {_fmt(y[:, t].std(), 1)}" for _, y in data]
+        cells = [
+            f"{fmt_number(y[:, t].mean(), 1)} ± {fmt_number(y[:, t].std(), 1)}" for _, y in data
+        ]
         lines.append(f"| {step:,} | " + " | ".join(cells) + " |")
     return lines
 

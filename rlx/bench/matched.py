@@ -337,7 +337,7 @@ def breakdown(name: str, seeds: int = 1) -> dict[str, float]:
     built = batch.programs_for(ids)
     states = built.init(*batch.inputs(ids), batch.assets)  # leaves [seeds, ...]
     env = batch.env
-    rollout = _over_seeds(lambda st: ppo._rollout(env, st, st.key), seeds)
+    rollout = _over_seeds(lambda st: ppo.rollout(env, st, st.key), seeds)
     flat = _over_seeds(lambda st, t: ppo.learner_batch(env, st, t), seeds)(
         states, rollout(states)[1]
     )
@@ -381,7 +381,7 @@ def ppo_loss(env: Any, state: Any) -> Callable:
     """PPO's loss ``(params, minibatch) -> (L, info)`` with `state`'s settings."""
     from rlx.algos import ppo
 
-    return lambda p, mb: ppo._loss(p, env, state.config, mb)
+    return lambda p, mb: ppo.loss(p, env, state.config, mb)
 
 
 def timed_interleaved(
@@ -451,7 +451,7 @@ def grad_step_flop_rate(state: Any, minibatch: Any, loss: Callable) -> dict[str,
     device: the rate a learner made of large dots could reach."""
     from rlx.algos import ppo
 
-    step = ppo.minibatch_step(loss, ppo._optimizer(state.config), 1e-4)
+    step = ppo.minibatch_step(loss, ppo.optimizer(state.config), 1e-4)
     compiled = jax.jit(step).lower((state.params, state.opt_state), minibatch).compile()
     a = jax.random.normal(jax.random.PRNGKey(0), (1024, 1024), jax.numpy.float32)
     matmul = jax.jit(jax.numpy.matmul).lower(a, a).compile()
@@ -473,7 +473,7 @@ def optimiser_call(
         return jax.grad(ppo_loss(env, state), has_aux=True)(state.params, minibatch)[0]
 
     def run(state, grads):
-        tx = ppo._optimizer(state.config)
+        tx = ppo.optimizer(state.config)
 
         def body(carry, _):
             return ppo.apply_step(tx, 1e-4, grads, *carry), None
@@ -487,25 +487,25 @@ def optimiser_call(
 def row_line(r: dict, peer: dict | None) -> str:
     """A `summarise` row as a Markdown table row: rate, rate over `peer`'s, over the raw env's
     (and the raw env's), compile cold and warm, untrained and final return."""
-    from rlx.bench.throughput import _fmt
+    from rlx.bench.throughput import fmt_number
 
     vs = r["rate_mean"] / peer["rate_mean"] if peer else math.nan
     raw = r.get("raw_rate", math.nan)
     return (
-        f"| {r['row']} | {_fmt(r['rate_mean'])} ± {_fmt(r['rate_std'])} | {_fmt(vs, 2)}x "
-        f"| {_fmt(r['rate_mean'] / raw, 2)} | {_fmt(raw)} | {_fmt(r['compile_cold_s'], 1)} "
-        f"| {_fmt(r['compile_warm_s'], 1)} "
-        f"| {_initial(r)} | {_fmt(r['return_mean'], 1)} ± {_fmt(r['return_std'], 1)} |"
+        f"| {r['row']} | {fmt_number(r['rate_mean'])} ± {fmt_number(r['rate_std'])} | {fmt_number(vs, 2)}x "
+        f"| {fmt_number(r['rate_mean'] / raw, 2)} | {fmt_number(raw)} | {fmt_number(r['compile_cold_s'], 1)} "
+        f"| {fmt_number(r['compile_warm_s'], 1)} "
+        f"| {_initial(r)} | {fmt_number(r['return_mean'], 1)} ± {fmt_number(r['return_std'], 1)} |"
     )
 
 
 def _initial(row: dict) -> str:
     """The untrained return cell (reports before this column have none)."""
-    from rlx.bench.throughput import _fmt
+    from rlx.bench.throughput import fmt_number
 
     if "initial_mean" not in row:
         return "n/a"
-    return f"{_fmt(row['initial_mean'], 1)} ± {_fmt(row['initial_std'], 1)}"
+    return f"{fmt_number(row['initial_mean'], 1)} ± {fmt_number(row['initial_std'], 1)}"
 
 
 def _flop_line(b: dict) -> str:

@@ -32,7 +32,8 @@ STEPS = {"quick": 2000, "paper": 40}
 """Gradient steps timed per row (one chunk)."""
 CHILD = """
 import json, resource, sys, time, jax
-from rlx import runner, recipes
+from rlx import runner
+from rlx.data import recipes
 from rlx.runner import execute
 algo, seeds, settings = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3])
 assets = {"dataset": str(recipes.cached("pointmaze-giant-navigate")),

@@ -66,9 +66,9 @@ def _read_marker(root: Path) -> dict[str, Any] | None:
 
 
 def _write_marker(root: Path, marker: dict[str, Any]) -> None:
-    tmp = root / (MARKER_NAME + ".tmp")
-    tmp.write_text(json.dumps(marker, indent=1) + "\n")
-    os.replace(tmp, root / MARKER_NAME)
+    from rlx.files import write_text_atomic
+
+    write_text_atomic(root / MARKER_NAME, json.dumps(marker, indent=1) + "\n")
 
 
 def _wanted_project() -> str | None:

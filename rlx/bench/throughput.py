@@ -15,10 +15,10 @@ directory. The learner's overhead is b/a; the comparison with the peer is b/peer
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -212,7 +212,8 @@ def peer(name: str, case: dict, total_steps: int, seeds: int) -> dict:
     }
 
 
-def _fmt(x: float, digits: int = 0) -> str:
+def fmt_number(x: float | None, digits: int = 0) -> str:
+    """`x` with thousands separators and `digits` decimals; "n/a" for None or NaN."""
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:,.{digits}f}"
 
 
@@ -247,22 +248,22 @@ def table(report: dict) -> str:
         for row in res["ours"]:
             raw = res["raw"][str(row["seeds"])]["env_steps_per_s"]
             lines.append(
-                f"| {name} | rlx PPO, {row['seeds']} seed(s) | {_fmt(res['total_steps'])} "
-                f"| {_fmt(raw)} | {_fmt(row['env_steps_per_s'])} "
-                f"| {_fmt(row['env_steps_per_s'] / raw, 2)} "
-                f"| {_fmt(row['env_steps_per_s'] / peer_rate, 2)}x "
-                f"| {_fmt(row['compile_s'], 1)} "
-                f"| {_fmt(row['final_return_mean'], 1)} ± {_fmt(row['final_return_std'], 1)} "
-                f"| {_fmt(row['untrained_return_mean'], 1)} |"
+                f"| {name} | rlx PPO, {row['seeds']} seed(s) | {fmt_number(res['total_steps'])} "
+                f"| {fmt_number(raw)} | {fmt_number(row['env_steps_per_s'])} "
+                f"| {fmt_number(row['env_steps_per_s'] / raw, 2)} "
+                f"| {fmt_number(row['env_steps_per_s'] / peer_rate, 2)}x "
+                f"| {fmt_number(row['compile_s'], 1)} "
+                f"| {fmt_number(row['final_return_mean'], 1)} ± {fmt_number(row['final_return_std'], 1)} "
+                f"| {fmt_number(row['untrained_return_mean'], 1)} |"
             )
         if "peer" in res:
             p = res["peer"]
             raw1 = res["raw"]["1"]["env_steps_per_s"]
             lines.append(
-                f"| {name} | Brax PPO, {p['seeds']} seed(s), sequential | {_fmt(p['env_steps'])} "
-                f"| {_fmt(raw1)} | {_fmt(p['env_steps_per_s'])} "
-                f"| {_fmt(p['env_steps_per_s'] / raw1, 2)} | 1.00x | {_fmt(p['compile_s'], 1)} "
-                f"| {_fmt(p['final_return_mean'], 1)} ± {_fmt(p['final_return_std'], 1)} | |"
+                f"| {name} | Brax PPO, {p['seeds']} seed(s), sequential | {fmt_number(p['env_steps'])} "
+                f"| {fmt_number(raw1)} | {fmt_number(p['env_steps_per_s'])} "
+                f"| {fmt_number(p['env_steps_per_s'] / raw1, 2)} | 1.00x | {fmt_number(p['compile_s'], 1)} "
+                f"| {fmt_number(p['final_return_mean'], 1)} ± {fmt_number(p['final_return_std'], 1)} | |"
             )
     peers = {n: r["peer"] for n, r in report["cases"].items() if "peer" in r}
     if peers:
@@ -272,23 +273,29 @@ def table(report: dict) -> str:
     return "\n".join(lines)
 
 
-def main(args: argparse.Namespace) -> None:
-    """Runs every case and writes bench.json and README.md under args.out."""
-    names = args.envs.split(",") if args.envs else list(CASES)
+def main(
+    out: Path,
+    names: list[str] | None = None,
+    seed_counts: Sequence[int] = (1, 8, 32),
+    quick: bool = False,
+    with_peer: bool = True,
+) -> Path:
+    """Runs the cases `names` (default: all) for each of `seed_counts`, with Brax's PPO unless
+    not `with_peer`; writes bench.json and README.md (the table, whose path it returns) to out."""
+    names = list(names) if names else list(CASES)
     for name in names:
         if name not in CASES:
             from rlx.errors import unknown
 
             raise unknown("bench environment", name, CASES)
-    seed_counts = [int(s) for s in (args.seeds or "1,8,32").split(",")]
-    out = Path(args.out)
+    out = Path(out)
     report: dict[str, Any] = {
-        "command": "rlx bench " + ("--quick" if args.quick else ""),
+        "command": "rlx bench " + ("--quick" if quick else ""),
         "cases": {},
     }
     for name in names:
         case = CASES[name]
-        total = QUICK_SCALE[name] if args.quick else case["ppo"]["total_steps"]
+        total = QUICK_SCALE[name] if quick else case["ppo"]["total_steps"]
         p = case["ppo"]
         res: dict[str, Any] = {
             "total_steps": total,
@@ -302,7 +309,7 @@ def main(args: argparse.Namespace) -> None:
         for n in seed_counts:
             print(f"[bench] {name}: rlx PPO, {n} seed(s), {total:,} steps each", flush=True)
             res["ours"].append(ours(name, case, n, total))
-        if not args.no_peer:
+        if with_peer:
             print(f"[bench] {name}: Brax PPO peer, {case['peer_seeds']} seed(s)", flush=True)
             res["peer"] = peer(name, case, total, case["peer_seeds"])
         report["cases"][name] = res
@@ -310,4 +317,4 @@ def main(args: argparse.Namespace) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench.json").write_text(json.dumps(report, indent=1, default=float))
     (out / "README.md").write_text(table(report))
-    print(table(report))
+    return out / "README.md"

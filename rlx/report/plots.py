@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter
 
 from rlx.errors import RlxError
-from rlx.report.stats import _resample_indices, iqm, stratified_bootstrap_ci
+from rlx.report.stats import iqm, resample_indices, stratified_bootstrap_ci
 
 DPI = 120
 
@@ -160,7 +160,7 @@ def performance_profile(
             x = (a - lo) / span
             frac += (x[:, None] > taus).mean(axis=0) / len(envs)
             if reps > 0:
-                resampled = x[_resample_indices(x.size, reps, rng)]  # (reps, runs)
+                resampled = x[resample_indices(x.size, reps, rng)]  # (reps, runs)
                 band += (resampled[:, :, None] > taus).mean(axis=1) / len(envs)
         ax.plot(taus, frac, drawstyle="steps-post", color=colors[label], label=label, lw=1.6)
         if reps > 0:

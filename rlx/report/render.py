@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from brax.envs.base import Env, State
 
-from rlx import envs
+from rlx import envs, files
 from rlx.errors import RlxError, positive_size
 
 Act = Callable[[jax.Array, jax.Array, bool], jax.Array]
@@ -125,7 +125,8 @@ def suffix_for(env: Env) -> str | None:
 
 def renderable_names() -> list[str]:
     """Every registered env with a renderer: ``brax:*`` (HTML) and the 2-D envs that draw (GIF)."""
-    own = [n for n in envs.names() if not envs.is_physics(n) and has_drawing(envs.make(n))]
+    own = [n for n in envs.names() if envs.is_builtin(n) and not envs.is_physics(n)]
+    own = [n for n in own if has_drawing(envs.make(n))]
     return [*own, "brax:*"]
 
 
@@ -193,8 +194,8 @@ def render_gif(env: Env, trajectory: Trajectory, out: str | Path, fps: float = 2
     _fit_figure(fig, ax)
     anim = FuncAnimation(fig, frame, frames=len(returns), interval=1000.0 / fps)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    anim.save(out, writer=PillowWriter(fps=fps))
+    with files.atomic_path(out) as tmp:
+        anim.save(tmp, writer=PillowWriter(fps=fps))
     return out
 
 
@@ -262,14 +263,45 @@ def render_baseline(
     return render_env(env, env_name, baseline_act(env), out, steps, seed)
 
 
+class Rendered(NamedTuple):
+    """What `render_policy` wrote: the file, the steps rolled out, the policy's algorithm and
+    the env it ran on."""
+
+    path: Path
+    steps: int
+    algorithm: str
+    env: str
+
+
+def render_policy(
+    directory: str | Path,
+    out: str | Path,
+    *,
+    env: str | None = None,
+    steps: int | None = None,
+    seed: int = 0,
+    overwrite: bool = False,
+) -> Rendered:
+    """``rlx render``: a rollout of the policy artifact `directory` on its env (or `env`, of
+    the same sizes) written to `out` as `render` does (refused where `out` exists, unless
+    `overwrite`). `steps` defaults to the env's episode length; `seed` picks the initial state."""
+    from rlx import files, policy
+
+    out = files.check_new(out, overwrite)
+    artifact = policy.load_artifact(directory, env=env)
+    check_output(artifact.env, artifact.env_name, out)  # before any rollout
+    steps = steps or envs.episode_length(artifact.env)
+    path = render_env(artifact.env, artifact.env_name, artifact.act, out, steps, seed)
+    return Rendered(path, steps, artifact.meta["algorithm"], artifact.env_name)
+
+
 def _write(out: Path, data: bytes) -> Path:
-    """Writes `data` to `out`, creating its directory."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(data)
-    return out
+    """Writes `data` to `out` atomically, creating its directory."""
+    return files.write_bytes_atomic(out, data)
 
 
 __all__ = [
+    "Rendered",
     "Trajectory",
     "baseline_act",
     "check_output",
@@ -278,6 +310,7 @@ __all__ = [
     "render_env",
     "render_gif",
     "render_html",
+    "render_policy",
     "rollout",
     "suffix_for",
 ]

@@ -67,7 +67,7 @@ def mean_std(x: np.ndarray) -> tuple[float, float]:
     return float(a.mean()), float(a.std(ddof=0))
 
 
-def _resample_indices(n: int, reps: int, rng: np.random.Generator) -> np.ndarray:
+def resample_indices(n: int, reps: int, rng: np.random.Generator) -> np.ndarray:
     """Bootstrap indices for one task: a ``(reps, n)`` int array, each row ``n`` draws from
     ``range(n)`` with replacement (so every replicate keeps the task's run count)."""
     return rng.integers(0, n, size=(reps, n))
@@ -138,7 +138,7 @@ def stratified_bootstrap_ci(
 
     rng = np.random.default_rng(seed)
     samples = np.concatenate(
-        [a[_resample_indices(a.size, int(reps), rng)] for a in tasks.values()], axis=1
+        [a[resample_indices(a.size, int(reps), rng)] for a in tasks.values()], axis=1
     )
     stats = np.asarray(statistic(samples, axis=1), dtype=float).reshape(-1)
     if stats.shape != (reps,):

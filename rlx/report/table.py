@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from rlx import record
+from rlx import files, record
 from rlx.errors import RlxError
 from rlx.metrics import MetricRule
 from rlx.provenance import code_identity, describe_hardware
@@ -348,11 +348,7 @@ def write_tables(directory: Path) -> list[Path]:
         ("table.csv", csv_text(meta, records)),
         ("table.tex", latex(meta, records)),
     ):
-        path = directory / name
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
-        out.append(path)
+        out.append(files.write_text_atomic(directory / name, text))
     return out
 
 

@@ -17,13 +17,11 @@ leading length ``N``, episodes stored one after another in time order::
 
 `collect` is pure and jittable; `collect_baseline_dataset` runs it on an env's hand-made
 controller and returns numpy arrays; `save_npz` writes them atomically; `DATASET` is the
-`rlx.assets.AssetSpec` through which an algorithm reads such a file as its ``"dataset"`` asset.
+`rlx.data.assets.AssetSpec` through which an algorithm reads such a file as its ``"dataset"`` asset.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -33,10 +31,11 @@ import jax.numpy as jnp
 import numpy as np
 from brax.envs.base import Env, State
 
-from rlx.assets import AssetSpec, load_npz
+from rlx.data.assets import AssetSpec, load_npz
 from rlx.envs import episode_length as default_episode_length
 from rlx.envs import has_baseline, make, observation_size, training_env
 from rlx.errors import RlxError, positive_size
+from rlx.files import atomic_file
 
 FIELDS: dict[str, int] = {
     "observations": 2,
@@ -142,18 +141,31 @@ def save_npz(path: str | Path, data: Mapping[str, Any]) -> Path:
     same directory, then a rename), so a reader never sees a half-written dataset; returns the
     path. Arrays are stored uncompressed as given."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            np.savez(out, **{name: np.asarray(x) for name, x in data.items()})
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as out:
+        np.savez(out, **{name: np.asarray(x) for name, x in data.items()})
     return path
+
+
+def write_baseline_dataset(
+    out: str | Path,
+    env_name: str,
+    episodes: int,
+    episode_length: int = 0,
+    noise: float = 0.0,
+    seed: int = 0,
+    overwrite: bool = False,
+) -> dict[str, np.ndarray]:
+    """``rlx dataset collect``: `collect_baseline_dataset` written to the ``.npz`` file `out`
+    with `save_npz` (refused where it exists, unless `overwrite`); returns the arrays."""
+    from rlx.files import check_new
+
+    out = Path(out)
+    if out.suffix != ".npz":
+        raise RlxError(f"--out must name an .npz file, got {str(out)!r}.")
+    check_new(out, overwrite)
+    data = collect_baseline_dataset(env_name, episodes, episode_length, noise, seed)
+    save_npz(out, data)
+    return data
 
 
 def load_dataset(path: Path) -> dict[str, np.ndarray]:
@@ -195,7 +207,7 @@ def check_dataset(data: Mapping[str, np.ndarray], env: Env, config: Any) -> None
 DATASET = AssetSpec(
     doc=(
         "trajectory dataset: .npz with observations [N, obs], actions [N, act], "
-        "next_observations [N, obs], rewards, terminals, masks [N] (rlx.datasets)"
+        "next_observations [N, obs], rewards, terminals, masks [N] (rlx.data.datasets)"
     ),
     load=load_dataset,
     check=check_dataset,

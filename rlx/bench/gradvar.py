@@ -9,7 +9,8 @@ fraction of the return's variance, 1 - R^2) and optionally
 the fits: envs reset together run in step when episodes have one length, so every batch would
 cover one window of episode steps) and
 ``decomposition(env, state, key, num_actions, num_futures, horizon) -> {variant: terms}``
-(re-simulation from saved env states). `rlx.algos.factorized.factorized_pg` provides all four.
+(re-simulation from saved env states). `rlx.algos.factorized.factorized_pg` provides all four
+(written in `rlx.algos.factorized.variance`).
 
 At fixed policy parameters theta (after ``train_updates`` updates of the algorithm and
 ``fit_updates`` critic fits), with B independent batches g_1..g_B of one variant::
@@ -35,7 +36,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from rlx import algorithm, envs, runner, sweep
+from rlx import algorithm, envs, files, runner, sweep
 from rlx import spec as rlx_spec
 from rlx.errors import RlxError, unknown
 from rlx.provenance import describe_hardware, provenance
@@ -191,9 +192,7 @@ def _plan(spec: dict[str, Any], env_name: str) -> runner.RunPlan:
     )  # fmt: skip
 
 
-def _converged(
-    before: dict[str, float], after: dict[str, float], tol: float, variants=None
-) -> bool:
+def converged(before: dict[str, float], after: dict[str, float], tol: float, variants=None) -> bool:
     """True when each of `variants`' (default: every) baseline's 1 - R^2 moved by at most
     ``tol`` relative to its previous value (with an absolute floor of 0.01, so exact
     baselines near 0 count as settled)."""
@@ -232,7 +231,7 @@ def fit(spec: dict[str, Any], env, module, base_config, state, estimate, key: ja
             history["unexplained"].setdefault(v, []).append(u)
         history.setdefault("decided_by", [v for v in now if trained is None or v in trained])
         history["rounds"] = r + 1
-        if previous is not None and _converged(previous, now, spec["fit_tolerance"], trained):
+        if previous is not None and converged(previous, now, spec["fit_tolerance"], trained):
             history["converged"] = True
             return state, history
         previous = now
@@ -245,8 +244,8 @@ def measure(spec: dict[str, Any], env_name: str) -> dict[str, Any]:
     from rlx import config as cfg
 
     rp = _plan(spec, env_name)
-    module = algorithm.get(spec["algorithm"])
-    env = envs.make(env_name, **rp.env_kwargs)
+    module = rp.algorithm
+    env = rp.make_env()
     config = cfg.as_leaves(rp.base_config)
     key = jax.random.PRNGKey(spec["seed"])
     k_init, k_grad, k_dec, k_fit, k_stagger = jax.random.split(key, 5)
@@ -294,24 +293,24 @@ def measure(spec: dict[str, Any], env_name: str) -> dict[str, Any]:
     }
 
 
-def run(spec: dict[str, Any], out: Path) -> Path:
-    """Measures every environment and writes variance.json, variance.md and the plot."""
+def run(spec: dict[str, Any], out: Path | str | None = None) -> Path:
+    """``rlx gradvar``: measures every environment of `spec` (`load`) and writes
+    variance.json, variance.md and the plot to `out` (default results/<name>/variance), which
+    it returns."""
+    out = Path(out) if out is not None else Path("results") / spec["name"] / "variance"
     started = provenance()  # the code the measurements ran, not what is checked out later
     results = []
     for name in spec["environments"]:
         print(f"[gradvar] {name}", flush=True)
         results.append(measure(spec, name))
     record = {
-        "kind": "rlx.algos.factorized.gradvar",
+        "kind": "rlx.bench.gradvar",
         "spec": spec,
         "results": results,
         "provenance": started,
     }
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / "variance.json.tmp"
-    tmp.write_text(json.dumps(record, indent=1, default=float))
-    tmp.replace(out / "variance.json")
-    (out / "variance.md").write_text(markdown(record))
+    files.write_text_atomic(out / "variance.json", json.dumps(record, indent=1, default=float))
+    files.write_text_atomic(out / "variance.md", markdown(record))
     plot(record, out / "variance_vs_dimension.png")
     return out
 

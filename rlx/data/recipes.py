@@ -4,7 +4,7 @@
 as ``"make:NAME"`` and `cached` builds it once into the asset cache
 (``$RLX_CACHE/assets``, default ``~/.cache/rlx/assets``) under a directory named by the
 recipe, its version and its options, and reuses it afterwards. Either way the run record holds
-the asset's path and content hash (`rlx.assets`). A recipe's ``version`` changes whenever its
+the asset's path and content hash (`rlx.data.assets`). A recipe's ``version`` changes whenever its
 generator changes, so a cache never serves data of older code under a newer name.
 
 The recipes themselves live with the environments (`rlx.envs.recipes`).
@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from rlx import files
 from rlx.errors import RlxError, unknown
 
 PREFIX = "make:"
@@ -87,15 +87,13 @@ def _check_options(recipe: Recipe, options: Options) -> None:
 
 
 def make(name: str, out: Path, options: Options = Options(), overwrite: bool = False) -> Path:
-    """Builds recipe `name` at `out`; refuses an existing `out` unless `overwrite`."""
+    """Builds recipe `name` at `out` atomically (an interrupted build leaves any old `out` as
+    it was); refuses an existing `out` unless `overwrite`."""
     recipe = get(name)
     _check_options(recipe, options)
-    out = Path(out)
-    if out.exists():
-        if not overwrite:
-            raise RlxError(f"{str(out)!r} exists; pass --overwrite to replace it.")
-        shutil.rmtree(out) if out.is_dir() else out.unlink()
-    recipe.build(out, options)
+    out = files.check_new(out, overwrite)
+    with files.atomic_path(out) as tmp:
+        recipe.build(tmp, options)
     return out
 
 
@@ -111,7 +109,8 @@ def cached(name: str, options: Options = Options()) -> Path:
     out = cache_root() / f"{name}-v{recipe.version}-{options.tag()}{recipe.suffix}"
     if not out.exists():
         print(f"[assets] building {name} ({options.tag()}) into {out}")
-        recipe.build(out, options)
+        with files.atomic_path(out) as tmp:  # a killed build leaves no half-built asset
+            recipe.build(tmp, options)
     return out
 
 

@@ -2,7 +2,7 @@
 
 On disk a dataset is a directory in OGBench's layout, so OGBench's own loaders read it::
 
-    <dir>/<name>.npz        training split: rows of `rlx.datasets.FIELDS` (observations,
+    <dir>/<name>.npz        training split: rows of `rlx.data.datasets.FIELDS` (observations,
                             actions, terminals, next_observations, rewards, masks), episodes
                             one after another, terminals = 1 at each episode's last row
     <dir>/<name>-val.npz    validation split, same fields (OGBench: a tenth of the episodes)
@@ -29,10 +29,11 @@ from typing import Any
 import numpy as np
 from brax.envs.base import Env
 
-from rlx.assets import AssetSpec
-from rlx.datasets import FIELDS, check_widths, load_dataset, save_npz
+from rlx.data.assets import AssetSpec
+from rlx.data.datasets import FIELDS, check_widths, load_dataset, save_npz
 from rlx.envs.goals import require_goal_layout
 from rlx.errors import RlxError
+from rlx.files import atomic_directory
 
 META = "dataset.json"
 
@@ -70,7 +71,7 @@ def trajectory_ends(terminals: np.ndarray) -> np.ndarray:
 
 
 def arrays(train: Mapping[str, np.ndarray], val_observations: np.ndarray | None) -> dict:
-    """The sampling arrays of a training split (the fields of `rlx.datasets.FIELDS`) and
+    """The sampling arrays of a training split (the fields of `rlx.data.datasets.FIELDS`) and
     optional validation states: the fields plus ``valid``, ``traj_end`` and
     ``val_observations``; raises RlxError if every episode is one row long."""
     ends = trajectory_ends(np.asarray(train["terminals"]))
@@ -122,21 +123,16 @@ def write(
     out: Path, name: str, train: Mapping[str, np.ndarray], val: Mapping[str, np.ndarray],
     meta: Mapping[str, Any],
 ) -> Path:  # fmt: skip
-    """Writes a dataset directory (the module docstring's layout) at `out`, which must not
-    exist; files are written into a temporary sibling directory renamed when complete."""
-    import os
-    import tempfile
-
+    """Writes a dataset directory (the module docstring's layout) at `out` atomically
+    (`rlx.files.atomic_directory`: a temporary sibling renamed when complete)."""
     for split, data in (("train", train), ("val", val)):
         missing = [f for f in FIELDS if f not in data]
         if missing:
             raise ValueError(f"{split} split lacks {missing}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    save_npz(tmp / f"{name}.npz", train)
-    save_npz(tmp / f"{name}-val.npz", val)
     info = {**meta, "train": f"{name}.npz", "val": f"{name}-val.npz",
             "rows": {"train": len(train["actions"]), "val": len(val["actions"])}}  # fmt: skip
-    (tmp / META).write_text(json.dumps(info, indent=1, sort_keys=True))
-    os.replace(tmp, out)
+    with atomic_directory(out) as tmp:
+        save_npz(tmp / f"{name}.npz", train)
+        save_npz(tmp / f"{name}-val.npz", val)
+        (tmp / META).write_text(json.dumps(info, indent=1, sort_keys=True))
     return out
