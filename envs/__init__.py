@@ -4,6 +4,11 @@ Names: our pure-JAX environments (``pendulum_swingup``, ``cartpole_swingup``, ..
 prefixed ``brax:`` (``brax:ant``; physics backend chosen with ``backend=``, default ``mjx``), and
 MuJoCo Playground's DM Control Suite ports, prefixed ``playground:`` (``playground:CheetahRun``,
 on MJX; see `rlx.envs.playground`).
+
+Environments from outside rlx (`rlx.plugins`): factories registered with `register_env`,
+installed packages' entry points (group ``rlx.envs``, value ``package.module:ATTR`` naming an
+Env class or a factory), and ``package.module:ATTR`` itself; what they build must be a
+`brax.envs.base.Env`. A plan given an env object instead of a name names it by `resolve_env`.
 """
 
 from __future__ import annotations
@@ -12,9 +17,11 @@ import contextlib
 import dataclasses
 import functools
 import importlib
+import inspect
 import io
 import warnings
 from collections.abc import Callable, Iterator
+from typing import Any
 
 with contextlib.redirect_stdout(io.StringIO()):  # mujoco.mjx prints when optional `warp` is absent
     from brax.envs.base import Env
@@ -23,6 +30,7 @@ import jax
 from rlx.envs import playground
 from rlx.envs.wrappers import wrap_for_training
 
+from rlx import plugins
 from rlx.errors import RlxError, unknown
 from rlx.metrics import MetricRule
 
@@ -38,11 +46,19 @@ class EnvSpec:
     description: str
 
 
-def _lazy(module: str, cls: str) -> Callable[..., Env]:
-    def build(**kwargs) -> Env:
-        return getattr(importlib.import_module(module), cls)(**kwargs)
+@dataclasses.dataclass(frozen=True)
+class _Lazy:
+    """Builds class `cls` of `module`, imported on first use."""
 
-    return build
+    module: str
+    cls: str
+
+    def __call__(self, **kwargs) -> Env:
+        return getattr(importlib.import_module(self.module), self.cls)(**kwargs)
+
+
+def _lazy(module: str, cls: str) -> Callable[..., Env]:
+    return _Lazy(module, cls)
 
 
 _OWN: dict[str, EnvSpec] = {
@@ -160,21 +176,169 @@ def brax_backends(name: str) -> tuple[str, ...]:
     return _BRAX_BACKENDS_ONLY.get(name.removeprefix("brax:"), BRAX_BACKENDS)
 
 
-def names() -> dict[str, str]:
-    """Every environment name with its one-line description."""
+ENTRY_POINTS = "rlx.envs"
+"""The entry-point group of installed packages' environments: ``name = "package.module:ATTR"``,
+ATTR an Env class or a factory ``(**kwargs) -> Env`` (imported when first built or listed)."""
+
+REGISTERED: dict[str, EnvSpec] = {}
+"""What `register_env` registered, by name (read it; change it through that function)."""
+
+
+def _builtin_names() -> dict[str, str]:
     out = {name: spec.description for name, spec in _OWN.items()}
     out.update({f"brax:{name}": desc for name, desc in _BRAX.items()})
     out.update(playground.names())
     return out
 
 
+def is_builtin(name: str) -> bool:
+    """True for a name of rlx's own environments or under the ``brax:`` / ``playground:``
+    prefixes (which `register_env` refuses)."""
+    return name in _OWN or name.startswith(("brax:", playground.PREFIX))
+
+
+def register_env(
+    name: str, factory: Callable[..., Env], description: str = "", *, replace: bool = False
+) -> None:
+    """Registers `factory` (an Env class, or a callable ``(**kwargs) -> Env``) under `name`, so
+    `make` and every place that takes an env name (`rlx.train`, sweep files, ``rlx train``,
+    artifacts) builds it. Raises RlxError for a built-in name (``brax:*`` and ``playground:*``
+    included), a name registered to another factory (unless `replace`) or a factory that is
+    not callable."""
+    if not isinstance(name, str) or not name:
+        raise RlxError(f"an environment's name must be a non-empty string, got {name!r}.")
+    if is_builtin(name):
+        raise RlxError(
+            f"environment name {name!r} is a built-in environment's (or uses the reserved "
+            f"prefix brax: / {playground.PREFIX}); register it under another name."
+        )
+    if not callable(factory) or isinstance(factory, Env):
+        raise RlxError(
+            f"environment {name!r}: the factory must be an Env class or a callable returning "
+            f"an Env, got {plugins.kind_of(factory)}."
+        )
+    held = REGISTERED.get(name)
+    if held is not None and held.factory is not factory and not replace:
+        raise RlxError(
+            f"environment {name!r} is already registered (another factory); pass replace=True "
+            "to replace it."
+        )
+    REGISTERED[name] = EnvSpec(factory, description or _doc_line(factory))
+
+
+def _doc_line(obj: Any) -> str:
+    """The first line of `obj`'s docstring ('' without one)."""
+    doc = inspect.getdoc(obj) or ""
+    return doc.splitlines()[0] if doc else ""
+
+
+def _entry_names() -> list[str]:
+    return [n for n in plugins.entry_points(ENTRY_POINTS) if not is_builtin(n)]
+
+
+def _outside_factory(name: str) -> Callable[..., Env]:
+    """The factory of a registered, entry-point or ``module:ATTR`` name; RlxError if none."""
+    if name in REGISTERED:
+        return REGISTERED[name].factory
+    if plugins.is_import_path(name):
+        return _checked_factory(plugins.import_attr(name, "environment"), repr(name))
+    found = plugins.entry_points(ENTRY_POINTS).get(name)
+    if found is None or is_builtin(name):
+        names_ = [*_builtin_names(), *REGISTERED, *_entry_names()]
+        err = unknown("environment", name, names_)
+        raise RlxError(f"{err} Or name one as package.module:ATTR.")
+    obj = plugins.load_entry_point(found, "environment")
+    return _checked_factory(obj, f"{name!r} (entry point {found.value!r})")
+
+
+def _checked_factory(obj: Any, label: str) -> Callable[..., Env]:
+    """`obj` if it is an Env class or another callable (a factory), else RlxError."""
+    if (
+        isinstance(obj, Env)
+        or not callable(obj)
+        or (inspect.isclass(obj) and not issubclass(obj, Env))
+    ):
+        raise RlxError(
+            f"environment {label} is {plugins.kind_of(obj)}, not a brax.envs.base.Env class "
+            "or a factory returning one."
+        )
+    return obj
+
+
+def names() -> dict[str, str]:
+    """Every environment name with its one-line description: built-in, registered, then
+    installed entry points (one that fails to load is listed with ``failed to load: ...``)."""
+    out = _builtin_names()
+    out.update({name: spec.description for name, spec in REGISTERED.items()})
+    for name in _entry_names():
+        if name in out:
+            continue
+        try:
+            out[name] = _doc_line(_outside_factory(name))
+        except RlxError as err:
+            out[name] = f"failed to load: {err}"
+    return out
+
+
 def check_name(name: str) -> None:
     """Raises RlxError naming the allowed environments if `name` is not one (for a Playground
-    task rlx cannot build here, the reason)."""
+    task rlx cannot build here, the reason; for a ``module:ATTR`` or an entry point, why it
+    does not import or is not an Env class or factory)."""
     if name.startswith(playground.PREFIX):
         playground.check_name(name)
-    elif name not in names():
-        raise unknown("environment", name, names())
+    elif name in _OWN or (name.startswith("brax:") and name.removeprefix("brax:") in _BRAX):
+        return
+    elif name.startswith("brax:"):
+        raise unknown("environment", name, _builtin_names())
+    else:
+        _outside_factory(name)
+
+
+def resolve_env(spec: str | Env | Callable[..., Env]) -> tuple[str, Callable[..., Env]]:
+    """The name and factory ``(**kwargs) -> Env`` of an environment given as a name, an Env
+    instance, or an Env class or factory; raises RlxError for anything else.
+
+    A name is checked (`check_name`) and kept. An object is named by what rebuilds it: a
+    built-in or registered name whose factory is that very class or factory, else its (for an
+    instance, its class's) ``module:QualName`` where that imports as the same object, else its
+    bare class or function name. An artifact of a run on an env object therefore rebuilds the
+    env from that path with the run's recorded ``env_kwargs``: an instance built with other
+    arguments than those is not what comes back (pass the class and ``env_kwargs`` instead).
+    An instance's factory returns the instance itself and takes no keywords.
+    """
+    if isinstance(spec, str):
+        check_name(spec)
+        return spec, functools.partial(make, spec)
+    if isinstance(spec, Env):
+        return _object_name(type(spec)), functools.partial(_same_instance, spec)
+    factory = _checked_factory(spec, repr(getattr(spec, "__qualname__", spec))[:80])
+    return _object_name(factory), functools.partial(_build, factory, _object_name(factory))
+
+
+def _same_instance(env: Env, **kwargs) -> Env:
+    if kwargs:
+        raise RlxError(
+            f"env_kwargs {sorted(kwargs)} were given with an env instance "
+            f"({type(env).__name__}); pass its class with env_kwargs instead."
+        )
+    return env
+
+
+def _object_name(factory: Any) -> str:
+    """The name a plan gives an env class or factory (see `resolve_env`)."""
+    for name, spec in REGISTERED.items():
+        if spec.factory is factory:
+            return name
+    if inspect.isclass(factory):
+        for name, spec in _OWN.items():
+            lazy = spec.factory
+            if isinstance(lazy, _Lazy) and (lazy.module, lazy.cls) == (
+                factory.__module__,
+                factory.__qualname__,
+            ):
+                return name
+    path = plugins.import_path_of(factory)
+    return path or getattr(factory, "__name__", type(factory).__name__)
 
 
 def make(name: str, **kwargs) -> Env:
@@ -218,6 +382,8 @@ def models_on_local_device() -> Iterator[None]:
 
 
 def _make(name: str, **kwargs) -> Env:
+    if not is_builtin(name):
+        return _build(_outside_factory(name), name, **kwargs)
     if name.startswith(playground.PREFIX):
         return playground.make(name, **kwargs)
     if name.startswith("brax:"):
@@ -240,6 +406,20 @@ def _make(name: str, **kwargs) -> Env:
         return _OWN[name].factory(**kwargs)
     except TypeError as err:
         raise RlxError(f"bad keyword for environment {name!r}: {err}") from None
+
+
+def _build(factory: Callable[..., Env], name: str, **kwargs) -> Env:
+    """``factory(**kwargs)``, checked to be a `brax.envs.base.Env`; RlxError naming `name`."""
+    try:
+        with models_on_local_device():
+            env = factory(**kwargs)
+    except TypeError as err:
+        raise RlxError(f"bad keyword for environment {name!r}: {err}") from None
+    if not isinstance(env, Env):
+        raise RlxError(
+            f"environment {name!r} built {plugins.kind_of(env)}, not a brax.envs.base.Env."
+        )
+    return env
 
 
 def episode_length(env: Env) -> int:
@@ -280,7 +460,8 @@ def require_baseline(env: Env, what: str) -> None:
     controller (`has_baseline`); `what` names the algorithm that needs it."""
     if has_baseline(env):
         return
-    with_baseline = [n for n in names() if not is_brax(n) and has_baseline(make(n))]
+    own = [*_builtin_names(), *REGISTERED]
+    with_baseline = [n for n in own if not is_brax(n) and has_baseline(make(n))]
     raise RlxError(
         f"{what} needs an environment with a baseline controller (baseline_policy); "
         f"{type(env).__name__} has none. Environments with one: {', '.join(with_baseline)}."
@@ -329,19 +510,24 @@ def is_physics(name: str) -> bool:
 
 __all__ = [
     "BRAX_BACKENDS",
+    "ENTRY_POINTS",
+    "REGISTERED",
     "EnvSpec",
     "brax_backends",
     "check_name",
     "episode_length",
     "has_baseline",
     "is_brax",
+    "is_builtin",
     "is_physics",
     "make",
     "names",
     "observation_size",
     "outcome_metrics",
     "outcome_rules",
+    "register_env",
     "require_baseline",
+    "resolve_env",
     "training_env",
     "wrap_for_training",
 ]

@@ -282,11 +282,11 @@ class Maze:
 
     def oracle_direction(self, xy: jax.Array, goal: jax.Array) -> jax.Array:
         """Unit vector from `xy` towards the oracle's subgoal cell centre (zero-safe, as
-        OGBench: d / (|d| + 1e-6))."""
+        OGBench: d / (|d| + 1e-6)); `xy` and `goal` may carry leading batch axes."""
         table = jnp.asarray(self.next_cell)
         gi, gj = xy_cell(goal, self.shape)
         i, j = xy_cell(xy, self.shape)
         nxt = table[gi, gj, i, j]
-        sub = jnp.stack([CELL * nxt[1] - OFFSET, CELL * nxt[0] - OFFSET]).astype(jnp.float32)
-        d = sub - xy
-        return d / (jnp.linalg.norm(d) + 1e-6)
+        sub = jnp.stack([CELL * nxt[..., 1] - OFFSET, CELL * nxt[..., 0] - OFFSET], axis=-1)
+        d = sub.astype(jnp.float32) - xy
+        return d / (jnp.linalg.norm(d, axis=-1, keepdims=True) + 1e-6)

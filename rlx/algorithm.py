@@ -29,9 +29,14 @@ Every module in ``algos/`` (importable as ``rlx.algos.<name>``) exports one `Alg
 
 `env` is the unwrapped `brax.envs.base.Env`; algorithms wrap it themselves with
 `rlx.envs.training_env` (a trace-time, Python-only operation). `assets` maps the names in
-``Algorithm.assets`` to read-only pytrees shared by every run of a batch (`rlx.assets`): a
+``Algorithm.assets`` to read-only pytrees shared by every run of a batch (`rlx.data.assets`): a
 dataset, a pretrained policy. A variant is the same record under another name with other
 config defaults (`Algorithm.variant`), not a generated class.
+
+Names (`get_algorithm`): the built-in algorithms (`ALGORITHMS`, under ``rlx.algos``), records
+registered with `register_algorithm`, installed packages' entry points (group
+``rlx.algorithms``) and ``package.module:ATTR`` naming a record (`rlx.plugins`). A plan given a
+record object names it by `name_of`, so its records and artifacts can find it again.
 """
 
 from __future__ import annotations
@@ -39,14 +44,16 @@ from __future__ import annotations
 import dataclasses
 import enum
 import importlib
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from brax.envs.base import Env
 
 from rlx import metrics as metric_rules_mod
-from rlx.assets import AssetSpec
-from rlx.errors import unknown
+from rlx import plugins
+from rlx.data.assets import AssetSpec
+from rlx.errors import RlxError, unknown
 from rlx.metrics import MetricRule
 
 
@@ -92,7 +99,7 @@ class Algorithm:
     unit: Unit = Unit.ENV_STEPS
     metric_rules: Callable[[Env], Mapping[str, MetricRule]] = env_episode_rules
     assets: Mapping[str, AssetSpec] = dataclasses.field(default_factory=dict)
-    """Read-only inputs by name (`rlx.assets.AssetSpec`); required ones must be given."""
+    """Read-only inputs by name (`rlx.data.assets.AssetSpec`); required ones must be given."""
     defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     """Config values that differ from the Config class's defaults (a variant's identity)."""
     extras: Mapping[str, Callable[..., Any]] = dataclasses.field(default_factory=dict)
@@ -151,10 +158,74 @@ ALGORITHMS: dict[str, str] = {
 }
 
 
-def get(name: str) -> Algorithm:
-    """The algorithm `name`, or an RlxError listing the registered ones."""
-    if name not in ALGORITHMS:
-        raise unknown("algorithm", name, ALGORITHMS)
+ENTRY_POINTS = "rlx.algorithms"
+"""The entry-point group of installed packages' algorithms: ``name = "package.module:ATTR"``,
+ATTR an `Algorithm` record (loaded when the name is first asked for, or listed)."""
+
+REGISTERED: dict[str, Algorithm] = {}
+"""What `register_algorithm` registered, by name (read it; change it through that function)."""
+
+
+def register_algorithm(record: Algorithm, *, replace: bool = False) -> Algorithm:
+    """Registers `record` under ``record.name`` so every place that takes an algorithm name
+    (`rlx.train`, sweep files, ``rlx train``, artifacts) finds it; returns `record`.
+
+    Raises RlxError when `record` is not an `Algorithm`, when its name is a built-in
+    algorithm's, or when another record is registered under it (unless `replace`).
+    """
+    if not isinstance(record, Algorithm):
+        raise RlxError(
+            f"register_algorithm takes an rlx Algorithm record, got {plugins.kind_of(record)}."
+        )
+    name = record.name
+    if not isinstance(name, str) or not name:
+        raise RlxError(f"an algorithm's name must be a non-empty string, got {name!r}.")
+    if name in ALGORITHMS:
+        raise RlxError(
+            f"algorithm name {name!r} is a built-in algorithm's; register it under another "
+            "name (Algorithm.variant(name, description) or dataclasses.replace(record, name=...))."
+        )
+    held = REGISTERED.get(name)
+    if held is not None and held is not record and not replace:
+        raise RlxError(
+            f"algorithm {name!r} is already registered (another record); pass replace=True "
+            "to replace it."
+        )
+    REGISTERED[name] = record
+    return record
+
+
+def get_algorithm(name_or_record: str | Algorithm) -> Algorithm:
+    """The `Algorithm` a name stands for: an `Algorithm` record is returned as is; a string is
+    a built-in name, a registered one (`register_algorithm`), an installed entry point (group
+    ``rlx.algorithms``) or ``package.module:ATTR`` naming a record (imported with the current
+    directory on ``sys.path``). Raises RlxError naming the string and what is allowed."""
+    if isinstance(name_or_record, Algorithm):
+        return name_or_record
+    name = name_or_record
+    if not isinstance(name, str):
+        raise RlxError(
+            f"an algorithm is a name or an rlx Algorithm record, got {plugins.kind_of(name)}."
+        )
+    if name in ALGORITHMS:
+        return _builtin(name)
+    if name in REGISTERED:
+        return REGISTERED[name]
+    if plugins.is_import_path(name):
+        return _checked(plugins.import_attr(name, "algorithm"), repr(name))
+    found = plugins.entry_points(ENTRY_POINTS).get(name)
+    if found is None:
+        err = unknown("algorithm", name, [*ALGORITHMS, *REGISTERED, *_entry_names()])
+        raise RlxError(f"{err} Or name one as package.module:ATTR.")
+    obj = plugins.load_entry_point(found, "algorithm")
+    return _checked(obj, f"{name!r} (entry point {found.value!r})")
+
+
+get = get_algorithm
+"""The name most of rlx uses for `get_algorithm`."""
+
+
+def _builtin(name: str) -> Algorithm:
     module, _, attr = ALGORITHMS[name].partition(":")
     found = getattr(importlib.import_module(f"rlx.algos.{module}"), attr or "ALGORITHM")
     if not isinstance(found, Algorithm):
@@ -162,6 +233,61 @@ def get(name: str) -> Algorithm:
     return found
 
 
+def _checked(obj: Any, label: str) -> Algorithm:
+    """`obj` if it is an Algorithm record, else RlxError saying what it is."""
+    if not isinstance(obj, Algorithm):
+        raise RlxError(
+            f"algorithm {label} is {plugins.kind_of(obj)}, not an rlx Algorithm record "
+            "(rlx.algorithm.Algorithm)."
+        )
+    return obj
+
+
+def _entry_names() -> list[str]:
+    return [n for n in plugins.entry_points(ENTRY_POINTS) if n not in ALGORITHMS]
+
+
+def import_path(record: Algorithm) -> str | None:
+    """A ``module:ATTR`` under which `record` imports again (the same object), found among the
+    attributes of the modules that define its functions and Config, then of every imported
+    module; None where there is none (a record made in ``__main__`` or inside a function)."""
+    modules = [getattr(f, "__module__", None) for f in (record.init, record.update,
+               record.make_policy, record.policy_params, record.Config)]  # fmt: skip
+    seen: set[str] = set()
+    for module in [*modules, *list(sys.modules)]:
+        if not module or module in seen:
+            continue
+        seen.add(module)
+        path = plugins.import_path_of(record, module)
+        if path is not None:
+            return path
+    return None
+
+
+def name_of(record: Algorithm) -> str:
+    """The name a plan and its records give `record`: its built-in, registered or entry-point
+    name if that name resolves to this very object, else `import_path`, else ``record.name``
+    (which only resolves again once registered)."""
+    name = record.name
+    if name in ALGORITHMS or name in REGISTERED or name in _entry_names():
+        try:
+            if get_algorithm(name) is record:
+                return name
+        except RlxError:
+            pass
+    return import_path(record) or name
+
+
 def names() -> dict[str, str]:
-    """Every algorithm name with its one-line description."""
-    return {name: get(name).description for name in ALGORITHMS}
+    """Every algorithm name with its one-line description: built-in, registered, then installed
+    entry points (one that fails to load is listed with ``failed to load: <reason>``)."""
+    out = {name: _builtin(name).description for name in ALGORITHMS}
+    out.update({name: record.description for name, record in REGISTERED.items()})
+    for name in _entry_names():
+        if name in out:
+            continue
+        try:
+            out[name] = get_algorithm(name).description
+        except RlxError as err:
+            out[name] = f"failed to load: {err}"
+    return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +13,9 @@ import numpy as np
 
 from rlx import algorithm, envs, spec
 from rlx import config as cfg
-from rlx.assets import Asset
-from rlx.assets import resolve as resolve_assets
+from rlx.data.assets import Asset
+from rlx.data.assets import resolve as resolve_assets
+from rlx.envs import contract
 from rlx.errors import RlxError
 from rlx.evaluation import check_episodes, default_episodes
 
@@ -22,7 +23,13 @@ from rlx.evaluation import check_episodes, default_episodes
 @dataclasses.dataclass(frozen=True)
 class RunPlan:
     """A validated batch of runs: which algorithm, env, configs, seeds and assets, and how often
-    to evaluate."""
+    to evaluate.
+
+    `algo` and `env` are the names that the plan hash and the records hold (`plan_spec`);
+    `record` and `env_factory` are what they were resolved to when the plan was made (an
+    object given by the caller, or what the name imported), used by every part that builds
+    the runs; they take no part in equality, the hash or the records.
+    """
 
     algo: str
     env: str
@@ -33,11 +40,17 @@ class RunPlan:
     num_evals: int
     eval_episodes: int
     assets: dict[str, Asset] = dataclasses.field(default_factory=dict)
+    record: algorithm.Algorithm | None = dataclasses.field(default=None, compare=False, repr=False)
+    """The resolved algorithm record (None: resolve `algo` again)."""
+    env_factory: Callable[..., Any] | None = dataclasses.field(
+        default=None, compare=False, repr=False
+    )
+    """``env_factory(**env_kwargs) -> Env`` (None: build `env` by name with `rlx.envs.make`)."""
 
     @property
     def algorithm(self) -> algorithm.Algorithm:
-        """The algorithm record."""
-        return algorithm.get(self.algo)
+        """The algorithm record (the one resolved when the plan was made)."""
+        return self.record if self.record is not None else algorithm.get_algorithm(self.algo)
 
     @property
     def points(self) -> list[dict[str, Any]]:
@@ -60,8 +73,11 @@ class RunPlan:
         return self.updates_per_chunk * self.base_config.steps_per_update
 
     def make_env(self):
-        """The (unwrapped) environment of every run."""
-        return envs.make(self.env, **self.env_kwargs)
+        """The (unwrapped) environment of every run, built by the factory resolved when the plan
+        was made."""
+        if self.env_factory is None:
+            return envs.make(self.env, **self.env_kwargs)
+        return self.env_factory(**self.env_kwargs)
 
 
 def seed_list(seeds: int | Sequence[int]) -> list[int]:
@@ -107,8 +123,8 @@ def _check_budget(base: Any, num_evals: int) -> None:
 
 
 def plan(
-    algo: str,
-    env: str,
+    algo: str | algorithm.Algorithm,
+    env: str | Any,
     *,
     seeds: int | Sequence[int] = 1,
     overrides: Mapping[str, Any] | None = None,
@@ -124,11 +140,20 @@ def plan(
     the ``total_steps`` override); `assets` maps the algorithm's asset names to files;
     `eval_episodes` defaults to `rlx.evaluation.default_episodes` (16, or the next multiple of
     the env's evaluation tasks).
+
+    `algo` is an algorithm name (built-in, registered, entry point or ``package.module:ATTR``;
+    `rlx.algorithm.get_algorithm`) or an `Algorithm` record, which the plan names by
+    `rlx.algorithm.name_of`; `env` an environment name, an Env instance, or an Env class or
+    factory, named by `rlx.envs.resolve_env`. The plan holds the resolved record and env
+    factory; names of built-in algorithms and environments hash as they always have.
     """
-    record = algorithm.get(algo)
-    envs.check_name(env)
+    record = algorithm.get_algorithm(algo)
+    algo_name = algo if isinstance(algo, str) else algorithm.name_of(record)
+    env_name, env_factory = envs.resolve_env(env)
     seeds_ = seed_list(seeds)
-    env_obj = envs.make(env, **dict(env_kwargs or {}))  # bad keywords fail here, not mid-run
+    env_obj = env_factory(**dict(env_kwargs or {}))  # bad keywords fail here, not mid-run
+    if not envs.is_builtin(env_name):  # outside code: the contract's shapes, before any build
+        contract.require_env(env_obj, env_name)
     if eval_episodes is None:
         eval_episodes = default_episodes(env_obj)
     _check_counts(num_evals, eval_episodes)
@@ -140,10 +165,10 @@ def plan(
     _check_budget(base, num_evals)
     record.check_env(env_obj, base)
     check_episodes(env_obj, eval_episodes)
-    resolved = resolve_assets(record.assets, dict(assets or {}), env_obj, base, algo)
+    resolved = resolve_assets(record.assets, dict(assets or {}), env_obj, base, algo_name)
     return RunPlan(
-        algo, env, dict(env_kwargs or {}), base, settings.grid, tuple(seeds_), num_evals,
-        eval_episodes, resolved,
+        algo_name, env_name, dict(env_kwargs or {}), base, settings.grid, tuple(seeds_),
+        num_evals, eval_episodes, resolved, record=record, env_factory=env_factory,
     )  # fmt: skip
 
 
@@ -163,9 +188,15 @@ def plan_spec(rp: RunPlan) -> dict[str, Any]:
 
 
 def plan_hash(rp: RunPlan) -> str:
-    """SHA-256 of everything that determines a batch's numbers (not how it is executed). An
-    asset counts by its content hash alone: the same data under another path (another home
-    directory or asset cache) is the same plan."""
+    """SHA-256 of everything that determines a batch's numbers (not how it is executed):
+    `data_hash` of `hash_data`."""
+    return data_hash(hash_data(rp))
+
+
+def hash_data(rp: RunPlan) -> dict[str, Any]:
+    """What `plan_hash` hashes: `plan_spec` with the evaluation counts. An asset counts by its
+    content hash alone: the same data under another path (another home directory or asset
+    cache) is the same plan."""
     data = {
         "format": 1,
         **plan_spec(rp),
@@ -174,4 +205,9 @@ def plan_hash(rp: RunPlan) -> str:
     }
     if rp.assets:
         data["assets"] = {name: a.sha256 for name, a in sorted(rp.assets.items())}
+    return data
+
+
+def data_hash(data: Mapping[str, Any]) -> str:
+    """The first 16 hex digits of the SHA-256 of `data` as sorted-key JSON."""
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
