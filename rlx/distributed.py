@@ -12,6 +12,27 @@ from __future__ import annotations
 import jax
 from jax.experimental import multihost_utils
 
+from rlx.errors import RlxError
+
+
+def start(
+    coordinator: str | None = None, num_processes: int | None = None, process_id: int | None = None
+) -> None:
+    """Starts JAX's distributed runtime (`jax.distributed.initialize`) with the settings given,
+    the rest read from the cluster environment (SLURM, Open MPI, Kubernetes; the coordinator
+    also from JAX_COORDINATOR_ADDRESS). Call it before anything touches JAX's backends (building
+    a Brax/MJX env or an asset does). RlxError when the settings are missing or refused."""
+    given = {"coordinator_address": coordinator, "num_processes": num_processes,
+             "process_id": process_id}  # fmt: skip
+    try:
+        jax.distributed.initialize(**{k: v for k, v in given.items() if v is not None})
+    except (ValueError, RuntimeError) as err:
+        raise RlxError(
+            f"--distributed could not start JAX's distributed runtime: {err}. Run under a "
+            "cluster scheduler (SLURM, Open MPI) or give --coordinator HOST:PORT, "
+            "--num-processes N and --process-id I."
+        ) from None
+
 
 def is_primary() -> bool:
     """True on the process that writes (process 0; the only one without --distributed)."""

@@ -1,4 +1,5 @@
-"""Live logging of a running batch, used by `rlx train` and `rlx sweep`.
+"""Live logging of a running batch, used by `rlx.runner.session.train_to_dir` (`rlx train`,
+`rlx sweep`, ``rlx.train(out=...)``).
 
 `Live` is the runner's callback (``callback(steps, {run index: metrics})``, called at every
 evaluation point). It keeps the batch's learning curves with the runner's own `Curves` (same
@@ -27,7 +28,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from rlx import record
+from rlx import files, record
 from rlx.errors import RlxError
 from rlx.runner.curves import Curves
 from rlx.runner.plan import RunPlan, plan_hash, plan_spec
@@ -65,8 +66,9 @@ def curve_names(rp: RunPlan) -> tuple[list[str], list[str]]:
 class Live:
     """The runner's callback: curves so far, the partial curves file and the sinks.
 
-    `resumed` is the curves of the checkpoint a run resumes from (`checkpoint_meta`), whose
-    points were logged by the interrupted process and are not logged again.
+    `resumed` is the curves of the checkpoint a run resumes from (`rlx.runner.store
+    .latest_meta`), whose points were logged by the interrupted process and are not logged
+    again.
     """
 
     def __init__(
@@ -128,7 +130,7 @@ class Live:
 
     def write_curves(self, path: Path) -> None:
         """The curves so far as `rlx.record.curves_csv` writes them, replaced atomically."""
-        record.write_text_atomic(path, record.curves_csv(self.partial_record()))
+        files.write_text_atomic(path, record.curves_csv(self.partial_record()))
 
     def close(self) -> None:
         """Closes every sink."""
@@ -195,7 +197,7 @@ class Wandb:
         directory.mkdir(parents=True, exist_ok=True)
         id_file = directory / "wandb_id"
         run_id = id_file.read_text().strip() if id_file.exists() else uuid.uuid4().hex[:12]
-        id_file.write_text(run_id)
+        files.write_text_atomic(id_file, run_id)
         self.axis = rp.algorithm.unit.value
         try:
             self.run = wandb.init(
@@ -225,24 +227,3 @@ class Wandb:
 
         self.run.finish()
         wandb.teardown()
-
-
-def checkpoint_meta(directory: Path) -> dict[str, Any] | None:
-    """The meta dict (plan hash, code, position, curves, timing) of the latest checkpoint under
-    `directory`, or None; reads without creating anything."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        return None
-    from rlx.runner.checkpoint import RunCheckpointer
-
-    ckpt = RunCheckpointer(directory)
-    try:
-        return ckpt.latest_meta()
-    finally:
-        ckpt.close()
-
-
-def resumed_curves(directory: Path, rp: RunPlan) -> dict[str, Any] | None:
-    """The curves of the checkpoint under `directory` that `rp` would resume from, or None."""
-    meta = checkpoint_meta(directory)
-    return meta["curves"] if meta is not None and meta["hash"] == plan_hash(rp) else None

@@ -33,7 +33,7 @@ from brax.envs.base import Env
 from rlx import algorithm, envs, spec
 from rlx import config as cfg
 from rlx.errors import RlxError
-from rlx.record import atomic_directory
+from rlx.files import atomic_directory, check_new, write_text_atomic
 
 FORMAT = 1
 META_FILE = "policy.json"
@@ -303,15 +303,51 @@ def check_sizes(meta: Mapping[str, Any], env_name: str, env: Env) -> None:
         )
 
 
+def artifact_algorithm(meta: Mapping[str, Any], directory: Path | str) -> algorithm.Algorithm:
+    """The algorithm an artifact names, through `rlx.algorithm.get_algorithm` (built-in,
+    registered, entry point or ``package.module:ATTR``); RlxError saying how to make an
+    unknown name resolve."""
+    return _resolved(meta["algorithm"], directory, "algorithm", algorithm.get_algorithm,
+                     "rlx.register_algorithm(record)")  # fmt: skip
+
+
+def artifact_env(meta: Mapping[str, Any], directory: Path | str, env: str | None = None) -> Env:
+    """The env of an artifact (its name and keywords), or `env` (a name, its default
+    keywords), through `rlx.envs.make`; RlxError saying how to make an unknown name resolve."""
+    if env is not None and env != meta["env"]:
+        return envs.make(env)
+    return _resolved(meta["env"], directory, "environment",
+                     lambda n: envs.make(n, **meta["env_kwargs"]),
+                     "rlx.register_env(name, factory)")  # fmt: skip
+
+
+def _resolved(name: str, directory: Path | str, what: str, resolve: Callable[[str], Any],
+              register: str) -> Any:  # fmt: skip
+    from rlx import plugins
+
+    try:
+        return resolve(name)
+    except RlxError as err:
+        if plugins.is_import_path(name) or not str(err).startswith(f"unknown {what}"):
+            raise RlxError(f"policy artifact {str(directory)!r}: {err}") from None
+        raise RlxError(
+            f"policy artifact {str(directory)!r} names the {what} {name!r}, which is not one "
+            f"rlx knows: register it first ({register}), or train it under an importable "
+            "name (package.module:ATTR), which the artifact then records."
+        ) from None
+
+
 def load_artifact(directory: Path | str, env: str | None = None) -> Artifact:
     """A policy artifact with its `act`, built for the artifact's env or for `env` (a name;
-    its default keywords), which must have the same observation and action sizes."""
+    its default keywords), which must have the same observation and action sizes. The
+    artifact's algorithm and env names resolve as everywhere (`artifact_algorithm`,
+    `artifact_env`): a ``package.module:ATTR`` name imports."""
     directory = Path(directory)
     meta = read_meta(directory)
-    algo = algorithm.get(meta["algorithm"])
+    algo = artifact_algorithm(meta, directory)
     config = rebuild_config(algo, meta["config"])
     env_name = env or meta["env"]
-    env_obj = envs.make(env_name, **(meta["env_kwargs"] if env_name == meta["env"] else {}))
+    env_obj = artifact_env(meta, directory, env)
     check_sizes(meta, env_name, env_obj)
     algo.check_env(env_obj, config)
     params = restore_params(directory, meta)
@@ -360,6 +396,84 @@ def evaluate_artifact(artifact: Artifact, episodes: int, seed: int, point: int) 
     length = getattr(artifact.config, "episode_length", 0) or envs.episode_length(artifact.env)
     run = jax.jit(lambda k: evaluate(artifact.env, artifact.act, k, episodes, length))
     return {k: float(v) for k, v in run(evaluation_key(seed, point)).items()}
+
+
+@dataclasses.dataclass(frozen=True)
+class PolicyEvaluation:
+    """`evaluate_policy`'s result: the artifact, the evaluation's episodes and key, and the
+    metrics (``eval/return``, ``eval/return_std`` and the env's outcomes)."""
+
+    artifact: Artifact
+    episodes: int
+    seed: int
+    point: int
+    metrics: dict[str, float]
+
+    def record(self) -> dict[str, Any]:
+        """The JSON record ``rlx eval --out`` writes (``kind: rlx.eval``)."""
+        meta = self.artifact.meta
+        return {"kind": "rlx.eval", "artifact": str(self.artifact.path),
+                "algorithm": meta["algorithm"], "trained_on": meta["env"],
+                "env": self.artifact.env_name, "episodes": self.episodes, "seed": self.seed,
+                "point": self.point, "metrics": self.metrics}  # fmt: skip
+
+    def table(self) -> str:
+        """A short Markdown table: return mean ± std and the env's outcomes."""
+        meta, metrics = self.artifact.meta, self.metrics
+        lines = [
+            f"{meta['algorithm']} policy trained on {meta['env']}, evaluated on "
+            f"{self.artifact.env_name}: {self.episodes} episodes, key of seed {self.seed} at "
+            f"point {self.point}",
+            "",
+            "| metric | value |",
+            "|---|---|",
+            f"| return | {metrics['eval/return']:.2f} ± {metrics['eval/return_std']:.2f} |",
+        ]
+        for name, rule in envs.outcome_rules(self.artifact.env).items():
+            value = metrics[f"eval/{name}"]
+            text = f"{100 * value:.1f}%" if rule.percent else f"{value:.4g}"
+            lines.append(f"| {rule.label or name} | {text} |")
+        return "\n".join(lines)
+
+    def write_json(self, path: Path | str, overwrite: bool = False) -> Path:
+        """Writes `record()` to `path` atomically (refused where it exists, unless
+        `overwrite`); returns `path`."""
+        check_new(path, overwrite)
+        return write_text_atomic(path, json.dumps(self.record(), indent=1))
+
+
+def evaluation_seed(
+    meta: Mapping[str, Any], seed: int | None, directory: Path | str
+) -> tuple[int, int]:
+    """(seed, evaluation point) of an artifact's evaluation key: `seed` (default: the
+    artifact's run seed) and the run's final evaluation point (0 for an artifact that records
+    no run); RlxError where neither gives a seed."""
+    run = meta.get("run")
+    if seed is None and run is None:
+        raise RlxError(f"{str(directory)!r} records no run (no seed to default to); give --seed.")
+    seed = seed if seed is not None else int(run["seed"])
+    return seed, int(run["eval_point"]) if run is not None else 0
+
+
+def evaluate_policy(
+    directory: Path | str,
+    *,
+    env: str | None = None,
+    episodes: int | None = None,
+    seed: int | None = None,
+) -> PolicyEvaluation:
+    """``rlx eval``: the deterministic policy of the artifact `directory` evaluated on its env
+    (or `env`, of the same sizes) for `episodes` episodes (default: the env's,
+    `rlx.evaluation.default_episodes`) with the runner's key of `seed` (default: the run's own)
+    at the run's final point, so the defaults reproduce the run's last evaluation."""
+    from rlx import evaluation
+
+    artifact = load_artifact(directory, env=env)
+    seed, point = evaluation_seed(artifact.meta, seed, directory)
+    episodes = episodes or evaluation.default_episodes(artifact.env)
+    evaluation.check_episodes(artifact.env, episodes)
+    metrics = evaluate_artifact(artifact, episodes, seed, point)
+    return PolicyEvaluation(artifact, episodes, seed, point, metrics)
 
 
 # --- a policy artifact as an asset (a pretrained policy to fine-tune) ----------------------

@@ -97,9 +97,9 @@ def write_manifest(path: Path | None = None) -> dict[str, object]:
     names = [n for n in names if n]
     manifest = {"revision": state["revision"], "files": names,
                 "sha256": code_digest(REPO_ROOT, names)}  # fmt: skip
-    path = path or manifest_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(manifest))
+    from rlx.files import write_text_atomic
+
+    write_text_atomic(path or manifest_path(), json.dumps(manifest))
     return manifest
 
 

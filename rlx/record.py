@@ -6,15 +6,12 @@ only when complete, so an interrupted or failed run never leaves a half-written 
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
 import math
 import os
 import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +19,7 @@ import numpy as np
 
 from rlx import metrics
 from rlx.errors import RlxError
+from rlx.files import atomic_directory
 from rlx.metrics import MetricRule
 from rlx.provenance import describe_hardware
 
@@ -183,33 +181,6 @@ def write_run(
             if Path(source).is_dir():
                 shutil.copytree(source, tmp / name, symlinks=True)
     return out
-
-
-@contextlib.contextmanager
-def atomic_directory(out: Path) -> Iterator[Path]:
-    """Yields a temporary directory next to `out` to fill; when the block ends without error it
-    replaces `out` (an existing one is removed) by a rename, so `out` is never half-written.
-    On an error the temporary directory is removed and `out` is left as it was."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        yield tmp
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Replaces `path` by `text` atomically (a reader sees the old file or the new one)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def console_summary(record: dict[str, Any], out: Path | None) -> str:

@@ -134,6 +134,24 @@ def parse_pairs(pairs: Sequence[str], option: str) -> dict[str, str]:
     return out
 
 
+def parse_env_pairs(pairs: Sequence[str], option: str) -> dict[str, Any]:
+    """Environment keywords from ``name=value`` pairs: true/false as booleans, then integers,
+    numbers, or else the text; RlxError for a pair without '='."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep:
+            raise RlxError(f"bad {option} {pair!r}: expected name=value.")
+        if text.lower() in ("true", "false"):
+            out[name] = text.lower() == "true"
+            continue
+        try:
+            out[name] = float(text) if any(c in text for c in ".eE") else int(text)
+        except ValueError:
+            out[name] = text
+    return out
+
+
 def parse_grid_pairs(pairs: Sequence[str]) -> dict[str, list[str]]:
     """``name=v1,v2,...`` strings (``--grid``) as {name: [text, ...]}."""
     out = {}

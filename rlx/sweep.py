@@ -28,7 +28,7 @@ A sweep file is TOML::
     [assets."pointmaze_medium"]              # read-only inputs of the cells on this env, for
     dataset = "make:pointmaze-medium-navigate"   # each algorithm that reads an asset of that
     distances = "data/medium.npz"            # name: a path, "make:RECIPE" (built once into
-                                             # the asset cache, rlx.recipes), or a table
+                                             # the asset cache, rlx.data.recipes), or a table
                                              # {make = RECIPE, episodes = 100, seed = 1}
     [cell."ppo/cartpole_swingup"]            # overrides for one algorithm/environment cell
     total_steps = 450_000
@@ -53,20 +53,17 @@ The whole file is validated before anything runs; errors name the file, line and
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime
 import hashlib
 import json
-import os
 import re
 import shutil
-import tempfile
 import tomllib
 from pathlib import Path
 from typing import Any
 
-from rlx import algorithm, envs, runner, spec
+from rlx import algorithm, envs, files, runner, spec
 from rlx import config as cfg
 from rlx.errors import RlxError, unknown
 from rlx.provenance import code_identity, provenance
@@ -212,12 +209,16 @@ def _check_top(raw: dict[str, Any], where: _Where) -> None:
         )
     for key in ("algorithms", "environments"):
         _expect_names(where, raw[key], key, key)
-    for algo in raw["algorithms"]:
-        if algo not in algorithm.ALGORITHMS:
-            raise where.error(str(unknown("algorithm", algo, algorithm.ALGORITHMS)), "algorithms")
+    for algo in raw["algorithms"]:  # built-in, registered, entry point or package.module:ATTR
+        try:
+            algorithm.get_algorithm(algo)
+        except RlxError as err:
+            raise where.error(str(err), "algorithms") from None
     for env in raw["environments"]:
-        if env not in envs.names():
-            raise where.error(str(unknown("environment", env, envs.names())), "environments")
+        try:
+            envs.check_name(env)
+        except RlxError as err:
+            raise where.error(str(err), "environments") from None
     _check_seeds(raw["seeds"], where)
     for key in ("total_steps", "quick_total_steps", "num_evals", "eval_episodes"):
         if key in raw:
@@ -322,7 +323,7 @@ def _check_assets(raw: dict[str, Any], where: _Where) -> None:
 
 def _asset_path(value: Any) -> str:
     """The file of one [assets] value, building a recipe into the asset cache if needed."""
-    from rlx import recipes
+    from rlx.data import recipes
 
     if isinstance(value, dict):
         opts = {k: v for k, v in value.items() if k != "make"}
@@ -482,13 +483,10 @@ def _read_json(path: Path) -> dict[str, Any] | None:
         return None
 
 
-# sweep.json is written to a temporary file of this prefix and suffix, then renamed.
-_META_TEMP = (".sweep.", ".json")
-
-
 def _meta_temp(path: Path) -> bool:
-    """Whether `path` is a sweep.json being written (`prepare_dir`'s temporary file)."""
-    return path.name.startswith(_META_TEMP[0]) and path.name.endswith(_META_TEMP[1])
+    """Whether `path` is a sweep.json being written (`prepare_dir`'s temporary file, unique
+    per process: shards sharing `out` never write the same one)."""
+    return files.is_temp(path, "sweep.json")
 
 
 def prepare_dir(sweep: Sweep, out: Path, new: bool) -> Path:
@@ -525,10 +523,7 @@ def prepare_dir(sweep: Sweep, out: Path, new: bool) -> Path:
         "plot_binned": list(sweep.plot_binned),
         "file": sweep.raw,
     }
-    fd, tmp = tempfile.mkstemp(prefix=_META_TEMP[0], suffix=_META_TEMP[1], dir=out)  # per process:
-    with os.fdopen(fd, "w") as handle:  # shards sharing `out` never write the same temp file
-        handle.write(json.dumps(meta, indent=1))
-    os.replace(tmp, meta_path)
+    files.write_text_atomic(meta_path, json.dumps(meta, indent=1))  # a per-process temp name
     return out
 
 
@@ -555,20 +550,24 @@ def run_sweep(
     progress: bool = True,
     runs_per_slice: int | None = None,
     tensorboard: bool = False,
+    wandb: str | None = None,
     accept_revision_change: bool = False,
     keep_policies: bool = True,
     shard: Shard | None = None,
 ) -> list[Path]:
-    """Runs every unfinished cell (resuming an interrupted one from its checkpoint) and returns
-    the cell directories. Finished cells with the same configuration hash and code are skipped.
-    The provenance (code revision, command, versions) is read once, now, for every cell. With
-    `keep_policies`, each run's final policy is exported as soon as its slice ends, to
-    ``<out>/policies/<cell dir>/run-<i>/`` (`rlx.policy`). With `shard` (K of N) only the
-    cells whose index is K modulo N run, so N processes (a SLURM job array) can share `out`:
-    each removes only its own cells' checkpoints."""
-    from rlx import distributed, record
-    from rlx import logging as live
+    """Runs every unfinished cell and returns the cell directories. Each cell trains into
+    ``<out>/cells/<cell dir>/`` through `rlx.runner.session.train_to_dir` (so while it runs,
+    ``<cell dir>.partial/`` holds its checkpoints, partial ``curves.csv`` and live logs, and an
+    interrupted cell resumes from there); with `wandb` (a project) each cell is one wandb run.
+    Finished cells with the same configuration hash and code are skipped. The provenance (code
+    revision, command, versions) is read once, now, for every cell. With `keep_policies`, each
+    run's final policy is exported as soon as its slice ends, to
+    ``<out>/policies/<cell dir>/run-<i>/``. With `shard` (K of N) only the cells whose index is
+    K modulo N run, so N processes (a SLURM job array) can share `out`."""
+    from rlx import distributed
+    from rlx.runner import session
 
+    session.check_wandb(wandb)  # before the results directory is made
     started = provenance()
     primary = distributed.is_primary()  # with --distributed only process 0 writes
     if primary:
@@ -579,36 +578,54 @@ def run_sweep(
         cell_dir = out / "cells" / cell.dirname
         if _finished(cell, cell_dir, started, accept_revision_change):
             print(f"[sweep] {cell.key}: finished earlier, skipped")
+            if primary:  # a process killed between writing the record and clearing up
+                shutil.rmtree(session.partial_dir(cell_dir), ignore_errors=True)
             done.append(cell_dir)
             continue
         budget = cell.plan.base_config.total_steps
         print(
             f"[sweep] {cell.key}: {len(cell.plan.runs)} runs x {budget:,} {cell.plan.algorithm.unit.label}"
         )
-        ckpt_dir = out / "checkpoints" / cell.dirname
-        callback = None
-        if tensorboard and primary:
-            callback = live.Live(
-                cell.plan, [live.TensorBoard(out / "tensorboard" / cell.dirname)],
-                resumed=live.resumed_curves(ckpt_dir, cell.plan),
-            )  # fmt: skip
-        rec = runner.run(
-            cell.plan, progress=progress and primary, runs_per_slice=runs_per_slice,
-            checkpoint_dir=ckpt_dir, callback=callback, started=started,
-            accept_revision_change=accept_revision_change,
-            on_slice_end=_policy_keeper(out, cell, started) if keep_policies else None,
+        policies = out / "policies" / cell.dirname
+        if primary and cell_dir.exists():  # not this cell's finished record: a leftover
+            shutil.rmtree(cell_dir)
+        distributed.barrier(f"cell {cell.key} cleared")
+        session.train_to_dir(
+            cell.plan, cell_dir, accept_revision_change=accept_revision_change,
+            runs_per_slice=runs_per_slice, progress=progress, tensorboard=tensorboard,
+            wandb=wandb, export=policies if keep_policies else None, started=started,
         )  # fmt: skip
-        if callback is not None:
-            callback.close()
-        distributed.barrier(f"cell {cell.key} done")
-        if primary:
-            record.write_run(cell_dir, rec, overwrite=True)
-            shutil.rmtree(ckpt_dir, ignore_errors=True)
-            print(record.console_summary(rec, None))
         done.append(cell_dir)
-    with contextlib.suppress(OSError):  # only when empty: another shard may still be running
-        (out / "checkpoints").rmdir()
     return done
+
+
+def dry_run_text(
+    sweep: Sweep,
+    out: Path,
+    *,
+    runs_per_slice: int | None = None,
+    accept_revision_change: bool = False,
+    shard: Shard | None = None,
+) -> str:
+    """What ``rlx sweep --dry-run`` prints: for each cell (of `shard`), whether it is finished
+    or where it would resume, its resolved plan, batch shape and memory estimate
+    (`rlx.runner.describe.dry_run_text`). Reads `out`, writes nothing."""
+    from rlx.runner import describe, session
+
+    started = provenance()
+    parts = [f"sweep {sweep.name} ({sweep.digest()}): {len(sweep.cells)} cells, results in {out}"]
+    for cell in (shard or Shard(0, 1)).select(sweep.cells):
+        cell_dir = out / "cells" / cell.dirname
+        if _finished(cell, cell_dir, started, accept_revision_change):
+            parts.append(f"[sweep] {cell.key}: finished earlier, would be skipped")
+            continue
+        meta = session.resume_point(cell.plan, cell_dir, started,
+                                    accept_revision_change=accept_revision_change)  # fmt: skip
+        resume = None if meta is None else (meta, session.partial_dir(cell_dir))
+        text = describe.dry_run_text(cell.plan, runs_per_slice=runs_per_slice, out=cell_dir,
+                                     resume=resume)  # fmt: skip
+        parts.append(f"[sweep] {cell.key}:\n{text}")
+    return "\n\n".join(parts)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -635,15 +652,3 @@ class Shard:
     def select(self, cells: tuple[Cell, ...]) -> list[Cell]:
         """This shard's cells, in sweep order."""
         return [c for i, c in enumerate(cells) if i % self.count == self.index]
-
-
-def _policy_keeper(out: Path, cell: Cell, started: dict[str, Any]):
-    """``on_slice_end`` that exports the slice's final policies (`rlx.policy.export_runs`)."""
-    from rlx import policy
-
-    folder = out / "policies" / cell.dirname
-
-    def keep(ids: list[int], state: Any) -> None:
-        policy.export_runs(cell.plan, ids, state, started, lambda i: folder / f"run-{i}")
-
-    return keep

@@ -12,8 +12,9 @@ import orbax.checkpoint as ocp
 import pytest
 
 import rlx
-from rlx import cli, datasets
+from rlx import cli
 from rlx import policy as policy_mod
+from rlx.data import datasets
 from rlx.errors import RlxError
 
 OFF = {"num_envs": 4, "unroll_length": 4, "utd_ratio": 0.5, "batch_size": 16, "hidden": (16,),

@@ -186,7 +186,7 @@ def test_resume_across_code_revisions_is_refused_unless_accepted(tmp_path):
     ckpt = tmp_path / "ck"
     first = _run(seeds=1, checkpoint_dir=ckpt, started={**_started(), "git": "aaaa"})
     assert not first["execution"]["resumed"]  # the finished run's last checkpoint stays
-    with pytest.raises(RlxError, match="made by code aaaa, this is bbbb"):
+    with pytest.raises(RlxError, match=r"unfinished run of code aaaa \(this is bbbb\)"):
         _run(seeds=1, checkpoint_dir=ckpt, started={**_started(), "git": "bbbb"})
     again = _run(seeds=1, checkpoint_dir=ckpt, started={**_started(), "git": "bbbb"},
                  accept_revision_change=True)  # fmt: skip

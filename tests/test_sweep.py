@@ -17,7 +17,7 @@ import jax
 import numpy as np
 import pytest
 
-from rlx import cli, sweep
+from rlx import cli, files, sweep
 from rlx.errors import RlxError
 from rlx.report import table
 
@@ -190,7 +190,7 @@ def test_resume_after_kill_gives_identical_numbers(tmp_path, single):
     )  # fmt: skip
     assert killed.returncode == -signal.SIGKILL
     assert not (resumed / "cells" / "ppo__pendulum_swingup" / "record.json").exists()
-    assert (resumed / "checkpoints" / "ppo__pendulum_swingup").is_dir()
+    assert (resumed / "cells" / "ppo__pendulum_swingup.partial" / "checkpoints").is_dir()
     again = subprocess.run(
         _sweep_cmd(path, resumed), env=_session_cache(), capture_output=True, text=True,
         timeout=600,
@@ -199,7 +199,7 @@ def test_resume_after_kill_gives_identical_numbers(tmp_path, single):
     np.testing.assert_array_equal(_final_returns(resumed), _final_returns(single))
     rec = json.loads((resumed / "cells" / "ppo__pendulum_swingup" / "record.json").read_text())
     assert rec["execution"]["resumed"] is True
-    assert not (resumed / "checkpoints").exists()
+    assert not (resumed / "cells" / "ppo__pendulum_swingup.partial").exists()
     for name in (
         "table.md",
         "table.csv",
@@ -233,7 +233,7 @@ def test_a_shard_starting_while_another_writes_sweep_json_is_not_refused(tmp_pat
     new, not as another configuration's. A directory with anything else in it is refused."""
     out = tmp_path / "res"
     out.mkdir()
-    (out / ".sweep.k3j9x.json").write_text('{"digest": "half-writ')
+    files.temp_path(out / "sweep.json").write_text('{"digest": "half-writ')  # another shard's
     tiny = sweep.load(_write(tmp_path, TINY))
     sweep.prepare_dir(tiny, out, new=False)
     assert json.loads((out / "sweep.json").read_text())["digest"] == tiny.digest()
@@ -249,7 +249,7 @@ def test_nan_run_fails_alone_and_is_marked_and_tensorboard_logs(tmp_path):
     sw = sweep.load(_write(tmp_path, text))
     out = tmp_path / "res"
     sweep.run_sweep(sw, out, progress=False, tensorboard=True)
-    logdir = out / "tensorboard" / "ppo__pendulum_swingup"  # a directory per seed and mean
+    logdir = out / "cells" / "ppo__pendulum_swingup" / "tensorboard"  # per seed and mean
     for run in (
         "reward_scaling=0.1/mean",
         "reward_scaling=0.1/seed_1",
@@ -424,7 +424,7 @@ def test_two_shards_sharing_one_directory_equal_one_process(tmp_path, single):
     ran = [{line.split(":")[0] for line in out.splitlines() if line.startswith("[sweep]")}
            for out, _ in outputs]  # fmt: skip
     assert ran == [{"[sweep] ppo/pendulum_swingup"}, {"[sweep] ppo/cartpole_swingup"}]
-    assert not (shared / "checkpoints").exists()
+    assert not list((shared / "cells").glob("*.partial"))
     assert cli.main(["table", str(shared)]) == 0  # once the array is done, as the README says
     both = (shared / "table.md").read_text()
     assert "Not finished yet" not in both

@@ -20,6 +20,7 @@ import pytest
 
 from rlx import algorithm, cli, runner
 from rlx import config as cfg
+from rlx.runner import describe
 from rlx.runner.checkpoint import RunCheckpointer
 
 CACHE = os.environ.get(
@@ -259,8 +260,8 @@ def test_dry_run_prints_config_plan_shape_and_memory_and_writes_nothing(tmp_path
         jax.random.PRNGKey(0)
     )
     per_run = sum(x.nbytes for x in jax.tree.leaves(state))
-    assert cli.state_bytes(rp) == (per_run, 0)
-    assert f"memory: training state {cli._bytes_text(per_run)} per run; 2 runs at once" in text
+    assert describe.state_bytes(rp) == (per_run, 0)
+    assert f"memory: training state {describe.bytes_text(per_run)} per run; 2 runs at once" in text
 
 
 def test_list_algorithm_prints_every_field_with_its_default_kind_and_doc(capsys):
@@ -274,7 +275,7 @@ def test_list_algorithm_prints_every_field_with_its_default_kind_and_doc(capsys)
         assert lines[0] == f"{name}: {algo.description}"
         for field, kind, _, doc in cfg.describe(algo.Config):
             (line,) = [ln for ln in lines if ln.split()[:1] == [field]]
-            assert line.split()[1:3] == [cli._value_text(getattr(config, field)), kind], line
+            assert line.split()[1:3] == [describe.value_text(getattr(config, field)), kind], line
             assert line.rstrip().endswith(doc), line
     assert ["baseline", "state", "static"] in [ln.split()[:3] for ln in lines]
 

@@ -3,7 +3,8 @@
 
 A resume continues only the same plan (`plan_hash`) made by the same code (revision and diff
 hash); a resume across code revisions is refused unless explicitly accepted, and is then
-written into the record.
+written into the record. `resume_decision` is that rule, the one place it is written (the
+runner's `Store.resume` and `rlx.runner.session` both ask it).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -59,26 +61,13 @@ class Store:
 
     def resume(self, accept_revision_change: bool) -> Resume | None:
         """The latest checkpoint's position, curves and timing, or None; raises RlxError for a
-        checkpoint of another plan, or of other code unless `accept_revision_change`."""
-        meta = self._ckpt.latest_meta()
+        checkpoint it may not resume (`resume_decision`)."""
+        meta = resume_decision(
+            self._ckpt.latest_meta(), self.directory, self.digest, self.code,
+            accept_revision_change=accept_revision_change,
+        )  # fmt: skip
         if meta is None:
             return None
-        if "code" not in meta or "position" not in meta:
-            raise RlxError(
-                f"checkpoint in {str(self.directory)!r} was written by an older rlx (it names no "
-                "code revision); remove it to start afresh."
-            )
-        if meta["hash"] != self.digest:
-            raise RlxError(
-                f"checkpoint in {str(self.directory)!r} belongs to a different configuration "
-                f"(hash {meta['hash']} != {self.digest}); remove it or write elsewhere."
-            )
-        if meta["code"] != self.code and not accept_revision_change:
-            raise RlxError(
-                f"checkpoint in {str(self.directory)!r} was made by code {meta['code']}, this is "
-                f"{self.code}; resuming would mix two revisions in one run. Pass "
-                "--accept-revision-change to resume anyway (the record says so), or remove it."
-            )
         return Resume(Position(**meta["position"]), meta["curves"], Timing(**meta["timing"]),
                       meta["code"])  # fmt: skip
 
@@ -101,6 +90,55 @@ class Store:
     def close(self) -> None:
         """Releases orbax's resources."""
         self._ckpt.close()
+
+
+DISCARD_HINT = "remove it to start afresh, or write elsewhere"
+
+
+def resume_decision(
+    meta: Mapping[str, Any] | None,
+    where: Path,
+    digest: str,
+    code: str,
+    *,
+    accept_revision_change: bool = False,
+    discard: bool = False,
+    discard_hint: str = DISCARD_HINT,
+) -> dict[str, Any] | None:
+    """The one resume rule: the checkpoint `meta` (`latest_meta`) to resume from, or None to
+    start afresh (no checkpoint, or `discard` of one that may not be resumed). A checkpoint may
+    be resumed when it names plan `digest` and code `code` (another code only with
+    `accept_revision_change`); otherwise RlxError naming `where` and `discard_hint`."""
+    if meta is None:
+        return None
+    if "code" not in meta or "position" not in meta:
+        problem = "a checkpoint written by an older rlx (it names no code revision)"
+        hint = discard_hint
+    elif meta["hash"] != digest:
+        problem = f"an unfinished run of a different configuration (plan {meta['hash']}, this is {digest})"
+        hint = discard_hint
+    elif meta["code"] != code and not accept_revision_change:
+        problem = f"an unfinished run of code {meta['code']} (this is {code})"
+        hint = ("pass --accept-revision-change to resume it anyway (the record says so), or "
+                + discard_hint)  # fmt: skip
+    else:
+        return dict(meta)
+    if discard:
+        return None
+    raise RlxError(f"{str(where)!r} holds {problem}; {hint}.")
+
+
+def latest_meta(directory: Path) -> dict[str, Any] | None:
+    """The meta dict (plan hash, code, position, curves, timing) of the latest checkpoint under
+    `directory`, or None; reads without creating anything."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return None
+    ckpt = RunCheckpointer(directory)
+    try:
+        return ckpt.latest_meta()
+    finally:
+        ckpt.close()
 
 
 def store_for(directory: Path | None, digest: str, started: dict[str, Any]) -> Store | None:
