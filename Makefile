@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.rlx-installed
 
-.PHONY: quickstart test lint bench gpu-wheels clean-venv
+.PHONY: quickstart test lint docs bench gpu-wheels clean-venv
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+# The documentation site (docs/, mkdocs.yml) into site/; --strict: a broken link, a missing
+# results file or a renamed documented function fails the build (tests/test_docs.py too).
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
 
 bench: $(STAMP)
 	$(VENV)/bin/rlx bench --out results/bench
