@@ -165,6 +165,17 @@ class _Where:
         n = self.line(*keys) if keys else None
         return RlxError(f"{self.path}{f':{n}' if n else ''}: {message}")
 
+    def key_line(self, section: str | None, key: str) -> int | None:
+        """The line of ``key = ...`` inside the table ``[section]`` (top level when None)."""
+        current = None
+        for n, text in enumerate(self.lines, 1):
+            header = re.match(r"^\s*\[+([^\]]+)\]+\s*(#.*)?$", text)
+            if header:
+                current = re.sub(r"\s+", "", header.group(1))
+            elif current == section and re.match(rf'^\s*"?{re.escape(key)}"?\s*=', text):
+                return n
+        return None
+
 
 def _expect(
     where: _Where, value: Any, kind: type | tuple[type, ...], what: str, *keys: str
@@ -444,7 +455,45 @@ def _cell_plan(raw: dict[str, Any], algo: str, env: str, quick: bool, where: _Wh
             assets=_cell_assets(raw, algo, env),
         )  # fmt: skip
     except RlxError as err:
-        raise where.error(f"cell {key}: {err}", key) from None
+        raise _layered_error(where, raw, algo, key, quick, err) from None
+
+
+def _origins(raw: dict[str, Any], algo: str, key: str, quick: bool) -> dict[str, tuple[str, Any]]:
+    """Which layer of the file set each config field of a cell: field -> (label, the table to
+    find its line in, None for the top level)."""
+    out: dict[str, tuple[str, Any]] = {"total_steps": ("total_steps", None)}
+    layers = [(f"[settings.{algo}]", f"settings.{algo}", raw.get("settings", {}).get(algo, {})),
+              (f'[cell."{key}"]', f'cell."{key}"', raw.get("cell", {}).get(key, {}))]  # fmt: skip
+    if quick:
+        shared = {k: v for k, v in raw.get("quick", {}).items() if not isinstance(v, dict)}
+        layers.append(("[quick]", "quick", shared))
+        if "quick_total_steps" in raw:
+            layers.append(("quick_total_steps", None, {"total_steps": None}))
+        layers.append((f"[quick.{algo}]", f"quick.{algo}", raw.get("quick", {}).get(algo, {})))
+    for label, table, values in layers:
+        out.update({name: (label, table) for name in values})
+    return out
+
+
+def _layered_error(
+    where: _Where, raw: dict[str, Any], algo: str, key: str, quick: bool, err: RlxError
+) -> RlxError:
+    """A cell's plan error with the layer (and line) that set each config field it names, e.g.
+    ``(policy_frequency: td3's default; num_envs: [settings.td3] line 19)``, located at the
+    first of those lines."""
+    origins = _origins(raw, algo, key, quick)
+    names = [f for f in cfg.fields(algorithm.get_algorithm(algo).Config)
+             if re.search(rf"\b{re.escape(f)}\b", str(err))]  # fmt: skip
+    notes, lines = [], []
+    for name in names:
+        label, table = origins.get(name, (f"{algo}'s default", None))
+        n = where.key_line(table, "quick_total_steps" if label == "quick_total_steps" else name)
+        n = n if name in origins else None
+        lines += [n] if n else []
+        notes.append(f"{name}: {label}" + (f" line {n}" if n else ""))
+    suffix = f" (set by: {'; '.join(notes)})" if notes else ""
+    n = lines[0] if lines else where.line("algorithms")
+    return RlxError(f"{where.path}{f':{n}' if n else ''}: cell {key}: {err}{suffix}")
 
 
 def load(path: Path | str, quick: bool = False) -> Sweep:
