@@ -355,8 +355,12 @@ def _add_check_env(sub) -> None:
 
 def _add_train(sub) -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train seeds x grid runs in one compiled program")
-    train.add_argument("--algo", required=True, help="algorithm name (see rlx list)")
-    train.add_argument("--env", required=True, help="environment name (see rlx list)")
+    train.add_argument(
+        "--algo", required=True, help="algorithm: a name (rlx list) or package.module:ATTR"
+    )
+    train.add_argument(
+        "--env", required=True, help="environment: a name (rlx list) or package.module:ATTR"
+    )
     train.add_argument("--seeds", type=_seeds, default=8, metavar="N|A-B|A,B,...",
                        help="seeds 0..N-1, seeds A..B, or a list (default 8)")  # fmt: skip
     train.add_argument(
