@@ -53,10 +53,18 @@ def test_future_rows_stay_in_the_trajectory(jit):
                                [0.5, 0.25, 0.125, 0.125], atol=0.01)  # fmt: skip
 
 
-def test_geometric_offsets_have_mean_one_over_one_minus_gamma():
-    k = np.asarray(gs.geometric_offsets(jax.random.PRNGKey(0), 0.99, (200_000,)))
-    assert k.min() >= 1
-    np.testing.assert_allclose(k.mean(), 100.0, rtol=0.02)
+def test_geometric_offsets_have_the_geometric_law_on_one_two_and_up():
+    # gamma = 0.5: P(k) = 0.5^k on {1, 2, ...}, so P(1..5) = 1/2, 1/4, 1/8, 1/16, 1/32 and no 0
+    # (an off-by-one, k = floor(...) or 2 + floor(...), moves half the mass to 0 or 2, and the
+    # clip at 1 would hide the first from a min check). Binomial SE <= 0.5 / sqrt(n) = 0.0011.
+    n = 200_000
+    k = np.asarray(gs.geometric_offsets(jax.random.PRNGKey(0), 0.5, (n,)))
+    share = np.bincount(k, minlength=7)[:6] / n
+    np.testing.assert_allclose(share, [0.0, 1 / 2, 1 / 4, 1 / 8, 1 / 16, 1 / 32], atol=0.005)
+    # gamma = 0.99: mean 1 / (1 - gamma) = 100, sd sqrt(gamma) / (1 - gamma) = 99.5, so the
+    # sample mean's SE is 99.5 / sqrt(n) = 0.22; 0.6 is below the shift 1 of an off-by-one.
+    mean = float(np.asarray(gs.geometric_offsets(jax.random.PRNGKey(1), 0.99, (n,))).mean())
+    assert abs(mean - 100.0) < 0.6, mean
 
 
 @pytest.mark.parametrize("jit", JIT)

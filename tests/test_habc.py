@@ -158,7 +158,7 @@ def test_missing_pretrained_policy(capsys, tmp_path):
     _refused(capsys, TRAIN, tmp_path / "o", "missing asset(s) pretrained")
 
 
-def test_missing_or_corrupt_artifact(capsys, tmp_path, sft):
+def test_missing_or_corrupt_artifact(capsys, tmp_path):
     _refused(capsys, [*TRAIN, "--asset", f"pretrained={tmp_path / 'nope'}"], tmp_path / "o",
              "does not exist")  # fmt: skip
     broken = tmp_path / "broken"

@@ -210,11 +210,17 @@ def test_residual_warmup_adds_the_baseline_twice_when_asked():
 def test_agency_td3_trains_with_executed_actions_and_a_selective_buffer(mask):
     overrides = {**SMALL, "total_steps": 4_000, "store_action": "executed",
                  "selective_buffer": True, "selective_mask": mask}  # fmt: skip
-    rec = rlx.run("agency_td3", "treasure_robot", seeds=2, overrides=overrides, num_evals=2,
-                  eval_episodes=4, progress=False)  # fmt: skip
+    res = rlx.train("agency_td3", "treasure_robot", seeds=2, overrides=overrides, num_evals=2,
+                    eval_episodes=4, progress=False)  # fmt: skip
+    rec = res.record
     share = np.array([r["curve"]["train/baseline_share"] for r in rec["runs"]])
     assert np.isfinite(share[:, 1:]).all() and (share[:, 1:] > 0).all()
     assert np.isfinite(_returns(rec)).all()
+    for run in range(2):
+        state = res.run_state(run)
+        _assert_learner_stepped(state.learner)
+        # The selective buffer keeps fewer rows than the 4,000 steps (the baseline acted).
+        assert 0 < int(state.buffer.size) < 4_000, int(state.buffer.size)
 
 
 def test_residual_act_and_evaluation_add_the_baseline():
@@ -387,6 +393,15 @@ def _returns(rec):
     return np.array([r["curve"]["eval/return"] for r in rec["runs"]])
 
 
+def _assert_learner_stepped(learner_state) -> None:
+    """The online networks of a TD3 learner left their targets, which start as their copies
+    and follow them by Polyak averaging: gradient steps were taken and kept."""
+    for online, target in (("actor", "actor_target"), ("critic", "critic_target")):
+        gap = jax.tree.map(lambda a, b: float(np.abs(a - b).max()),
+                           getattr(learner_state, online), getattr(learner_state, target))  # fmt: skip
+        assert max(jax.tree.leaves(gap)) > 1e-3, (online, gap)
+
+
 @pytest.mark.parametrize("algo", ["td3", "sac"])
 def test_offpolicy_learner_learns_pendulum_swingup(algo):
     rec = rlx.run(algo, "pendulum_swingup", seeds=2, overrides={**SMALL, "total_steps": 40_000},
@@ -427,10 +442,19 @@ def test_residual_td3_learns_to_correct_a_miscalibrated_baseline():
 
 
 def test_plain_td3_training_episodes_fail_early_where_agency_transfer_succeeds():
-    rec = rlx.run("td3", "pendulum_swingup", seeds=2, overrides={**SMALL, "total_steps": 10_000},
-                  num_evals=1, eval_episodes=4, progress=False)  # fmt: skip
-    goal = [r["curve"]["train/episode_goal_reached"][1] for r in rec["runs"]]
+    res = rlx.train("td3", "pendulum_swingup", seeds=2,
+                    overrides={**SMALL, "total_steps": 10_000}, num_evals=1, eval_episodes=4,
+                    progress=False)  # fmt: skip
+    goal = [r["curve"]["train/episode_goal_reached"][1] for r in res.record["runs"]]
     assert max(goal) < 0.5, goal
+    # ... while the learner trains: it stepped, and its actor no longer acts as a fresh one
+    # (whose last layer starts at 0.01 scale: |mu(s)| of about 0.01).
+    obs = jax.random.normal(jax.random.key(0), (64, 3))
+    for run in range(2):
+        state = res.run_state(run)
+        _assert_learner_stepped(state.learner)
+        mu = td3.LEARNER.act(state.learner.actor, obs, 1, state.config)
+        assert float(jnp.abs(mu).mean()) > 0.1, mu
 
 
 # ------------------------------------------------------------------------------ bad input

@@ -52,11 +52,21 @@ def test_ppo_reports_episode_outcomes():
     curve = rec["runs"][0]["curve"]
     # 256 steps over 4 envs with 16-step episodes: 16 episodes end, each reaching the goal or not.
     assert curve["train/episodes"][-1] == 16
-    goal = curve["train/episode_goal_reached"][-1]
-    assert 0.0 <= goal <= 1.0
+    # No policy swings the pendulum up in 16 steps (full-torque energy pumping is still 1.65 rad
+    # from upright after 16; the baseline controller needs 44 or more): the goal rate is 0.
+    assert curve["train/episode_goal_reached"][-1] == 0.0
     assert np.isfinite(curve["train/episode_return"][-1])
     rules = rlx.algorithm.get("ppo").metric_rules(env)
     assert rules["train/episode_goal_reached"].reduce == "episode_mean"
+    # Target matching with a tolerance above any distance (at most 2): every episode ends at
+    # the goal, so the rate is exactly 1, and the distance is that of the episodes' last steps.
+    rec = rlx.run("ppo", "target_matching_m6", seeds=1, overrides={**TINY, "total_steps": 256},
+                  env_kwargs={"goal_tolerance": 10.0}, num_evals=1, eval_episodes=2,
+                  progress=False)  # fmt: skip
+    curve = rec["runs"][0]["curve"]
+    assert curve["train/episodes"][-1] == 16
+    assert curve["train/episode_goal_reached"][-1] == 1.0
+    assert 0.0 < curve["train/episode_distance"][-1] < 2.0
 
 
 def test_minibatch_step_takes_one_clipped_adam_step_on_the_loss():

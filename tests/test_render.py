@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import re
 import zlib
@@ -37,6 +38,15 @@ def pole_pixels(frame: np.ndarray) -> np.ndarray:
     return np.abs(frame.astype(int) - RED).sum(-1) < 30
 
 
+def pole_angle(frame: np.ndarray) -> float:
+    """The pendulum's angle from upright (positive leaning right) as drawn in a frame: the
+    direction from the pivot (the black dot) to the centroid of the pole's pixels."""
+    scene = frame[40:].astype(int)  # below the title
+    pole_y, pole_x = np.nonzero(pole_pixels(frame[40:]))
+    pivot_y, pivot_x = np.nonzero(scene.sum(-1) < 60)
+    return float(np.arctan2(pole_x.mean() - pivot_x.mean(), pivot_y.mean() - pole_y.mean()))
+
+
 def page_system(page: str) -> dict:
     """The system JSON Brax's page carries (base64 of zlib), decoded."""
     blob = re.search(r'var system = "([^"]+)"', page).group(1)
@@ -53,6 +63,36 @@ def test_pendulum_gif_has_one_changing_frame_per_state(tmp_path):
     poles = [pole_pixels(f[40:]) for f in frames]  # below the title (it changes every frame)
     assert all(p.sum() > 200 for p in poles)  # the pole is drawn in every frame ...
     assert (poles[0] ^ poles[-1]).sum() > 200  # ... and it moved
+
+
+def test_gif_draws_the_given_policys_rollout_from_the_initial_state(tmp_path):
+    """`render` (what ``rlx render`` calls) with full torque one way or the other: frame 0 is
+    the same initial state for both, every frame differs from the one before, and the pole
+    drawn in frame t is at the angle of the state reached by stepping the env by hand with
+    that policy (read from the pixels to about 0.01 rad)."""
+    env = envs.make("pendulum_swingup")
+    drawn = {}
+    for torque in (1.0, -1.0):
+
+        def act(obs, key, deterministic, torque=torque):
+            return jnp.full((1,), torque, jnp.float32)
+
+        out = render.render("pendulum_swingup", {}, act, tmp_path / f"{torque}.gif", steps=20,
+                            seed=3)  # fmt: skip
+        frames = drawn[torque] = gif_frames(out)
+        assert all((a[40:] != b[40:]).any() for a, b in itertools.pairwise(frames))
+        state = jax.tree.map(
+            lambda x: x[0], render.rollout(env, act, jax.random.PRNGKey(3), 1).states
+        )
+        angles = [float(state.pipeline_state[0])]
+        for _ in range(20):
+            state = env.step(state, jnp.full((1,), torque))
+            angles.append(float(state.pipeline_state[0]))
+        error = np.angle(np.exp(1j * (np.array([pole_angle(f) for f in frames]) - angles)))
+        assert np.abs(error).max() < 0.03, error
+    np.testing.assert_array_equal(drawn[1.0][0], drawn[-1.0][0])
+    apart = pole_angle(drawn[1.0][-1]) - pole_angle(drawn[-1.0][-1])
+    assert abs(np.angle(np.exp(1j * apart))) > 1.0, apart  # the two policies' poles
 
 
 @pytest.mark.parametrize("name", DRAWN)

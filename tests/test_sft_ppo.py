@@ -77,13 +77,36 @@ def test_collected_episodes_end_once_and_reward_the_outcome(sft):
 def test_warm_up_fits_only_the_critic(sft):
     env, state, assets = _state(sft, warmup_updates=1)
     step = jax.jit(lambda s: sft_ppo.update(env, s, assets))
-    first, _ = step(state)
+    first, warm = step(state)
     jax.tree.map(np.testing.assert_array_equal, first.policy, state.policy)
     assert not np.allclose(first.critic["params"]["MLP_0"]["Dense_0"]["kernel"],
                            state.critic["params"]["MLP_0"]["Dense_0"]["kernel"])  # fmt: skip
+    assert float(warm["ppo/policy_steps"]) == 0.0 and float(warm["loss/clip_frac"]) == 0.0
     second, metrics = step(first)
     assert not np.allclose(second.policy["log_std"], first.policy["log_std"])
-    assert float(metrics["loss/clip_frac"]) >= 0.0
+    assert float(metrics["ppo/policy_steps"]) == state.config.policy_steps
+
+
+@pytest.mark.parametrize("ratio", [1.0, 1.1, 0.9, 1.5, 0.7])
+def test_policy_steps_clip_the_ratio_outside_one_plus_minus_eps(sft, ratio):
+    # A frozen policy (policy_lr 0) and pi_old = pi / ratio on every row: each of the 50 steps
+    # sees rho = ratio (to the 1e-3 of the stored log-probs), so the clipped share is exactly 0
+    # inside [0.8, 1.2] and 1 outside. With A standardised (sum A+ = -sum A-), the surrogate
+    # is 0 unclipped and (|rho - 1| - eps) mean|A| / 2 clipped, mean|A| in (0, 1]; mean|A| of
+    # these advantages is about 0.73.
+    env, state, _ = _state(sft, warmup_updates=0, policy_lr=0.0)
+    batch = sft_ppo.to_batch(state, sft_ppo.collect(env, state, jax.random.PRNGKey(3)))
+    batch = batch._replace(log_prob=batch.log_prob - np.log(ratio))
+    moved, info = jax.jit(lambda b: sft_ppo.improve_policy(env, state, b, jax.random.PRNGKey(4)))(
+        batch
+    )
+    jax.tree.map(np.testing.assert_array_equal, moved.policy, state.policy)
+    excess = abs(ratio - 1.0) - 0.2
+    assert float(info["loss/clip_frac"]) == (1.0 if excess > 0 else 0.0), info
+    if excess > 0:
+        assert 0.25 * excess < float(info["loss/policy"]) <= 0.5 * excess, info
+    else:
+        assert abs(float(info["loss/policy"])) < 1e-5, info
 
 
 def test_target_kl_stops_the_policy_steps(sft):

@@ -46,14 +46,27 @@ def learning_curves(
     mark: tuple[float, str] | None = None,
     xlabel: str = "env steps",
 ) -> Path:
-    """Plots IQM learning curves with 95% bootstrap bands, one subplot per env; writes a PNG.
+    """Writes the PNG of `learning_curves_figure` (same arguments) to `out`; returns `out`."""
+    return _save(learning_curves_figure(curves, title, ylabel, reps, mark, xlabel), out)
+
+
+def learning_curves_figure(
+    curves: Mapping[str, Mapping[str, tuple[np.ndarray, np.ndarray]]],
+    title: str = "",
+    ylabel: str = "eval return",
+    reps: int = 500,
+    mark: tuple[float, str] | None = None,
+    xlabel: str = "env steps",
+) -> Figure:
+    """IQM learning curves with 95% bootstrap bands, one subplot per env, as a `Figure`.
 
     ``curves[env][label] = (env_steps[T], scores[runs, T])``. At each step the line is the IQM
     over runs and the band the 95% percentile bootstrap interval of it (`reps` resamples of the
     runs, single task). NaN scores (failed runs) are dropped step by step; a step with no
     finite score is left as a gap. Subplots sit in one row with a shared legend below them.
     ``mark = (fraction, label)`` draws a dashed vertical line at that fraction of each
-    subplot's last env step (e.g. where a schedule ends). Returns `out`.
+    subplot's last env step (e.g. where a schedule ends). Each subplot's first lines are the
+    labels' IQM curves, in label order.
     """
     if not curves:
         raise RlxError("learning_curves got no envs; need curves[env][label] = (steps, scores).")
@@ -93,7 +106,7 @@ def learning_curves(
     fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 5))
     if title:
         fig.suptitle(title)
-    return _save(fig, out)
+    return fig
 
 
 def performance_profile(
@@ -103,7 +116,17 @@ def performance_profile(
     title: str = "",
     reps: int = 500,
 ) -> Path:
-    """Plots performance profiles (score distributions) of final scores; writes a PNG.
+    """Writes the PNG of `performance_profile_figure` (same arguments) to `out`; returns `out`."""
+    return _save(performance_profile_figure(scores, normalize, title, reps), out)
+
+
+def performance_profile_figure(
+    scores: Mapping[str, Mapping[str, np.ndarray]],
+    normalize: Mapping[str, tuple[float, float]] | None = None,
+    title: str = "",
+    reps: int = 500,
+) -> Figure:
+    """Performance profiles (score distributions) of final scores, as a `Figure`.
 
     ``scores[label][env]`` holds per-run final scores. Each env's scores are normalised to
     ``(x - min) / (max - min)`` with ``normalize[env] = (min, max)``, by default the min and max
@@ -116,7 +139,8 @@ def performance_profile(
     ``tau`` averaged over the M envs (equal to the pooled fraction when every env has the same
     number of runs, and not tilted towards envs with more surviving runs otherwise). The band is
     the 95% stratified-bootstrap interval (`reps` resamples of runs within each env; ``reps=0``
-    draws no band). NaN scores (failed runs) are dropped. Returns `out`.
+    draws no band). NaN scores (failed runs) are dropped. The axes' lines are the labels'
+    ``F`` on the ``tau`` grid, in label order.
     """
     if not scores:
         raise RlxError("performance_profile got no labels; need scores[label][env] = runs.")
@@ -174,4 +198,4 @@ def performance_profile(
     ax.legend(loc="lower left", fontsize="small")
     if title:
         ax.set_title(title)
-    return _save(fig, out)
+    return fig
