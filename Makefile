@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.rlx-installed
 
-.PHONY: quickstart test lint docs bench gpu-wheels clean-venv
+.PHONY: quickstart test test-all lint docs bench gpu-wheels clean-venv
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -19,7 +19,15 @@ quickstart: $(STAMP)
 # module-scoped fixtures (trained runs shared by several tests) are built once.
 TEST_WORKERS ?= auto
 
+# Two tiers. `make test`: the fast tier (every module imported, every algorithm's update
+# traced, every CLI command's happy and error paths at tiny budgets, every sweep file at both
+# budgets, the docs built): a few minutes on 2 cores. `make test-all`: everything (learning
+# tests, equivalence, distributed, MJX/Playground, kill/resume), what CI runs; tests/conftest.py
+# starts the heaviest modules first so that none runs last on one worker.
 test: $(STAMP)
+	$(VENV)/bin/python -m pytest -q -n $(TEST_WORKERS) --dist loadscope -m "not slow"
+
+test-all: $(STAMP)
 	$(VENV)/bin/python -m pytest -q -n $(TEST_WORKERS) --dist loadscope
 
 lint: $(STAMP)

@@ -48,6 +48,7 @@ def test_a_runs_policy_reproduces_its_recorded_evaluation(result):
         )
 
 
+@pytest.mark.slow
 def test_make_train_reproduces_the_runner_seed(result):
     algo = algorithm.get("ppo")
     config = cfg.as_leaves(algo.make_config(**TINY))

@@ -30,6 +30,7 @@ def batch_of_three(demos):
                    eval_episodes=8, assets={"dataset": demos}, progress=False)  # fmt: skip
 
 
+@pytest.mark.slow
 def test_bc_learns_through_the_runner(batch_of_three):
     returns = np.array([r["curve"]["eval/return"] for r in batch_of_three["runs"]])
     assert (returns[:, 0] < -1300).all()  # untrained
@@ -38,6 +39,7 @@ def test_bc_learns_through_the_runner(batch_of_three):
     assert batch_of_three["runs"][0]["curve"]["gradient_steps"] == [0, 750, 1500]
 
 
+@pytest.mark.slow
 def test_seed_in_batch_reproduces_the_single_run(demos):
     # batched and single matmuls sum in different orders (~1e-7 apart), which the chaotic
     # pendulum amplifies in the evaluation returns: a short budget, a tolerance far below the
@@ -79,6 +81,7 @@ def _programs(demos, seeds: int):
     return batch, batch.programs_for(list(range(seeds)))
 
 
+@pytest.mark.slow
 def test_dataset_memory_does_not_grow_with_seeds(demos):
     """The chunk program's arguments hold one dataset however many runs: going from 1 to 16
     seeds adds 15 per-run states and nothing else."""

@@ -214,6 +214,7 @@ def test_state_holds_no_copy_of_the_dataset_and_learning_rate_is_a_traced_leaf()
     assert moved[0] == 0.0 and moved[1] > 0.0  # lr = 0 keeps the parameters, lr > 0 moves them
 
 
+@pytest.mark.slow
 def test_bc_learns_pendulum_swingup_from_baseline_demonstrations():
     env = make("pendulum_swingup")
     data = collect_baseline_dataset("pendulum_swingup", episodes=32, episode_length=200, noise=0.2)

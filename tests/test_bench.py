@@ -78,6 +78,7 @@ def test_worker_turns_network_options_into_the_brax_network_factory():
         brax_ppo_worker._train_kwargs({"network": {"dropout": 0.1}})
 
 
+@pytest.mark.slow
 def test_worker_times_the_raw_env_instead_of_training_when_asked(monkeypatch):
     """The worker's raw-env mode, run as the peer would run it (a subprocess reading its spec
     from stdin and printing one JSON line), here with this venv's python."""
@@ -144,6 +145,7 @@ def test_run_case_gives_every_row_the_raw_env_rate_at_its_envs(monkeypatch):
     assert [r["raw_rate"] for r in rows] == [8000.0, 16000.0]
 
 
+@pytest.mark.slow
 def test_peer_rows_are_set_against_the_raw_env_on_the_peers_stack(monkeypatch):
     from rlx.bench import peer, throughput
 
@@ -177,6 +179,7 @@ TINY_PENDULUM = {
 }  # fmt: skip
 
 
+@pytest.mark.slow
 def test_breakdown_counts_both_networks_flops_in_a_learner_step(monkeypatch):
     monkeypatch.setitem(matched.MATCHED, "pendulum_swingup", TINY_PENDULUM)
     b = matched.breakdown("pendulum_swingup")
@@ -190,6 +193,7 @@ def test_breakdown_counts_both_networks_flops_in_a_learner_step(monkeypatch):
     assert 0 < b["learner_matmul_share"] < 1 and b["learner_kernels_per_step"] > 10
 
 
+@pytest.mark.slow
 def test_breakdown_of_two_seeds_maps_every_part_over_the_seeds(monkeypatch):
     monkeypatch.setitem(matched.MATCHED, "pendulum_swingup", TINY_PENDULUM)
     b = matched.breakdown("pendulum_swingup", seeds=2)
@@ -210,6 +214,7 @@ def test_over_seeds_batches_the_parts_only_for_several_seeds(seeds):
     assert fn(a, b).shape == (seeds, 2, 4)
 
 
+@pytest.mark.slow
 def test_optimiser_call_steps_each_seed_with_its_own_gradient():
     from rlx.algos import ppo
 
@@ -242,6 +247,7 @@ def test_optimiser_call_steps_each_seed_with_its_own_gradient():
     assert not all(np.allclose(x[0], x[1]) for x in leaves)  # the seeds' gradients differ
 
 
+@pytest.mark.slow
 def test_raw_unroll_steps_the_training_env_one_unroll_without_a_policy():
     from rlx import runner
     from rlx.runner.execute import Batch
@@ -376,6 +382,7 @@ def test_curves_refuse_runs_evaluated_at_different_points():
         learning.curves(row)
 
 
+@pytest.mark.slow
 def test_main_records_every_runs_curve_and_writes_the_table_and_plot(monkeypatch, tmp_path):
     from rlx.bench import throughput
 

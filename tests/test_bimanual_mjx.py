@@ -75,6 +75,7 @@ def level3():
     return _rollouts(3)
 
 
+@pytest.mark.slow
 def test_random_rollouts_stay_physical(level3):
     env, runs = level3
     box, hands, _, _, _ = runs["second"]
@@ -91,6 +92,7 @@ def test_random_rollouts_stay_physical(level3):
 
 
 @pytest.mark.parametrize("level", ["level1", "level3"])
+@pytest.mark.slow
 def test_expert_succeeds_from_at_least_95_percent(level, request):
     _, runs = request.getfixturevalue(level)
     _, _, success, danger, tube_danger = runs["expert"]

@@ -57,6 +57,7 @@ def _rollout(env, steps: int, key: jax.Array):
         ("brax:inverted_pendulum", InvertedPendulumBaseline, 4, 1),
     ],
 )
+@pytest.mark.slow
 def test_registry_wraps_with_baseline(name, cls, obs_size, action_size):
     env = envs.make(name)
     assert isinstance(env, cls)
@@ -82,6 +83,7 @@ def test_registry_wraps_with_baseline(name, cls, obs_size, action_size):
         envs.require_baseline(envs.make("brax:hopper"), "agency_td3")
 
 
+@pytest.mark.slow
 def test_reacher_baseline_reaches_target():
     run = _rollout(envs.make("brax:reacher"), steps=100, key=jax.random.PRNGKey(0))
     _, goal = run(1.0, 0.0)
@@ -93,6 +95,7 @@ def test_reacher_baseline_reaches_target():
     assert goal_noise[-1].mean() <= 0.2, goal_noise[-1].mean()
 
 
+@pytest.mark.slow
 def test_inverted_pendulum_baseline_balances():
     run = _rollout(envs.make("brax:inverted_pendulum"), steps=300, key=jax.random.PRNGKey(1))
     done, goal = run(1.0, 0.0)
@@ -105,6 +108,7 @@ def test_inverted_pendulum_baseline_balances():
 
 
 @pytest.mark.parametrize("name", ["brax:reacher", "brax:inverted_pendulum"])
+@pytest.mark.slow
 def test_wrapper_keeps_obs_and_reward(name):
     env = envs.make(name)
     raw = env.unwrapped

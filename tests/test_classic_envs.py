@@ -199,6 +199,7 @@ def test_cartpole_terminates_off_track():
 
 
 @pytest.mark.parametrize("name", ["pendulum", "cartpole"])
+@pytest.mark.slow
 def test_baseline_policy_output(name):
     env = _env(name)
     obs = jax.vmap(env.reset)(jax.random.split(jax.random.PRNGKey(5), 8)).obs

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 CACHE = os.environ.get(
     "RLX_TEST_CACHE", str(Path(__file__).resolve().parents[1] / ".cache" / "jax")
@@ -44,6 +45,7 @@ def _curves(out: Path) -> dict[tuple[str, str], dict[str, str]]:
         return {(r["run"], r["env_steps"]): r for r in csv.DictReader(f)}
 
 
+@pytest.mark.slow
 def test_two_processes_give_the_one_process_numbers_and_only_process_0_writes(tmp_path):
     # The one-process reference runs beside the two processes: compiling is single-threaded,
     # so three processes at once keep both cores busy.

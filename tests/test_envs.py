@@ -55,6 +55,7 @@ TRACE_ONLY = {
 
 
 @pytest.mark.parametrize("name", sorted(n for n in envs.names() if n not in PLAYGROUND_UNTESTED))
+@pytest.mark.slow
 def test_every_env_resets_and_steps(name):
     env, trace_only = envs.make(name), name in TRACE_ONLY
     _, (obs, reward, done) = _rollout(env, trace_only=trace_only)
@@ -66,6 +67,7 @@ def test_every_env_resets_and_steps(name):
 
 
 @pytest.mark.parametrize("backend", envs.BRAX_BACKENDS)
+@pytest.mark.slow
 def test_brax_env_on_every_backend(backend):
     env = envs.make("brax:inverted_pendulum", backend=backend)
     _, (obs, reward, _) = _rollout(env, steps=5)

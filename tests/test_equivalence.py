@@ -164,6 +164,7 @@ def sharded(tmp_path_factory):
     return proc.records
 
 
+@pytest.mark.slow
 def test_reference_runs_are_informative(td3_reference, ppo_reference):
     """The comparisons below mean something: seeds differ, curves change over training, the
     TD3 batch really has two slices and its episodes end within every chunk."""
@@ -176,6 +177,7 @@ def test_reference_runs_are_informative(td3_reference, ppo_reference):
 
 
 @pytest.mark.parametrize("which", ["td3", "ppo"])
+@pytest.mark.slow
 def test_seed_in_batch_equals_single_run(which, td3_reference, ppo_reference):
     spec, ref = (TD3, td3_reference) if which == "td3" else (PPO_MJX, ppo_reference)
     single = _run_here({**spec, "seeds": [2]})
@@ -183,6 +185,7 @@ def test_seed_in_batch_equals_single_run(which, td3_reference, ppo_reference):
 
 
 @pytest.mark.parametrize("which", ["td3", "ppo"])
+@pytest.mark.slow
 def test_sharded_over_four_devices_equals_unsharded(which, sharded, td3_reference, ppo_reference):
     ref = td3_reference if which == "td3" else ppo_reference
     rec = sharded[which]
@@ -205,6 +208,7 @@ def _killed(tmp_path: Path, spec: dict, ckpt: Path, hook: str, step: int, **run_
     return proc
 
 
+@pytest.mark.slow
 def test_td3_killed_in_second_slice_resumes_identically(tmp_path, td3_reference):
     ckpt = tmp_path / "ckpt"
     # checkpoint index = slice * (num_evals + 1) + chunk: slice 1, chunk 1.
@@ -217,6 +221,7 @@ def test_td3_killed_in_second_slice_resumes_identically(tmp_path, td3_reference)
     _assert_same_curves(resumed, td3_reference, exact=True)
 
 
+@pytest.mark.slow
 def test_td3_killed_while_writing_a_checkpoint_resumes_from_the_one_before(tmp_path, td3_reference):
     ckpt = tmp_path / "ckpt"
     step = 2  # slice 0, chunk 2
@@ -235,6 +240,7 @@ def test_td3_killed_while_writing_a_checkpoint_resumes_from_the_one_before(tmp_p
     _assert_same_curves(resumed, td3_reference, exact=True)
 
 
+@pytest.mark.slow
 def test_ppo_mjx_killed_after_a_checkpoint_resumes_identically(tmp_path, ppo_reference):
     ckpt = tmp_path / "ckpt"
     _killed(tmp_path, PPO_MJX, ckpt, "RLX_TEST_KILL_AT_CHECKPOINT", 1)

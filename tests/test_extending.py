@@ -66,6 +66,7 @@ def _final_rows(run: Path) -> list[dict]:
     return json.loads((run / "record.json").read_text())["runs"]
 
 
+@pytest.mark.slow
 def test_train_cli_learns(trained: Path) -> None:
     """Every seed's final deterministic evaluation beats its untrained policy's (the curve's
     first point) by MARGIN; the record names the algorithm and env by their import paths."""
@@ -117,6 +118,7 @@ def test_python_train_with_objects_matches_cli(trained: Path) -> None:
     assert act(jax.numpy.zeros(4), jax.random.PRNGKey(0), True).shape == (2,)
 
 
+@pytest.mark.slow
 def test_sweep_over_outside_names(trained: Path) -> None:
     """``rlx sweep sweep.toml --quick`` runs both algorithms on the outside env and tables
     them; its REINFORCE cell (the test's budget) has the numbers of the `trained` run."""

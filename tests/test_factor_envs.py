@@ -146,6 +146,7 @@ def test_point_agents_reward_by_hand():
 @pytest.mark.parametrize(
     ("kind", "size", "threshold"), [("target_matching", 60, 0.9), ("point_agents", 3, 0.8)]
 )
+@pytest.mark.slow
 def test_baseline_reaches_goal_and_random_does_not(kind, size, threshold):
     n = 64
     base = _rollout(kind, size, "baseline", n=n)[3]["goal_reached"][:, -1].mean()

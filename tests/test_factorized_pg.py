@@ -137,6 +137,7 @@ def _normalised_error(samples: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean(((mean - truth) / se) ** 2))
 
 
+@pytest.mark.slow
 def test_every_variant_is_unbiased_and_a_biased_baseline_is_caught():
     env = QuadraticBandit()
     config = _config()
@@ -172,6 +173,7 @@ def test_every_variant_is_unbiased_and_a_biased_baseline_is_caught():
     assert _normalised_error(bad.astype(np.float64), truth) > 5.0
 
 
+@pytest.mark.slow
 def test_stagger_puts_each_env_out_of_phase_by_its_own_offset():
     """Target matching's episodes all last 50 steps, so envs reset together stay in step;
     after `stagger` env e's episode step is its old one plus r_e (mod 50), r_e the drawn
@@ -194,6 +196,7 @@ def test_stagger_puts_each_env_out_of_phase_by_its_own_offset():
     assert len(set(after)) > 20
 
 
+@pytest.mark.slow
 def test_action_dependent_baselines_cut_variance_on_a_separable_task():
     env = LinearBandit(m=16)
     state = _fitted_state(env, _config(), updates=30)
@@ -206,6 +209,7 @@ def test_action_dependent_baselines_cut_variance_on_a_separable_task():
     assert trace["linear"] < 0.3 * trace["state"], trace
 
 
+@pytest.mark.slow
 def test_the_training_loss_gradient_is_the_unbiased_estimator():
     """The gradient of the surrogate that `update` descends, at theta_old (ratios 1, inside
     the clip range) and undone of its advantage normalisation (A - mean) / std, is the
@@ -327,6 +331,7 @@ def test_holdout_penalty_matches_ridge_fits_scored_on_the_other_streams(n):
         assert chosen(clean) == pytest.approx(lams[0], rel=1e-4)
 
 
+@pytest.mark.slow
 def test_variance_decomposition_terms_are_consistent():
     env = LinearBandit(m=8)
     config = _config(total_steps=64 * 40, num_envs=64)
@@ -390,6 +395,7 @@ anneal_lr = false
 """
 
 
+@pytest.mark.slow
 def test_gradvar_command_writes_table_and_plot(tmp_path, capsys):
     from rlx import cli
 
@@ -483,6 +489,7 @@ def test_bad_variance_section_is_refused(tmp_path, capsys, edit, message):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_oracle_baseline_is_unbiased_and_the_lower_bound_on_one_step_target_matching():
     """On one-step target matching (Q = r) the oracle b_i = E_{a_i}[Q] is exact: unbiased
     against the closed-form gradient, and below every learned baseline in variance."""
@@ -508,6 +515,7 @@ def test_oracle_baseline_is_unbiased_and_the_lower_bound_on_one_step_target_matc
     assert trace["oracle"] < 0.5 * trace["state"], trace
 
 
+@pytest.mark.slow
 def test_factorized_policy_gradient_learns_target_matching():
     """fpg_linear (the authors' baseline, refitted each batch) at the TRPO-matched batch of
     the sweep (100 episodes of 50 steps): from about -32 untrained to better than -15 in

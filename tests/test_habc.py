@@ -158,6 +158,7 @@ def test_missing_pretrained_policy(capsys, tmp_path):
     _refused(capsys, TRAIN, tmp_path / "o", "missing asset(s) pretrained")
 
 
+@pytest.mark.slow
 def test_missing_or_corrupt_artifact(capsys, tmp_path):
     _refused(capsys, [*TRAIN, "--asset", f"pretrained={tmp_path / 'nope'}"], tmp_path / "o",
              "does not exist")  # fmt: skip
@@ -189,6 +190,7 @@ def _final_success(algo: str, sft: Path, episodes: int) -> tuple[np.ndarray, api
     return np.array(curves), res
 
 
+@pytest.mark.slow
 def test_habc_raises_success_over_sft_and_sft_only_stays(sft):
     curves, _ = _final_success("habc", sft, 1024)
     start, end = curves[:, 0].mean(), curves[:, -1].mean()

@@ -125,3 +125,20 @@ def test_rlx_top_level_stays_small():
     """The core is grouped by concern: at most 20 top-level modules in rlx/."""
     top = sorted(p.name for p in (ROOT / "rlx").glob("*.py"))
     assert len(top) <= 20, top
+
+
+def test_every_module_imports():
+    """Every module of the package imports (the fast tier's guard against a moved or renamed
+    import that no other fast test reaches); rlx.bench's Brax worker script is run by path,
+    not imported."""
+    import importlib
+
+    failed = []
+    for name in rlx_modules():
+        if name == "rlx.bench.brax_ppo_worker":
+            continue
+        try:
+            importlib.import_module(name)
+        except Exception as err:
+            failed.append(f"{name}: {type(err).__name__}: {err}")
+    assert not failed, "\n".join(failed)

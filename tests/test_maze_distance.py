@@ -39,6 +39,7 @@ def test_hand_checked_pairs(medium):
     assert _d(medium, (0.0, 0.0), (16.0, 0.0)) == _d(medium, (16.0, 0.0), (0.0, 0.0))
 
 
+@pytest.mark.slow
 def test_boundary_factored_table_equals_full_bfs(medium):
     """From 60 random free lattice points to every free lattice point of the medium maze."""
     free = md.lattice_free(Maze.named("medium"))

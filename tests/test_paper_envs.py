@@ -110,12 +110,14 @@ def test_registry(name):
 
 
 @pytest.mark.parametrize("name", ["drone", "robot"])
+@pytest.mark.slow
 def test_random_rollout_finite(name):
     _, obs, reward = _rollout(name, "random")
     assert np.isfinite(obs).all() and np.isfinite(reward).all()
 
 
 @pytest.mark.parametrize("name", ["drone", "robot"])
+@pytest.mark.slow
 def test_out_of_range_actions_are_clipped(name):
     env = _env(name)
     _, obs, reward = _rollout(name, "random", scale=50.0)

@@ -199,6 +199,7 @@ def _mjx_model(maze: Maze):
     return model, mjx.make_data(model), mjx
 
 
+@pytest.mark.slow
 def test_dynamics_match_an_mjx_model_of_the_same_geometry():
     """Closed-loop noisy-oracle episodes stepped by MJX (OGBench's step: qpos += 0.2 a,
     qvel = 0, five RK4 substeps); at every visited state our model's one-step prediction is

@@ -86,6 +86,7 @@ def _actions(act, deterministic: bool) -> np.ndarray:
 
 
 @pytest.mark.parametrize("algo", list(CASES))
+@pytest.mark.slow
 def test_exported_policy_acts_as_the_training_state(trained, tmp_path, algo):
     result = trained(algo)
     path = result.export_policy(tmp_path / "p", run=1)
@@ -127,6 +128,7 @@ def test_params_are_stored_keyed_by_tree_path(trained, tmp_path):
     np.testing.assert_array_equal(_actions(rlx.load_policy(path), True), before)
 
 
+@pytest.mark.slow
 def test_eval_of_an_exported_run_gives_its_last_recorded_evaluation(exported, tmp_path, capsys):
     out, export = exported
     record = json.loads((out / "record.json").read_text())
@@ -229,6 +231,7 @@ value_hidden = [16]
 
 
 @pytest.mark.parametrize("keep", [True, False])
+@pytest.mark.slow
 def test_sweep_keeps_every_cells_final_policies(tmp_path, keep):
     from rlx import sweep
 

@@ -4,6 +4,7 @@ PPO reports the same episode metrics as every env-stepping algorithm."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import rlx
 import rlx.algorithm
@@ -12,6 +13,7 @@ from rlx import envs
 THRESHOLD = -1000.0  # untrained and random policies score about -1650 to -1800 here
 
 
+@pytest.mark.slow
 def test_ppo_learns_pendulum_swingup():
     rec = rlx.run("ppo", "pendulum_swingup", seeds=4, overrides={"total_steps": 180_000}, num_evals=3,
                   eval_episodes=16, progress=False)  # fmt: skip
@@ -44,6 +46,7 @@ TINY = {"num_envs": 4, "unroll_length": 8, "num_minibatches": 2, "num_epochs": 1
         "policy_hidden": (8,), "value_hidden": (8,), "episode_length": 16}  # fmt: skip
 
 
+@pytest.mark.slow
 def test_ppo_reports_episode_outcomes():
     env = envs.make("pendulum_swingup")
     assert envs.outcome_metrics(env) == ("goal_reached",)

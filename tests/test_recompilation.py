@@ -107,16 +107,33 @@ def _assets(algo):
     return {"dataset": jax.tree.map(jax.numpy.asarray, data)}
 
 
-@pytest.mark.parametrize("name", list(algorithm.ALGORITHMS))
-def test_update_keeps_the_state_signature_and_traces_once(name):
+def _tiny(name: str):
+    """The algorithm `name` with TINY settings on its env: (record, env, config with its
+    hyperparameters as float32 leaves, as the runner passes them, assets)."""
     algo = algorithm.get(name)
     env = envs.make(_env_name(name))
     known = cfg.fields(algo.Config)
     config = algo.make_config(**{k: v for k, v in TINY.items() if k in known})
     config.validate()
     algo.check_env(env, config)
-    config = cfg.as_leaves(config)  # hyperparameters as float32 arrays, as the runner passes them
-    assets = _assets(algo)
+    return algo, env, cfg.as_leaves(config), _assets(algo)
+
+
+@pytest.mark.parametrize("name", list(algorithm.ALGORITHMS))
+def test_every_algorithms_update_traces_with_its_state_signature(name):
+    """The fast tier's check of every registered algorithm: init and one update traced
+    (`jax.eval_shape`: nothing is compiled or run) return the state's exact signature."""
+    algo, env, config, assets = _tiny(name)
+    state0 = jax.eval_shape(lambda key: algo.init(key, env, config, assets), jax.random.PRNGKey(0))
+    state1, metrics = jax.eval_shape(lambda s: algo.update(env, s, assets), state0)
+    assert _signature(state1) == _signature(state0), _diff(state0, state1)
+    assert metrics and all(m.shape == () for m in metrics.values()), metrics
+
+
+@pytest.mark.parametrize("name", list(algorithm.ALGORITHMS))
+@pytest.mark.slow
+def test_update_keeps_the_state_signature_and_traces_once(name):
+    algo, env, config, assets = _tiny(name)
 
     state0 = smoke_jit(lambda key: algo.init(key, env, config, assets))(jax.random.PRNGKey(0))
     traces = []

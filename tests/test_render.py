@@ -96,6 +96,7 @@ def test_gif_draws_the_given_policys_rollout_from_the_initial_state(tmp_path):
 
 
 @pytest.mark.parametrize("name", DRAWN)
+@pytest.mark.slow
 def test_every_drawn_env_makes_a_gif(name, tmp_path):
     """Each 2-D env with ``draw`` renders a short rollout, one frame per state."""
     out = render.render_baseline(name, tmp_path / f"{name}.gif", steps=4, seed=1)
@@ -122,6 +123,7 @@ def test_rollout_stops_recording_at_termination(tmp_path):
     assert len(gif_frames(out)) == first_done + 1
 
 
+@pytest.mark.slow
 def test_reacher_html_carries_the_viewer_and_every_state(tmp_path):
     """brax:reacher (MJX) to HTML: Brax's viewer script, the system JSON with one pose per state
     at the env's control timestep, and a full-window viewer."""

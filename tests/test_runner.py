@@ -49,6 +49,7 @@ def batch_of_four():
     return _run(seeds=4)
 
 
+@pytest.mark.slow
 def test_seed_in_batch_reproduces_single_run(batch_of_four):
     single = _run(seeds=[2])
     np.testing.assert_allclose(_curves(batch_of_four)[2], _curves(single)[0], rtol=1e-5)
@@ -91,6 +92,7 @@ def test_grid_point_matches_single_hyperparameter_run():
     np.testing.assert_allclose(_curves(grid)[3], _curves(single)[0], rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_slices_give_the_same_numbers(batch_of_four):
     sliced = _run(seeds=4, runs_per_slice=3)
     assert sliced["execution"]["slices"] == 2
@@ -135,6 +137,7 @@ def test_train_command_writes_a_run_record(tmp_path, capsys):
     assert [p.name for p in tmp_path.iterdir()] == ["run"]  # no temporary directory left behind
 
 
+@pytest.mark.slow
 def test_slice_size_is_halved_until_the_chunk_fits_a_faked_memory_limit(monkeypatch):
     """With a device that holds a 2-run chunk but not a 4-run one, 8 runs go 8 -> 4 -> 2 and
     run as 4 slices, with the numbers of the unsliced batch."""
@@ -170,6 +173,7 @@ def test_cpu_pool_hazard_is_named_for_several_local_cpu_devices_calling_lapack()
     assert cpu_pool_hazard([dev("cpu"), dev("cpu")], lambda: "dot(f32[3,3] a, b)") is None
 
 
+@pytest.mark.slow
 def test_python_api_forwards_every_runner_keyword(tmp_path):
     seen = []
     rec = _run(seeds=1, checkpoint_dir=tmp_path / "ck", callback=lambda s, m: seen.append(s))

@@ -19,6 +19,7 @@ def _fake_point(seeds: int, num_envs: int) -> dict:
             "compile_s": 1.0}  # fmt: skip
 
 
+@pytest.mark.slow
 def test_measure_times_a_real_ppo_point():
     overrides = scaling.rlx_overrides(TINY, 1)
     p = scaling.measure("ppo", "pendulum_swingup", None, overrides, seeds=2, updates=1)
@@ -47,6 +48,7 @@ def test_a_run_stopped_after_two_points_keeps_both(tmp_path, monkeypatch):
     assert (tmp_path / "scaling.png").stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_a_finished_run_without_offpolicy_has_every_ppo_point(tmp_path, monkeypatch):
     monkeypatch.setattr(scaling, "measure",
                         lambda a, n, b, o, seeds, u: _fake_point(seeds, o["num_envs"]))  # fmt: skip

@@ -59,6 +59,7 @@ def _state(sft: Path, **overrides) -> tuple:
     return env, sft_ppo.init(jax.random.PRNGKey(0), env, config, assets), assets
 
 
+@pytest.mark.slow
 def test_collected_episodes_end_once_and_reward_the_outcome(sft):
     env, state, _ = _state(sft)
     ep = jax.jit(lambda s: sft_ppo.collect(env, s, jax.random.PRNGKey(3)))(state)
@@ -74,6 +75,7 @@ def test_collected_episodes_end_once_and_reward_the_outcome(sft):
                                rtol=1e-3, atol=1e-4)  # fmt: skip
 
 
+@pytest.mark.slow
 def test_warm_up_fits_only_the_critic(sft):
     env, state, assets = _state(sft, warmup_updates=1)
     step = jax.jit(lambda s: sft_ppo.update(env, s, assets))
@@ -157,6 +159,7 @@ def test_missing_pretrained_policy_and_env_without_outcome(capsys, tmp_path):
         sft_ppo.check_env(NoSuccess(), sft_ppo.Config())
 
 
+@pytest.mark.slow
 def test_ppo_fine_tuning_raises_success_over_sft(sft):
     res = api.train(
         "sft_ppo", "squeeze_lift_l1", seeds=2, num_evals=1, eval_episodes=256,
@@ -167,6 +170,7 @@ def test_ppo_fine_tuning_raises_success_over_sft(sft):
     assert curves[:, -1].mean() >= curves[:, 0].mean() + 0.1, curves
 
 
+@pytest.mark.slow
 def test_exported_policy_acts_as_the_training_state(sft, tmp_path):
     res = api.train(
         "sft_ppo", "squeeze_lift_l1", seeds=2, num_evals=1, eval_episodes=16,

@@ -34,6 +34,7 @@ def _random(obs, key):
 
 
 @pytest.mark.parametrize("level", [1, 2, 3])
+@pytest.mark.slow
 def test_long_random_rollouts_stay_physical(level):
     env = SqueezeLift(level)
     states = _rollout(env, _random, 64, 600)

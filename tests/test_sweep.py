@@ -181,6 +181,7 @@ def single(tmp_path_factory) -> Path:
     return tmp / "out"
 
 
+@pytest.mark.slow
 def test_resume_after_kill_gives_identical_numbers(tmp_path, single):
     path = _write(tmp_path, TINY)
     resumed = tmp_path / "resumed"
@@ -244,6 +245,7 @@ def test_a_shard_starting_while_another_writes_sweep_json_is_not_refused(tmp_pat
         sweep.prepare_dir(tiny, other, new=False)
 
 
+@pytest.mark.slow
 def test_nan_run_fails_alone_and_is_marked_and_tensorboard_logs(tmp_path):
     text = TINY + "\n[grid.ppo]\nreward_scaling = [0.1, 1e38]\n"
     sw = sweep.load(_write(tmp_path, text))
@@ -382,6 +384,7 @@ def test_checkpoint_round_trip_keeps_zero_size_leaves(tmp_path):
     assert int(back["k"][0]) == 7 and back["k"].dtype == jnp.int32
 
 
+@pytest.mark.slow
 def test_finished_cells_of_other_code_are_refused_unless_accepted(tmp_path, capsys):
     two_envs = TINY.replace('["pendulum_swingup"]', '["pendulum_swingup", "cartpole_swingup"]')
     sw = sweep.load(_write(tmp_path, two_envs))
@@ -408,6 +411,7 @@ def _rows(table_md: str) -> list[str]:
     return ["|".join(row.split("|")[:-3]) for row in rows]
 
 
+@pytest.mark.slow
 def test_two_shards_sharing_one_directory_equal_one_process(tmp_path, single):
     """`--shard 0/2` and `--shard 1/2` run as two concurrent processes into one directory (as
     a SLURM array would): each runs its own cell, neither removes the other's checkpoints,

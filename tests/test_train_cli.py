@@ -112,6 +112,7 @@ def _train(out: Path, **env: str) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_killed_train_resumes_with_identical_curves_and_kept_partial_curves(straight, tmp_path):
     out = tmp_path / "run"
     partial = tmp_path / "run.partial"
