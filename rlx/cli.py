@@ -570,6 +570,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("rlx: interrupted; nothing was written.\n")
         return 130
+    except BrokenPipeError:  # the output went to `head` & co., which stopped reading
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":
