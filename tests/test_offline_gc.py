@@ -23,6 +23,13 @@ def small_dataset(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def gc_dataset(tmp_path_factory):
+    """The learning tests' dataset: 200 navigate episodes of the medium maze (seed 0)."""
+    out = tmp_path_factory.mktemp("gc") / "d"
+    return recipes.make("pointmaze-medium-navigate", out, recipes.Options(seed=0, episodes=200))
+
+
+@pytest.fixture(scope="module")
 def distances(tmp_path_factory):
     out = tmp_path_factory.mktemp("dist") / "medium.npz"
     return recipes.make("pointmaze-medium-distances", out)
@@ -67,24 +74,71 @@ def test_cached_recipe_is_built_once(tmp_path, monkeypatch):
                                                                        steps=11)) != first  # fmt: skip
 
 
-def test_trl_learns_the_medium_maze_and_its_values_rank_distances(tmp_path, distances):
-    data = recipes.make("pointmaze-medium-navigate", tmp_path / "d",
-                        recipes.Options(seed=0, episodes=200))  # fmt: skip
+@pytest.mark.slow
+def test_trl_learns_the_medium_maze_and_its_values_rank_distances(gc_dataset, distances):
+    """TRL's final evaluation (not its best) on 4 seeds at 12,000 gradient steps. Measured
+    (seeds 0-3, 50 episodes, 200-episode dataset; twice, identical): untrained 0.0 on every
+    seed; final goal rates 0.38, 0.20, 0.20, 0.36 (mean 0.285); final value Spearman 0.87-0.90
+    (untrained <= 0.19). At 4,000 steps the rates were 0.0, 0.02, 0.0, 0.18, hence 12,000.
+    Asserted: mean final >= 0.14 (half the measured) and 3 of 4 seeds above 0 (4 measured)."""
     rp = runner.plan(
-        "trl", "pointmaze_medium", seeds=1, num_evals=4, eval_episodes=50,
-        overrides={"total_steps": 4000, "grad_steps_per_update": 1000, "batch_size": 256,
+        "trl", "pointmaze_medium", seeds=4, num_evals=2, eval_episodes=50,
+        overrides={"total_steps": 12_000, "grad_steps_per_update": 3000, "batch_size": 256,
                    "actor_hidden": (64, 64), "value_hidden": (64, 64)},
-        assets={"dataset": str(data), "distances": str(distances)},
+        assets={"dataset": str(gc_dataset), "distances": str(distances)},
     )  # fmt: skip
-    curve = runner.run(rp, progress=False)["runs"][0]["curve"]
-    print({k: curve[k] for k in ("eval/goal_reached", "value/spearman", "value/mae")})
-    assert curve["eval/goal_reached"][0] == 0.0  # untrained: the actor barely moves
-    # Success at this budget swings between evaluations (as in the sweep): its best of four
-    # evaluations, 1,000 gradient steps apart, must clear a fifth of the episodes.
-    assert max(curve["eval/goal_reached"][1:]) >= 0.2
-    assert curve["value/spearman"][-1] >= 0.6 > curve["value/spearman"][0]
-    for t in range(1, 6):
-        assert f"eval/task{t}/goal_reached" in curve
+    curves = [run["curve"] for run in runner.run(rp, progress=False)["runs"]]
+    goal = np.array([c["eval/goal_reached"] for c in curves])
+    print(goal, [c["value/spearman"] for c in curves])
+    assert (goal[:, 0] == 0.0).all(), goal  # untrained: the actor barely moves
+    assert goal[:, -1].mean() >= 0.14 and (goal[:, -1] > 0).sum() >= 3, goal
+    for c in curves:
+        assert c["value/spearman"][-1] >= 0.6 > c["value/spearman"][0]
+        for t in range(1, 6):
+            assert f"eval/task{t}/goal_reached" in c
+
+
+GC_LEARNERS = {
+    # algorithm: (gradient steps, measured final goal rates of seeds 0-3, asserted mean over
+    #             the 4 seeds (about half the measured), seeds that must reach a goal)
+    "gcbc": (12_000, (0.00, 0.12, 0.20, 0.38), 0.08, 2),
+    "gciql": (12_000, (0.00, 0.08, 0.00, 0.20), 0.035, 1),  # weak: see below
+    "gcivl": (4_000, (0.36, 0.06, 0.04, 0.16), 0.075, 3),  # not robust: see below
+    "crl": (4_000, (0.08, 0.10, 0.04, 0.14), 0.045, 3),
+    "qrl": (4_000, (0.20, 0.20, 0.20, 0.20), 0.1, 3),
+}
+"""Each offline goal-conditioned learner on the 200-episode medium-maze dataset with OGBench's
+pointmaze settings (sweeps/trl.toml's --quick networks: 64-64, latent 64, batch 256), 4 seeds
+in one program, 50 evaluation episodes (10 per task). The untrained policy (the curve's first
+point) reaches no goal on seeds 0-3 of any learner; the final evaluation's mean over the seeds
+must clear about half the measured mean, and the given number of seeds must reach a goal.
+Measured on the 2-core CPU (CPU runs repeat almost exactly), final goal rates of seeds 0-3:
+gcbc 12k 0.0, 0.12, 0.20, 0.38. qrl 4k 0.2 on every seed (twice; 2k: 0.18, 0.08, 0, 0).
+crl 4k 0.08, 0.10, 0.04, 0.14 and 0.16, 0.08, 0.06, 0.14; 8k 0.10, 0.08, 0.10, 0.12 (every
+seed reaches goals, at about 0.1). Weak or not robust at a test-sized budget:
+gciql 12k 0.0, 0.08, 0.0, 0.2 (twice; at 6k 0.0, 0.2, 0.18, 0.18; at 12k with learning rate
+1e-3: 0, 0, 0, 0.26; with alpha 0.03: 0.2, 0, 0, 0): its seeds swing between evaluations.
+gcivl 4k 0.36, 0.06, 0.04, 0.16 (and 0.38, 0.04, 0.02, 0.14), but seeds 4-7 reach no goal (and
+seed 7's untrained policy reaches 0.1); at 8k 0.0, 0.0, 0.02, 0.02; at 4k with learning rate 1e-3 0.2, 0.2, 0.0, 0.16."""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algo", list(GC_LEARNERS))
+def test_goal_conditioned_learner_beats_the_untrained_policy(algo, gc_dataset):
+    steps, _, mean, seeds = GC_LEARNERS[algo]
+    overrides = {"total_steps": steps, "grad_steps_per_update": steps // 4, "batch_size": 256,
+                 "actor_hidden": (64, 64)}  # fmt: skip
+    if algo != "gcbc":
+        overrides["value_hidden"] = (64, 64)
+    if algo in ("qrl", "crl"):
+        overrides["latent_dim"] = 64
+    rp = runner.plan(algo, "pointmaze_medium", seeds=4, num_evals=2, eval_episodes=50,
+                     overrides=overrides, assets={"dataset": str(gc_dataset)})  # fmt: skip
+    runs = runner.run(rp, progress=False)["runs"]
+    goal = np.array([run["curve"]["eval/goal_reached"] for run in runs])
+    print(algo, goal)
+    assert (goal[:, 0] == 0.0).all(), goal
+    assert goal[:, -1].mean() >= mean and (goal[:, -1] > 0).sum() >= seeds, goal
 
 
 def _bad(tmp_path, capsys, argv):

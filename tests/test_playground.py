@@ -53,6 +53,7 @@ def test_bad_config_keyword_names_the_allowed_ones():
         envs.make("playground:PointMass", impl="warp")
 
 
+@pytest.mark.slow
 def test_time_out_is_truncation_not_termination():
     env = envs.make("playground:CartpoleSwingup")
     assert env.episode_length == 1000 and env.action_repeat == 1
@@ -77,6 +78,7 @@ def test_time_out_is_truncation_not_termination():
 
 
 @pytest.mark.parametrize("name", ["playground:PendulumSwingup", "playground:CartpoleSwingup"])
+@pytest.mark.slow
 def test_swingup_baseline_reaches_the_goal_and_zero_action_does_not(name):
     env = envs.make(name)
     assert envs.has_baseline(env) and envs.outcome_metrics(env) == ("goal_reached",)
@@ -95,6 +97,7 @@ def test_swingup_baseline_reaches_the_goal_and_zero_action_does_not(name):
     assert float(run(jax.random.PRNGKey(1), 0.0).mean()) == 0.0
 
 
+@pytest.mark.slow
 def test_agency_transfer_runs_on_a_playground_swingup_with_its_baseline_in_charge():
     import rlx
 
@@ -107,3 +110,33 @@ def test_agency_transfer_runs_on_a_playground_swingup_with_its_baseline_in_charg
     assert curve["train/baseline_share"][1] > 0.5, curve["train/baseline_share"]
     assert curve["train/episode_goal_reached"][1] > 0.5, curve["train/episode_goal_reached"]
     assert np.isfinite(curve["eval/return"]).all()
+
+
+def test_every_playground_task_is_available_or_unavailable_with_a_reason():
+    """`names()` (buildable) and `unavailable()` (refused with a reason) are disjoint and
+    cover Playground's DM Control Suite."""
+    from mujoco_playground import registry
+
+    built = {name.removeprefix(playground.PREFIX) for name in playground.names()}
+    refused = playground.unavailable()
+    assert not built & set(refused), built & set(refused)
+    assert set(registry.dm_control_suite.ALL_ENVS) <= built | set(refused)
+    assert all(reason for reason in refused.values())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(playground.names()))
+def test_every_available_playground_task_resets_and_steps_under_jit(name):
+    """Each available task builds, resets and takes one step in one jitted program, with
+    finite observations and reward of the declared sizes."""
+    env = envs.make(name)
+
+    def reset_and_step(key):
+        state = env.reset(key)
+        return state, env.step(state, jnp.zeros(env.action_size))
+
+    first, second = smoke_jit(reset_and_step)(jax.random.PRNGKey(0))
+    for state in (first, second):
+        assert state.obs.shape == (env.observation_size,)
+        assert bool(jnp.isfinite(state.obs).all()), name
+    assert bool(jnp.isfinite(second.reward)) and float(second.done) == 0.0
