@@ -232,6 +232,7 @@ def test_baseline_reaches_goal(name):
 
 
 @pytest.mark.parametrize("name", ["pendulum", "cartpole"])
+@pytest.mark.slow
 def test_random_policy_rarely_reaches_goal(name):
     res = _rollout(name, "random", 64, 0)
     assert res["success"].mean() < 0.1, res["success"].mean()

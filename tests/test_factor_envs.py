@@ -83,6 +83,7 @@ def test_reset_and_step_shapes_and_dtypes(kind, size):
 
 
 @pytest.mark.parametrize(("kind", "size"), CASES)
+@pytest.mark.slow
 def test_random_episode_is_finite_and_in_bounds(kind, size):
     obs, reward, done, metrics = _rollout(kind, size, "random", n=4)
     assert obs.shape == (4, 50, _env(kind, size).observation_size)

@@ -63,6 +63,7 @@ def test_dataset_asset_loads_a_directory_or_an_ogbench_file(small_dataset):
     np.testing.assert_array_equal(plain["val_observations"], data["val_observations"])
 
 
+@pytest.mark.slow
 def test_cached_recipe_is_built_once(tmp_path, monkeypatch):
     monkeypatch.setenv("RLX_CACHE", str(tmp_path))
     options = recipes.Options(seed=1, episodes=2, steps=11)

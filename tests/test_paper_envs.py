@@ -132,6 +132,7 @@ def test_out_of_range_actions_are_clipped(name):
 
 
 @pytest.mark.parametrize("name", ["drone", "robot"])
+@pytest.mark.slow
 def test_baseline_reaches_goal_random_does_not(name):
     base, _, _ = _rollout(name, "baseline")
     rand, _, _ = _rollout(name, "random")

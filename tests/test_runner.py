@@ -184,6 +184,7 @@ def test_python_api_forwards_every_runner_keyword(tmp_path):
         _run(seeds=1, checkpoint_dri=tmp_path)
 
 
+@pytest.mark.slow
 def test_resume_across_code_revisions_is_refused_unless_accepted(tmp_path):
     from rlx.errors import RlxError
 

@@ -121,6 +121,7 @@ rlx.train("ppo", "pendulum_swingup", seeds=2, num_evals=3, eval_episodes=2, prog
 """
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_resumes_through_the_one_resume_decision(by_cli, tmp_path):
     out = tmp_path / "run"
     partial = session.partial_dir(out)

@@ -74,6 +74,7 @@ def test_one_hand_cannot_lift_and_a_released_box_falls():
 
 
 @pytest.mark.parametrize("level", [1, 2, 3])
+@pytest.mark.slow
 def test_expert_succeeds_from_at_least_95_percent_of_initial_states(level):
     env = SqueezeLift(level)
     states = _rollout(env, lambda obs, k: env.baseline_policy(obs), 256, 120, key=level)
