@@ -17,6 +17,7 @@ from pathlib import Path
 
 import jax
 import pytest
+from test_sweep import TINY as TINY_SWEEP
 
 import rlx
 from rlx import cli, runner
@@ -38,23 +39,7 @@ TRAIN = [
     "--set", "num_epochs=2", "--set", "policy_hidden=16", "--set", "value_hidden=16",
     "--num-evals", "3", "--eval-episodes", "2", "--quiet",
 ]  # fmt: skip
-SWEEP = """
-name = "tiny"
-algorithms = ["ppo"]
-environments = ["pendulum_swingup"]
-seeds = 2
-total_steps = 384
-num_evals = 3
-eval_episodes = 2
-
-[settings.ppo]
-num_envs = 8
-unroll_length = 8
-num_minibatches = 2
-num_epochs = 2
-policy_hidden = [16]
-value_hidden = [16]
-"""
+SWEEP = TINY_SWEEP  # one tiny PPO sweep file, shared with test_sweep
 CELL = "ppo__pendulum_swingup"
 
 
