@@ -6,7 +6,10 @@ drawn *vertex* cell (an open cell that is not the middle of a straight corridor)
 goals offset by ``U(-1, 1)^2``; every step takes the oracle's unit vector towards the next cell
 centre plus ``N(0, noise^2)`` noise, clipped to ``[-1, 1]``; when the goal is reached a new
 vertex-cell goal is drawn and the episode goes on (no termination). Episodes last
-``length`` steps (1,001 in OGBench's medium/large/teleport datasets, 2,001 for giant).
+``length`` steps (1,001 in OGBench's medium/large/teleport datasets, 2,001 for giant). Rows
+record what the env returns (`rlx.envs.maze.Maze.step`): after a teleport the next row's
+observation is the teleporter's entry position while the oracle acts from the out-cell, as in
+OGBench's recorded teleport datasets; elsewhere observation and position are the same.
 
 `navigate` is pure and jittable, vmapped over episodes and scanned over steps. Its rows use the
 fields of `rlx.data.datasets.FIELDS` (OGBench's names: ``observations``, ``actions``, ``terminals``;
@@ -54,18 +57,19 @@ def episode(maze: Maze, key: jax.Array, length: int, noise: float | jax.Array) -
     k_start, k_goal, k_steps = jax.random.split(key, 3)
 
     def step(carry, step_key):
-        xy, goal = carry
+        xy, seen, goal = carry  # the sphere's position; the observation the env last returned
         k_noise, k_tele, k_next = jax.random.split(step_key, 3)
         direction = maze.oracle_direction(xy, goal)
         action = jnp.clip(direction + noise * jax.random.normal(k_noise, (2,)), -1.0, 1.0)
-        nxt = maze.teleport(maze.move(xy, action), k_tele)
+        observed, nxt = maze.step(xy, action, k_tele)
         reached = jnp.linalg.norm(nxt - goal) <= GOAL_RADIUS
         goal = jnp.where(reached, _noisy_cell(k_next, vertex), goal)
-        row = {"observations": xy, "actions": action, "next_observations": nxt,
+        row = {"observations": seen, "actions": action, "next_observations": observed,
                "rewards": reached.astype(jnp.float32)}  # fmt: skip
-        return (nxt, goal), row
+        return (nxt, observed, goal), row
 
-    start = (_noisy_cell(k_start, free), _noisy_cell(k_goal, vertex))
+    xy0 = _noisy_cell(k_start, free)
+    start = (xy0, xy0, _noisy_cell(k_goal, vertex))
     _, rows = jax.lax.scan(step, start, jax.random.split(k_steps, length))
     rows["terminals"] = jnp.zeros((length,), jnp.float32).at[-1].set(1.0)
     rows["masks"] = jnp.ones((length,), jnp.float32)

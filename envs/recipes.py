@@ -26,7 +26,7 @@ from rlx.envs.maze import LAYOUTS, Maze
 
 from rlx.data.recipes import Options, Recipe
 
-NAVIGATE_VERSION = 1
+NAVIGATE_VERSION = 2  # 2: MuJoCo contact friction; teleport rows in OGBench's step order
 DISTANCES_VERSION = 1
 
 
