@@ -1,4 +1,5 @@
-"""The `rlx` command: list, check-env, train, sweep, eval, table, plot, gradvar, dataset, bench.
+"""The `rlx` command: list, check-env, train, sweep, eval, table, plot, horizon, gradvar, dataset,
+bench.
 
 Every user error (bad name, value, budget) is one line on stderr, ``rlx: error: ...``, with exit
 code 2, no traceback, and nothing written.
@@ -279,6 +280,16 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_horizon(args: argparse.Namespace) -> int:
+    """Writes horizon.md/.csv/.png (resolved value horizons) of a sweep results directory."""
+    from rlx.report import horizon
+
+    paths = horizon.write(Path(args.dir))
+    print(paths[0].read_text())
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
 def cmd_gradvar(args: argparse.Namespace) -> int:
     """Runs the [variance] section of a sweep file: policy-gradient variance per baseline."""
     from rlx.bench import gradvar
@@ -475,7 +486,8 @@ def _add_sweep(sub) -> argparse.ArgumentParser:
 
 def _add_reports(sub) -> None:
     for name, func, text in (("table", cmd_table, "Markdown/CSV/LaTeX tables"),
-                             ("plot", cmd_plot, "learning curves and performance profile PNGs")):  # fmt: skip
+                             ("plot", cmd_plot, "learning curves and performance profile PNGs"),
+                             ("horizon", cmd_horizon, "value-horizon table and plot")):  # fmt: skip
         p = sub.add_parser(name, help=f"{text} of a sweep results directory")
         p.add_argument("dir", help="results/<experiment>")
         p.set_defaults(func=func)

@@ -18,6 +18,10 @@ A sweep file is TOML::
     num_evals = 10                           # evaluation points (must divide the updates)
     eval_episodes = 16                       # deterministic episodes per evaluation (default
                                              # 16, or a multiple of the env's evaluation tasks)
+    final_evals = 3                          # optional: a run's score in tables and plots is
+                                             # the mean of its last 3 evaluation points
+                                             # (default 1: the last; at most num_evals). A
+                                             # reporting rule: no plan hash depends on it
 
     [settings.ppo]                           # config overrides of an algorithm, every env
     learning_rate = 1e-3
@@ -32,9 +36,15 @@ A sweep file is TOML::
                                              # {make = RECIPE, episodes = 100, seed = 1}
     [cell."ppo/cartpole_swingup"]            # overrides for one algorithm/environment cell
     total_steps = 450_000
-    [reference."ppo/pendulum_swingup"]       # a published figure shown beside ours
-    value = -150.0
+    [reference."ppo/pendulum_swingup"]       # a published figure, listed apart from ours
+    value = -150.0                           # (never in our rows) with its budget in full
     source = "Paper et al. 2025, Table 2"
+    steps = 3_000_000                        # optional budget fields (see REFERENCE_BUDGET):
+    batch = 256                              # steps, batch, network, seeds, episodes,
+    network = "256-256 MLPs"                 # evaluation, data, gamma
+    seeds = 10
+    [reference."*"]                          # optional: fields shared by every reference
+    source = "Paper et al. 2025"             # (each entry's own fields win; no value here)
     [table]
     metrics = ["eval/return", "eval/goal_reached"]   # the first is the headline (IQM, CI)
     [plot]
@@ -82,27 +92,44 @@ TOP_KEYS = {
     "variance": "[variance] the gradient-variance study of `rlx gradvar` (not run by rlx sweep)",
     "num_evals": "evaluation points",
     "eval_episodes": "episodes per evaluation",
+    "final_evals": "a run's score is the mean of its last N evaluation points (default 1)",
     "settings": "[settings.<algo>] config overrides",
     "grid": "[grid.<algo>] hyperparameter lists",
     "environment": '[environment."<env>"] environment keywords',
     "assets": '[assets."<env>"] asset name = path, "make:RECIPE" or {make = RECIPE, ...}',
     "cell": '[cell."<algo>/<env>"] overrides of one cell',
-    "reference": '[reference."<algo>/<env>"] value and source of a published figure',
+    "reference": '[reference."<algo>/<env>"] a published figure: value, source, budget '
+    '([reference."*"]: fields shared by all)',
     "table": "[table] metrics",
     "plot": "[plot] metric",
 }
+REFERENCE_BUDGET: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "steps": (int, "training steps at which the figure holds (in its source's unit)"),
+    "batch": (int, "batch size"),
+    "network": (str, "network sizes"),
+    "seeds": (int, "seeds"),
+    "episodes": ((int, str), "evaluation episodes (e.g. '50 per task x 5 tasks')"),
+    "evaluation": (str, "evaluation schedule and how the figure averages it"),
+    "data": (str, "the data or environment interaction it trained on"),
+    "gamma": ((int, float), "discount"),
+}
+"""A reference's optional budget fields: type and meaning. The table lists them in full beside
+the figure, in a table of its own."""
 REFERENCE_KEYS = {
     "value",
     "source",
     "metric",
-    "steps",
     "quick_value",
     "quick_steps",
     "quick_source",
+    *REFERENCE_BUDGET,
 }
-"""A reference's keys: ``value`` (required) and its ``source``, the table ``metric`` it stands
-beside, the ``steps`` at which it holds; ``quick_value`` (with ``quick_steps``/``quick_source``)
-is the same figure read at the ``--quick`` budget, shown instead in quick tables."""
+"""A reference's keys: ``value`` (required) and its ``source``, the table ``metric`` it is a
+figure of (default: the headline), its budget (`REFERENCE_BUDGET`); ``quick_value`` (with
+``quick_steps``/``quick_source``) is the same figure read at a smaller budget, listed as a
+second figure."""
+SHARED_REFERENCE = "*"
+"""``[reference."*"]``: fields shared by every reference of the file (each entry's own win)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,6 +160,7 @@ class Sweep:
     description: str
     cells: tuple[Cell, ...]
     references: dict[str, dict[str, Any]]
+    final_evals: int
     table_metrics: tuple[str, ...]
     plot_metric: str
     plot_metrics: tuple[str, ...]
@@ -231,11 +259,17 @@ def _check_top(raw: dict[str, Any], where: _Where) -> None:
         except RlxError as err:
             raise where.error(str(err), "environments") from None
     _check_seeds(raw["seeds"], where)
-    for key in ("total_steps", "quick_total_steps", "num_evals", "eval_episodes"):
+    for key in ("total_steps", "quick_total_steps", "num_evals", "eval_episodes", "final_evals"):
         if key in raw:
             _expect(where, raw[key], int, key, key)
             if raw[key] <= 0:
                 raise where.error(f"{key} must be a positive integer, got {raw[key]}.", key)
+    if raw.get("final_evals", 1) > raw.get("num_evals", 10):
+        raise where.error(
+            f"final_evals ({raw['final_evals']}) must be at most num_evals "
+            f"({raw.get('num_evals', 10)}): a run's score averages its last evaluation points.",
+            "final_evals",
+        )
     for section in (
         "settings",
         "grid",
@@ -282,28 +316,42 @@ def _check_sections(raw: dict[str, Any], where: _Where) -> None:
     keys = {f"{a}/{e}" for a in raw["algorithms"] for e in raw["environments"]}
     for section in ("cell", "reference"):
         for key in raw.get(section, {}):
-            if key not in keys:
+            if key not in keys and not (section == "reference" and key == SHARED_REFERENCE):
                 raise where.error(str(unknown(f"{section} key", key, keys)), key)
     for key, ref in raw.get("reference", {}).items():
-        _expect(where, ref, dict, f'reference."{key}"', key)
-        if set(ref) - REFERENCE_KEYS or "value" not in ref:
-            raise where.error(
-                f'reference."{key}" needs value (and optionally {sorted(REFERENCE_KEYS - {"value"})}); '
-                f"got keys {sorted(ref)}.",
-                key,
-            )
-        for field in ("value", "quick_value"):
-            if field in ref:
-                _expect(where, ref[field], (int, float), f'reference."{key}".{field}', key)
-        for field in ("steps", "quick_steps"):
-            if field in ref:
-                _expect(where, ref[field], int, f'reference."{key}".{field}', key)
+        _check_reference(where, key, ref)
     if "total_steps" in raw.get("quick", {}) and "quick_total_steps" in raw:
         raise where.error(
             "the quick budget is given twice ([quick] total_steps and quick_total_steps); "
             "keep one.",
             "quick_total_steps",
         )
+
+
+def _check_reference(where: _Where, key: str, ref: Any) -> None:
+    """One [reference."<algo>/<env>"] entry: known keys, a numeric value (none in the shared
+    ``[reference."*"]``), strings and numbers where `REFERENCE_BUDGET` says."""
+    _expect(where, ref, dict, f'reference."{key}"', key)
+    shared = key == SHARED_REFERENCE
+    allowed = REFERENCE_KEYS - ({"value", "quick_value"} if shared else set())
+    if set(ref) - allowed or ("value" in ref) == shared:
+        need = "may set" if shared else "needs value and may set"
+        allowed = sorted(allowed - {"value"})
+        raise where.error(
+            f'reference."{key}" {need} {", ".join(allowed)}; got keys {sorted(ref)}.', key
+        )
+    kinds = {name: kind for name, (kind, _) in REFERENCE_BUDGET.items()}
+    kinds.update(value=(int, float), quick_value=(int, float), quick_steps=int,
+                 source=str, quick_source=str, metric=str)  # fmt: skip
+    for field, value in ref.items():
+        _expect(where, value, kinds[field], f'reference."{key}".{field}', key)
+
+
+def merged_references(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The file's references, each with the shared ``[reference."*"]`` fields under its own."""
+    refs = dict(raw.get("reference", {}))
+    shared = refs.pop(SHARED_REFERENCE, {})
+    return {key: {**shared, **ref} for key, ref in refs.items()}
 
 
 ASSET_MAKE_KEYS = {"make", "seed", "episodes", "steps", "noise"}
@@ -514,7 +562,8 @@ def load(path: Path | str, quick: bool = False) -> Sweep:
         name=raw["name"],
         description=raw.get("description", ""),
         cells=cells,
-        references=raw.get("reference", {}),
+        references=merged_references(raw),
+        final_evals=raw.get("final_evals", 1),
         table_metrics=shown["table_metrics"],
         plot_metric=shown["plot_metrics"][0],
         plot_metrics=shown["plot_metrics"],
@@ -565,6 +614,7 @@ def prepare_dir(sweep: Sweep, out: Path, new: bool) -> Path:
         "quick": sweep.quick,
         "cells": {c.key: {"dir": c.dirname, "hash": runner.plan_hash(c.plan)} for c in sweep.cells},
         "references": sweep.references,
+        "final_evals": sweep.final_evals,
         "table_metrics": list(sweep.table_metrics),
         "plot_metric": sweep.plot_metric,
         "plot_metrics": list(sweep.plot_metrics),

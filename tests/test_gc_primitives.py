@@ -177,13 +177,40 @@ def test_average_ranks_and_spearman_match_scipy():
     )
 
 
+def _pairs(exact, offsets):
+    n = len(offsets)
+    zeros = jnp.zeros((2 * n, 2))
+    return va.HeldOut(states=zeros, goals=zeros, actions=zeros, exact=jnp.asarray(exact),
+                      offsets=jnp.asarray(offsets))  # fmt: skip
+
+
 def test_value_scores_bin_the_errors_by_exact_distance():
-    exact = jnp.array([10.0, 20.0, 60.0, 70.0, 500.0])
-    estimate = jnp.array([12.0, 20.0, 50.0, 90.0, 400.0])
-    out = va.scores(estimate, exact, calibrated=True)
-    np.testing.assert_allclose(out["value/mae"], (2 + 0 + 10 + 20 + 100) / 5)
-    np.testing.assert_allclose(out["value/mae@0-25"], 1.0)
-    np.testing.assert_allclose(out["value/mae@50-100"], 15.0)
-    np.testing.assert_allclose(out["value/mean@50-100"], 70.0)
-    assert np.isnan(out["value/mae@100-150"])  # an empty bin; 500 lies beyond the last edge
-    assert set(va.scores(estimate, exact, calibrated=False)) == {"value/spearman"}
+    # Uniform pairs first (3), then trajectory pairs (3) with their data offsets j - i.
+    exact = [5.0, 30.0, 500.0, 5.0, 12.0, 70.0]
+    estimate = jnp.array([6.0, 20.0, 400.0, 5.0, 18.0, 90.0])
+    pairs = _pairs(exact, [8.0, 20.0, 100.0])
+    out = va.scores(estimate, pairs, calibrated=True)
+    np.testing.assert_allclose(out["value/mae"], (1 + 10 + 100) / 3)  # uniform pairs only
+    np.testing.assert_allclose(out["value/mae@0-10"], (1 + 0) / 2)  # both kinds binned
+    np.testing.assert_allclose(out["value/median@0-10"], 5.5)
+    np.testing.assert_allclose(out["value/mae@10-20"], 6.0)
+    np.testing.assert_allclose(out["value/median@320-640"], 400.0)
+    assert np.isnan(out["value/mae@160-320"]) and np.isnan(out["value/median@160-320"])
+    np.testing.assert_allclose(out["value/traj_mae_opt"], (0 + 6 + 20) / 3)
+    np.testing.assert_allclose(out["value/traj_mae_offset"], (3 + 2 + 10) / 3)
+    np.testing.assert_allclose(out["value/traj_mean"], (5 + 18 + 90) / 3)
+    figures = va.pair_figures(pairs)
+    np.testing.assert_allclose(figures["value/exact_median@0-10"], 5.0)
+    np.testing.assert_allclose(figures["value/traj_mean_opt"], 29.0)
+    np.testing.assert_allclose(figures["value/traj_mean_offset"], 128 / 3)
+    assert set(va.scores(estimate, pairs, calibrated=False)) == {"value/spearman"}
+    assert "value_actor/mae" in va.scores(estimate, pairs, True, va.prefix_of(1, "actor"))
+
+
+def test_held_out_trajectory_pairs_stay_inside_their_episode():
+    ends = jnp.asarray(np.repeat(np.arange(9, 400, 10), 10))  # 40 episodes of 10 rows
+    s, g, (i, j) = va.pair_rows(ends, 4096)
+    assert int(s.max()) < 400 and int(g.max()) < 400
+    assert bool(jnp.all(j > i)) and bool(jnp.all(j <= ends[i]))
+    offsets = np.asarray(j - i)
+    assert offsets.min() == 1 and offsets.max() == 9  # every scale of a 10-row episode

@@ -247,7 +247,7 @@ def test_sweep_cell_gets_the_assets_its_algorithm_reads(tmp_path, monkeypatch):
     cells = {c.algo: c for c in sweep.load(path).cells}
     assert set(cells["trl"].plan.assets) == {"dataset", "distances"}
     assert set(cells["gcbc"].plan.assets) == {"dataset"}  # GCBC has no value: no distances
-    assert "pointmaze-medium-navigate-v1-seed0-e3-s11" in cells["gcbc"].plan.assets["dataset"].path
+    assert "pointmaze-medium-navigate-v2-seed0-e3-s11" in cells["gcbc"].plan.assets["dataset"].path
 
 
 def test_table_metric_names_with_bins_are_not_evaluation_points():

@@ -10,8 +10,10 @@ is its positive and the other rows' goals are negatives::
 
 ``f`` estimates ``log p(g | s, a) / p(g)`` (up to a constant), a monotone but uncalibrated
 function of the distance: value accuracy reports its rank correlation only (with
-``d_hat = -f``). Defaults: OGBench's pointmaze settings (alpha 0.03, latent 512, value goals
-from the trajectory, geometric; actor goals from the trajectory, uniform).
+``d_hat = -f``). ``Config()`` is OGBench's pointmaze setting (``impls/hyperparameters.sh``:
+alpha 0.03, latent 512, gamma 0.99, value goals from the trajectory, geometric; actor goals from
+the trajectory, uniform; 3x512 MLPs, LayerNorm in phi and psi, batch 1024), which OGBench uses
+on every pointmaze size except gamma, 0.995 on giant (set per cell by sweeps/trl.toml).
 """
 
 from __future__ import annotations
@@ -30,7 +32,12 @@ from rlx.data.assets import Assets
 
 @flax.struct.dataclass
 class Config(gc.BCWeight, gc.ValueGoalMix, gc.ValueGoalShape, gc.ValueNet, gc.GCConfig):
-    """CRL settings (rlx list crl shows each field's default and doc)."""
+    """CRL settings; the defaults are OGBench's pointmaze ones (the module docstring; rlx list
+    crl shows each field's default and doc)."""
+
+    value_p_curgoal: float = gc.with_default(gc.ValueGoalMix, "value_p_curgoal", 0.0)
+    value_p_trajgoal: float = gc.with_default(gc.ValueGoalMix, "value_p_trajgoal", 1.0)
+    alpha: float = gc.with_default(gc.BCWeight, "alpha", 0.03)
 
     latent_dim: int = static(512, "Dimension d of phi(s, a) and psi(g).")
 
@@ -77,10 +84,26 @@ def init(key: jax.Array, env: Env, config: Config, assets: Assets = None) -> gc.
     return gc.new_state(config, params, (), k_state)
 
 
-def implied_distance(state: gc.GCState, env: Env, states: jax.Array, goals: jax.Array) -> jax.Array:
-    """``-min_m f_m(s, pi(s, g), g)``: larger for farther goals (a rank, not steps)."""
-    actions = gc.policy_actions(state, env, states, goals)
-    return -_critic(state.config).apply(state.params["critic"], states, actions, goals).min(axis=0)
+def critic_score(state: gc.GCState, states: jax.Array, goals: jax.Array, actions: jax.Array):
+    """``-mean_m f_m(s, a, g)`` at the given actions: an uncalibrated score, to be read by rank
+    only. ``f`` estimates ``log p(g | s, a) / p(g)``, so the score also carries the goal's
+    density in the data: it is not monotone in the distance (a goal the data rarely visits
+    scores as far as a distant one)."""
+    return -_critic(state.config).apply(state.params["critic"], states, actions, goals).mean(axis=0)
+
+
+def data_distance(state: gc.GCState, env: Env, states, goals, actions) -> jax.Array:
+    """Critic-only read-out: `critic_score` at the dataset action."""
+    return critic_score(state, states, goals, actions)
+
+
+def actor_distance(state: gc.GCState, env: Env, states, goals, actions) -> jax.Array:
+    """Actor read-out: `critic_score` at the trained actor's action."""
+    return critic_score(state, states, goals, gc.policy_actions(state, env, states, goals))
+
+
+READOUTS = {"data": data_distance, "actor": actor_distance}
+"""CRL's scores (rank only): the critic at the dataset action (primary) and at the actor's."""
 
 
 ALGORITHM = gc.algorithm(
@@ -90,7 +113,6 @@ ALGORITHM = gc.algorithm(
              "critic/logits_neg": "negative logit", "critic/accuracy": "NCE accuracy",
              "actor/q_loss": "actor Q loss", "actor/bc_loss": "actor BC loss",
              "actor/q_mean": "actor Q"},
-    defaults={"alpha": 0.03, "value_p_curgoal": 0.0, "value_p_trajgoal": 1.0},
-    distance=implied_distance, calibrated=False,
+    distance=READOUTS, calibrated=False,
 )  # fmt: skip
 """CRL with OGBench's pointmaze settings."""

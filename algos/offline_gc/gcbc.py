@@ -5,7 +5,10 @@ trajectory::
     L_pi = -E[ log pi(a | s, g) ],   g a later state of the trajectory (uniform)
 
 The policy is OGBench's Gaussian with unit standard deviation, so this is a mean squared error
-on the mean. No value function: no value-accuracy metrics.
+on the mean. No value function: no value-accuracy metrics. ``Config()`` is OGBench's pointmaze
+setting (``impls/hyperparameters.sh``: gamma 0.99, actor goals from the trajectory, uniform;
+3x512 MLP, batch 1024), which OGBench uses on every pointmaze size except gamma, 0.995 on giant
+(set per cell by sweeps/trl.toml).
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from rlx.algos.offline_gc import common as gc
 from rlx.data.assets import Assets
 
 Config = gc.GCConfig
+"""GCBC settings: `rlx.algos.offline_gc.common.GCConfig`, whose defaults are OGBench's
+pointmaze ones (rlx list gcbc shows each field's default and doc)."""
 
 
 def loss(params: gc.Params, targets: gc.Params, b: gc.GCBatch, config: Config, key: jax.Array):
@@ -36,6 +41,5 @@ ALGORITHM = gc.algorithm(
     "gcbc", "Goal-conditioned behaviour cloning (offline GCRL, OGBench baseline).",
     Config, init, loss,
     metrics={"actor/nll": "BC negative log-likelihood", "actor/mse": "BC action MSE"},
-    defaults={},
 )  # fmt: skip
 """GCBC with OGBench's defaults."""

@@ -8,11 +8,12 @@ With OGBench's goal-conditioned reward ``r = 1(s = g) - 1`` and mask ``m = 1 - 1
     L_Q = E[ sum_m (Q_m(s, a, g) - (r + gamma m sg(V(s', g))))^2 ]
     L_pi = -mean(q) / sg(mean|q|) - alpha mean log pi(a | s, g),   q = min_m Q_m(s, clip(mu), g)
 
-Q is an ensemble of two with Polyak targets; V a single network. Defaults: OGBench's
-pointmaze settings (expectile 0.9, alpha 0.003, value goals current 0.2 / trajectory
-(geometric) 0.5 / random 0.3, actor goals from the trajectory, uniform; 3x512 MLPs with
-LayerNorm, batch 1024). The implied distance for value accuracy inverts
-``V = -(1 - gamma^d) / (1 - gamma)`` (`rlx.algos.offline_gc.common.distance_from_value`).
+Q is an ensemble of two with Polyak targets; V a single network. ``Config()`` is OGBench's
+pointmaze setting (``impls/hyperparameters.sh``: expectile 0.9, alpha 0.003, gamma 0.99, value
+goals current 0.2 / trajectory (geometric) 0.5 / random 0.3, actor goals from the trajectory,
+uniform; 3x512 MLPs, LayerNorm in the value nets, batch 1024), which OGBench uses on every
+pointmaze size except gamma, 0.995 on giant (set per cell by sweeps/trl.toml). The implied
+distance for value accuracy inverts ``V = -(1 - gamma^d) / (1 - gamma)`` (`rlx.algos.offline_gc.common.distance_from_value`).
 """
 
 from __future__ import annotations
@@ -31,7 +32,10 @@ from rlx.data.assets import Assets
 @flax.struct.dataclass
 class Config(gc.BCWeight, gc.Expectile, gc.TargetNet, gc.ValueGoalMix, gc.ValueGoalShape,
              gc.ValueNet, gc.GCConfig):  # fmt: skip
-    """GCIQL settings (rlx list gciql shows each field's default and doc)."""
+    """GCIQL settings; the defaults are OGBench's pointmaze ones (the module docstring; rlx
+    list gciql shows each field's default and doc)."""
+
+    alpha: float = gc.with_default(gc.BCWeight, "alpha", 0.003)
 
 
 def _nets(config: Config) -> tuple[GCValue, GCValue]:
@@ -83,8 +87,8 @@ def init(key: jax.Array, env: Env, config: Config, assets: Assets = None) -> gc.
     return gc.new_state(config, params, ("critic",), k_state)
 
 
-def implied_distance(state: gc.GCState, env: Env, states: jax.Array, goals: jax.Array) -> jax.Array:
-    """The distance implied by V(s, g)."""
+def implied_distance(state: gc.GCState, env: Env, states, goals, actions) -> jax.Array:
+    """The distance implied by the action-free V(s, g) (one network; `actions` unused)."""
     v = _nets(state.config)[0].apply(state.params["value"], states, goals)
     return gc.distance_from_value(v, state.config.gamma)
 
@@ -95,7 +99,6 @@ ALGORITHM = gc.algorithm(
     metrics={"value/loss": "value loss", "value/v_mean": "mean V", "critic/loss": "critic loss",
              "actor/q_loss": "actor Q loss", "actor/bc_loss": "actor BC loss",
              "actor/q_mean": "actor Q"},
-    defaults={"expectile": 0.9, "alpha": 0.003},
-    distance=implied_distance,
+    distance={"v": implied_distance},
 )  # fmt: skip
 """GCIQL with OGBench's pointmaze settings."""

@@ -7,8 +7,11 @@ With ``r = 1(s = g) - 1`` and ``m = 1 - 1(s = g)``, two value members with Polya
     L_V = E[ sum_m |tau - 1(A < 0)| (r + gamma m Vbar_m(s', g) - V_m(s, g))^2 ]
     L_pi = -E[ min(exp(alpha (V(s', g) - V(s, g))), 100) log pi(a | s, g) ],  V = mean_m V_m
 
-Defaults: OGBench's pointmaze settings (expectile 0.9, AWR temperature alpha 10, value goals
-current 0.2 / trajectory 0.5 / random 0.3, actor goals from the trajectory, uniform).
+``Config()`` is OGBench's pointmaze setting (``impls/hyperparameters.sh``: expectile 0.9, AWR
+temperature alpha 10, gamma 0.99, value goals current 0.2 / trajectory (geometric) 0.5 / random
+0.3, actor goals from the trajectory, uniform; 3x512 MLPs, LayerNorm in the value nets, batch
+1024), which OGBench uses on every pointmaze size except gamma, 0.995 on giant (set per cell by
+sweeps/trl.toml).
 """
 
 from __future__ import annotations
@@ -27,7 +30,10 @@ from rlx.data.assets import Assets
 @flax.struct.dataclass
 class Config(gc.BCWeight, gc.Expectile, gc.TargetNet, gc.ValueGoalMix, gc.ValueGoalShape,
              gc.ValueNet, gc.GCConfig):  # fmt: skip
-    """GCIVL settings (rlx list gcivl shows each field's default and doc)."""
+    """GCIVL settings; the defaults are OGBench's pointmaze ones (the module docstring; rlx
+    list gcivl shows each field's default and doc)."""
+
+    alpha: float = gc.with_default(gc.BCWeight, "alpha", 10.0)
 
 
 def _value(config: Config) -> GCValue:
@@ -71,8 +77,8 @@ def init(key: jax.Array, env: Env, config: Config, assets: Assets = None) -> gc.
     return gc.new_state(config, params, ("value",), k_state)
 
 
-def implied_distance(state: gc.GCState, env: Env, states: jax.Array, goals: jax.Array) -> jax.Array:
-    """The distance implied by the members' mean V(s, g)."""
+def implied_distance(state: gc.GCState, env: Env, states, goals, actions) -> jax.Array:
+    """The distance implied by the members' mean V(s, g) (`actions` unused)."""
     v = _value(state.config).apply(state.params["value"], states, goals).mean(axis=0)
     return gc.distance_from_value(v, state.config.gamma)
 
@@ -82,7 +88,6 @@ ALGORITHM = gc.algorithm(
     Config, init, loss,
     metrics={"value/loss": "value loss", "value/v_mean": "mean V",
              "actor/adv_mean": "mean advantage", "actor/weight_mean": "mean AWR weight"},
-    defaults={"expectile": 0.9, "alpha": 10.0},
-    distance=implied_distance,
+    distance={"v": implied_distance},
 )  # fmt: skip
 """GCIVL with OGBench's pointmaze settings."""

@@ -13,8 +13,11 @@ With ``r = 1(s = g) - 1`` (about -1: value goals are random states)::
 
 IQE: latent 512 in components of 8 intervals, ``alpha_iqe = sigmoid(a)`` (learned) mixing the
 mean and max of the components (`rlx.algos.offline_gc.nets.iqe`); lambda = exp(log_lambda), initially 1.
-Defaults: OGBench's pointmaze settings (eps 0.05, alpha 0.0003, value goals random, actor goals
-from the trajectory, uniform). ``d`` is in env steps, so value accuracy reads it directly.
+``Config()`` is OGBench's pointmaze setting (``impls/hyperparameters.sh``: eps 0.05, alpha
+0.0003, latent 512, value goals random, actor goals from the trajectory, uniform; 3x512 MLPs,
+LayerNorm in phi and T, batch 1024), which OGBench uses on every pointmaze size except gamma,
+0.995 on giant (set per cell by sweeps/trl.toml; QRL's gamma only shapes goal sampling). ``d``
+is in env steps, so value accuracy reads it directly.
 """
 
 from __future__ import annotations
@@ -35,7 +38,12 @@ from rlx.errors import RlxError
 
 @flax.struct.dataclass
 class Config(gc.BCWeight, gc.ValueGoalMix, gc.ValueGoalShape, gc.ValueNet, gc.GCConfig):
-    """QRL settings (rlx list qrl shows each field's default and doc)."""
+    """QRL settings; the defaults are OGBench's pointmaze ones (the module docstring; rlx list
+    qrl shows each field's default and doc)."""
+
+    value_p_curgoal: float = gc.with_default(gc.ValueGoalMix, "value_p_curgoal", 0.0)
+    value_p_trajgoal: float = gc.with_default(gc.ValueGoalMix, "value_p_trajgoal", 0.0)
+    alpha: float = gc.with_default(gc.BCWeight, "alpha", 0.0003)
 
     latent_dim: int = static(512, "Latent width of phi (a multiple of iqe_component).")
     iqe_component: int = static(8, "Intervals per IQE component.")
@@ -132,8 +140,10 @@ def init(key: jax.Array, env: Env, config: Config, assets: Assets = None) -> gc.
     return gc.new_state(config, params, (), k_state)
 
 
-def implied_distance(state: gc.GCState, env: Env, states: jax.Array, goals: jax.Array) -> jax.Array:
-    """The learned quasimetric d(s, g), in env steps."""
+def implied_distance(state: gc.GCState, env: Env, states, goals, actions) -> jax.Array:
+    """The learned quasimetric d(s, g) (`actions` unused). Its unit is one *dataset*
+    transition (QRL constrains d(s, s') <= 1 on the data), not a discounted value: far bins
+    are not compressed by a discount as a V or Q read-out's are."""
     qm, _ = _nets(state.config)
     value = state.params["value"]
     return _dist(qm, value, qm.apply(value, states), qm.apply(value, goals))
@@ -146,7 +156,6 @@ ALGORITHM = gc.algorithm(
              "value/pos_loss": "constraint", "value/lambda": "lambda",
              "dynamics/loss": "dynamics loss", "actor/q_loss": "actor Q loss",
              "actor/bc_loss": "actor BC loss", "actor/q_mean": "actor Q"},
-    defaults={"alpha": 0.0003, "value_p_curgoal": 0.0, "value_p_trajgoal": 0.0},
-    distance=implied_distance,
+    distance={"d": implied_distance},
 )  # fmt: skip
 """QRL with OGBench's pointmaze settings."""

@@ -25,8 +25,12 @@ in-sample such product. From the official code (aoberai/trl ``agents/trl.py``,
 The published runs also train an "oracle" critic on OGBench's oracle goal representation and
 extract the policy from it (``oracle_distill``). In the point maze the goal already *is* the
 oracle representation (x, y), so that critic would be a copy of this one; it is left out.
-Defaults are the published pointmaze-medium settings (gamma 0.99, lambda 0.7, alpha 10,
-expectile 0.7, 3x512 MLPs with LayerNorm, batch 1024, Adam 3e-4, tau 0.005).
+``Config()`` is the official pointmaze-medium setting (aoberai/trl ``hyperparameters.sh``):
+gamma 0.99, lambda 0.7, alpha 10, expectile 0.7, 3x512 MLPs with LayerNorm (actor too), batch
+1024, Adam 3e-4, tau 0.005, value goals later in the trajectory (geometric), actor goals later
+in the trajectory (uniform). The official code gives a pointmaze config for medium only: that
+the large and giant mazes reuse it is our choice, with gamma 0.995 on giant taken from
+OGBench's baselines (set by sweeps/trl.toml).
 
 ``update -> _grad_step -> (sample, loss -> (critic_loss -> transitive_target, expectile_weight,
 distance_weight, offline_gc.bce_with_logits), actor_loss -> ddpg_bc_loss)``.
@@ -52,9 +56,13 @@ from rlx.data.assets import Assets
 
 @flax.struct.dataclass
 class Config(gc.BCWeight, gc.Expectile, gc.TargetNet, gc.ValueGoalShape, gc.ValueNet, gc.GCConfig):
-    """TRL settings (rlx list trl shows each field's default and doc)."""
+    """TRL settings; the defaults are TRL's pointmaze-medium ones (the module docstring; rlx
+    list trl shows each field's default and doc)."""
 
-    lam: float = hparam(0.0, "Distance-weight exponent lambda >= 0 (0: no reweighting).")
+    actor_layer_norm: bool = gc.with_default(gc.GCConfig, "actor_layer_norm", True)
+    expectile: float = gc.with_default(gc.Expectile, "expectile", 0.7)
+    alpha: float = gc.with_default(gc.BCWeight, "alpha", 10.0)
+    lam: float = hparam(0.7, "Distance-weight exponent lambda >= 0 (0: no reweighting).")
 
     def validate(self) -> None:
         """Raises RlxError naming the first bad value and what is allowed."""
@@ -178,12 +186,25 @@ def init(key: jax.Array, env: Env, config: Config, assets: Assets = None) -> gc.
     return gc.new_state(config, params, ("critic",), k_state)
 
 
-def implied_distance(state: gc.GCState, env: Env, states: jax.Array, goals: jax.Array) -> jax.Array:
-    """``log Q / log gamma`` with ``Q = sigmoid(min_m f_m(s, pi(s, g), g))``."""
-    config = state.config
-    actions = gc.policy_actions(state, env, states, goals)
-    logits = _critic(config).apply(state.params["critic"], states, goals, actions).min(axis=0)
-    return jax.nn.log_sigmoid(logits) / jnp.log(config.gamma)
+def critic_distance(state: gc.GCState, states: jax.Array, goals: jax.Array, actions: jax.Array):
+    """``log Q / log gamma`` with ``Q = mean_m sigmoid(f_m(s, a, g))`` (the members' mean
+    probability) at the given actions."""
+    logits = _critic(state.config).apply(state.params["critic"], states, goals, actions)
+    return jnp.log(jax.nn.sigmoid(logits).mean(axis=0)) / jnp.log(state.config.gamma)
+
+
+def data_distance(state: gc.GCState, env: Env, states, goals, actions) -> jax.Array:
+    """Critic-only read-out: `critic_distance` at the dataset action."""
+    return critic_distance(state, states, goals, actions)
+
+
+def actor_distance(state: gc.GCState, env: Env, states, goals, actions) -> jax.Array:
+    """Actor read-out: `critic_distance` at the trained actor's action ``pi(s, g)``."""
+    return critic_distance(state, states, goals, gc.policy_actions(state, env, states, goals))
+
+
+READOUTS = {"data": data_distance, "actor": actor_distance}
+"""TRL's implied distances: the critic at the dataset action (primary) and at the actor's."""
 
 
 DESCRIPTION = "Transitive RL (offline GCRL): triangle-inequality value update + DDPG+BC."
@@ -193,8 +214,6 @@ ALGORITHM = gc.algorithm(
     metrics={"critic/loss": "TRL critic loss", "critic/q_mean": "mean Q",
              "critic/target_mean": "mean target", "actor/q_loss": "actor Q loss",
              "actor/bc_loss": "actor BC loss", "actor/q_mean": "actor Q (logit)"},
-    defaults={"lam": 0.7, "alpha": 10.0, "expectile": 0.7, "actor_layer_norm": True,
-              "value_geom_sample": True, "actor_geom_sample": False, "actor_p_trajgoal": 1.0},
-    distance=implied_distance, sampler=sample,
+    distance=READOUTS, sampler=sample,
 )  # fmt: skip
 """TRL with the published pointmaze-medium settings."""

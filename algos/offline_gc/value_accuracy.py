@@ -2,25 +2,45 @@
 
 An env with exact distances (an optional capability: ``exact_distance(tables, state, goal)``
 and ``check_distance_table(tables)``, e.g. the point mazes) reads its table from the
-``"distances"`` asset (`DISTANCES`). At every evaluation point the same `PAIRS` held-out
-(state, goal) pairs are drawn from the dataset's validation split (uniformly, with a fixed key,
-so every method and seed is scored on the same pairs), and an algorithm's *implied distance*
-``d_hat(s, g)`` (e.g. ``log Q / log gamma`` for a value ``Q = gamma^d``) is compared with the
-exact one ``d(s, g)``:
+``"distances"`` asset (`DISTANCES`). At every evaluation point two fixed sets of held-out pairs
+are drawn from the dataset's validation split (with a fixed key, so every method and seed is
+scored on the same pairs):
 
-    value/spearman        Spearman rank correlation of d_hat and d (ties: average ranks)
-    value/mae             mean |d_hat - d| (only for calibrated estimates, in env steps)
-    value/mae@<lo>-<hi>   mean |d_hat - d| over the pairs with lo <= d < hi (NaN if none)
-    value/mean@<lo>-<hi>  mean d_hat over those pairs
+- *uniform* pairs: a state ``s`` and a goal state ``g``, each uniform over the split;
+- *trajectory* pairs: a row ``i`` and a later row ``j`` of the same validation episode, the
+  offset ``j - i`` log-uniform over ``1..(episode end - i)`` (every scale from one step to the
+  episode's length is represented). ``j - i`` is what the data's behaviour took; the exact
+  distance ``d(s_i, g_j) <= j - i`` is what an optimal policy takes.
 
-Estimates that are a distance only up to a monotone map (CRL's contrastive logits) report the
-rank correlation alone.
+A *read-out* turns a training state into an implied distance ``d_hat(s, g)`` (e.g.
+``log Q / log gamma`` for ``Q = gamma^d``; `Estimator`), from the state, the goal and the
+dataset action at ``s``. An algorithm may have several (TRL: its critic at the dataset action
+and at its actor's action); ensembles are read through the mean of their members' values
+(probabilities for a sigmoid critic, values for V). The first read-out's metrics are named
+``value/...``, another read-out ``<name>``'s ``value_<name>/...``:
+
+    spearman            Spearman rank correlation of d_hat and d on the uniform pairs
+    mae                 mean |d_hat - d| on the uniform pairs (calibrated read-outs only, steps)
+    mae@<lo>-<hi>       mean |d_hat - d| over all pairs with lo <= d < hi (NaN if none)
+    median@<lo>-<hi>    median d_hat over those pairs (the resolved-horizon read-out)
+    traj_mae_opt        mean |d_hat - d| on the trajectory pairs (error against the optimum)
+    traj_mae_offset     mean |d_hat - (j - i)| on them (error against the data's behaviour)
+    traj_mean           mean d_hat on them
+
+and, once per run, the pairs' own figures ``value/exact_median@<lo>-<hi>`` (median d per bin),
+``value/traj_mean_opt`` (mean d) and ``value/traj_mean_offset`` (mean j - i). An estimate that
+sits between the last two is biased towards the behaviour (an expectile below 1 on noisy data
+does that by design); the gap to its own objective's target is fitting error.
+
+Read-outs that are a distance only up to a monotone map (CRL's contrastive logits) report the
+rank correlation alone. `rlx.report.horizon` summarises the binned medians as a resolved
+horizon (``rlx horizon``).
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +55,10 @@ from rlx.errors import RlxError
 from rlx.metrics import MetricRule
 
 PAIRS = 1024
-"""Held-out (state, goal) pairs scored at every evaluation point."""
-BINS = (0, 25, 50, 100, 150, 200, 300, 450)
-"""Edges (env steps) of the distance bins of the binned errors."""
+"""Held-out pairs of each kind (uniform, trajectory) scored at every evaluation point."""
+BINS = (0, 10, 20, 40, 80, 160, 320, 640)
+"""Edges (env steps) of the distance bins of the binned metrics: doubling widths, so a
+horizon read on a log axis has one bin per octave."""
 PAIR_KEY = 20251026
 """Seed of the fixed key that draws the pairs."""
 
@@ -92,18 +113,52 @@ def spearman(x: jax.Array, y: jax.Array) -> jax.Array:
     return jnp.sum(rx * ry) / jnp.sqrt(jnp.maximum(jnp.sum(rx**2) * jnp.sum(ry**2), 1e-12))
 
 
-def scores(estimate: jax.Array, exact: jax.Array, calibrated: bool) -> dict[str, jax.Array]:
-    """The value-accuracy metrics of the module docstring from ``d_hat`` and ``d`` [n]."""
-    out = {"value/spearman": spearman(estimate, exact)}
-    if not calibrated:
-        return out
-    error = jnp.abs(estimate - exact)
-    out["value/mae"] = error.mean()
-    for name, (lo, hi) in zip(bin_names(), itertools.pairwise(BINS), strict=True):
-        member = (exact >= lo) & (exact < hi)
-        out[f"value/mae@{name}"] = _masked_mean(error, member)
-        out[f"value/mean@{name}"] = _masked_mean(estimate, member)
-    return out
+@chex.dataclass(frozen=True)
+class HeldOut:
+    """The held-out pairs of one evaluation: uniform pairs first, then trajectory pairs.
+
+    ``states [2n, S]``, ``goals [2n, G]``, ``actions [2n, A]`` (the dataset action at each
+    state), ``exact [2n]`` (the exact distance d), ``offsets [n]`` (j - i of the trajectory
+    pairs)."""
+
+    states: jax.Array
+    goals: jax.Array
+    actions: jax.Array
+    exact: jax.Array
+    offsets: jax.Array
+
+
+def pair_rows(ends: jax.Array, n: int = PAIRS) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Rows of the held-out pairs of a validation split whose row ``r`` ends its episode at
+    ``ends[r]`` (every episode at least two rows): (uniform states [n], uniform goals [n],
+    trajectory rows i and j [2, n]) with ``j - i`` log-uniform over ``1..ends[i] - i``
+    (``floor(m^u)``, ``u ~ U[0, 1)``, ``m = ends[i] - i + 1``), drawn with `PAIR_KEY`."""
+    chex.assert_rank(ends, 1)
+    size = ends.shape[0]
+    k_s, k_g, k_i, k_u = jax.random.split(jax.random.PRNGKey(PAIR_KEY), 4)
+    uniform_s = jax.random.randint(k_s, (n,), 0, size)
+    uniform_g = jax.random.randint(k_g, (n,), 0, size)
+    i = jax.random.randint(k_i, (n,), 0, size)
+    i = jnp.where(i >= ends[i], i - 1, i)  # an episode's last row starts no pair
+    span = (ends[i] - i).astype(jnp.float32)
+    u = jax.random.uniform(k_u, (n,))
+    offset = jnp.clip(jnp.floor((span + 1.0) ** u), 1.0, span).astype(jnp.int32)
+    return uniform_s, uniform_g, jnp.stack([i, i + offset])
+
+
+def held_out(data: Mapping[str, jax.Array], env: Env, tables: Any, n: int = PAIRS) -> HeldOut:
+    """The `HeldOut` pairs of a loaded dataset's validation split (``val_observations``,
+    ``val_actions``, ``val_traj_end``) with their exact distances from the env's table."""
+    from rlx.envs.goals import require_goal_layout
+
+    layout = require_goal_layout(env, "value accuracy")
+    obs, actions = data["val_observations"], data["val_actions"]
+    s, g, (i, j) = pair_rows(data["val_traj_end"], n)
+    rows, goal_rows = jnp.concatenate([s, i]), jnp.concatenate([g, j])
+    states, goals = obs[rows], layout.goal_of(obs[goal_rows])
+    exact = jax.vmap(lambda a, b: env.exact_distance(tables, a, b))(states, goals)
+    return HeldOut(states=states, goals=goals, actions=actions[rows], exact=exact,
+                   offsets=(j - i).astype(jnp.float32))  # fmt: skip
 
 
 def _masked_mean(values: jax.Array, member: jax.Array) -> jax.Array:
@@ -112,47 +167,101 @@ def _masked_mean(values: jax.Array, member: jax.Array) -> jax.Array:
     return jnp.where(count > 0, jnp.sum(values * member) / jnp.maximum(count, 1), jnp.nan)
 
 
-def rules(calibrated: bool) -> dict[str, MetricRule]:
-    """Metric rules of `scores` (binned metrics may be NaN: an empty bin)."""
-    out = {"value/spearman": MetricRule(label="value rank corr.")}
-    if calibrated:
-        out["value/mae"] = MetricRule(label="value error (steps)")
-        for name in bin_names():
-            out[f"value/mae@{name}"] = MetricRule(label=f"value error, d {name}", allow_nan=True)
-            out[f"value/mean@{name}"] = MetricRule(
-                label=f"value estimate, d {name}", allow_nan=True
-            )
+def _masked_median(values: jax.Array, member: jax.Array) -> jax.Array:
+    """Median of `values` where `member`, NaN where there is none."""
+    return jnp.nanmedian(jnp.where(member, values, jnp.nan))
+
+
+def _bins(exact: jax.Array):
+    return [(name, (exact >= lo) & (exact < hi))
+            for name, (lo, hi) in zip(bin_names(), itertools.pairwise(BINS), strict=True)]  # fmt: skip
+
+
+def scores(
+    estimate: jax.Array, pairs: HeldOut, calibrated: bool, prefix: str = "value"
+) -> dict[str, jax.Array]:
+    """The metrics of the module docstring for one read-out's ``d_hat [2n]`` on `pairs`."""
+    chex.assert_equal_shape([estimate, pairs.exact])
+    n = pairs.offsets.shape[0]
+    exact_u, estimate_u = pairs.exact[:n], estimate[:n]
+    out = {f"{prefix}/spearman": spearman(estimate_u, exact_u)}
+    if not calibrated:
+        return out
+    error = jnp.abs(estimate - pairs.exact)
+    out[f"{prefix}/mae"] = error[:n].mean()
+    for name, member in _bins(pairs.exact):
+        out[f"{prefix}/mae@{name}"] = _masked_mean(error, member)
+        out[f"{prefix}/median@{name}"] = _masked_median(estimate, member)
+    traj = estimate[n:]
+    out[f"{prefix}/traj_mae_opt"] = error[n:].mean()
+    out[f"{prefix}/traj_mae_offset"] = jnp.abs(traj - pairs.offsets).mean()
+    out[f"{prefix}/traj_mean"] = traj.mean()
     return out
 
 
-def held_out_pairs(val_states: jax.Array, n: int = PAIRS) -> tuple[jax.Array, jax.Array]:
-    """`n` (state, goal-state) pairs drawn uniformly from the validation states, with the
-    fixed key `PAIR_KEY`."""
-    k_s, k_g = jax.random.split(jax.random.PRNGKey(PAIR_KEY))
-    size = val_states.shape[0]
-    return (val_states[jax.random.randint(k_s, (n,), 0, size)],
-            val_states[jax.random.randint(k_g, (n,), 0, size)])  # fmt: skip
+def pair_figures(pairs: HeldOut) -> dict[str, jax.Array]:
+    """The pairs' own figures: median exact distance per bin, mean d and j - i of the
+    trajectory pairs."""
+    n = pairs.offsets.shape[0]
+    out = {f"value/exact_median@{name}": _masked_median(pairs.exact, member)
+           for name, member in _bins(pairs.exact)}  # fmt: skip
+    out["value/traj_mean_opt"] = pairs.exact[n:].mean()
+    out["value/traj_mean_offset"] = pairs.offsets.mean()
+    return out
 
 
-Estimator = Callable[[Any, Env, jax.Array, jax.Array], jax.Array]
-"""``estimate(state, env, states [n, S], goals [n, G]) -> d_hat [n]``: an algorithm's implied
-distance from its training state."""
+def prefix_of(index: int, name: str) -> str:
+    """Metric prefix of the read-out `name` at position `index` (``value`` for the first)."""
+    return "value" if index == 0 else f"value_{name}"
 
 
-def diagnostics(estimate: Estimator, calibrated: bool):
-    """An `rlx.algorithm.Algorithm.diagnostics` function: the value-accuracy `scores` of
-    `estimate`, or no metrics when the run has no ``"distances"`` asset or no validation
-    split."""
-    from rlx.envs.goals import require_goal_layout
+def rules(readouts: Sequence[str], calibrated: bool) -> dict[str, MetricRule]:
+    """Metric rules of `scores` for each read-out name and of `pair_figures` (binned metrics
+    may be NaN: an empty bin)."""
+    out = {}
+    for index, name in enumerate(readouts):
+        prefix, who = prefix_of(index, name), f" ({name})"
+        out[f"{prefix}/spearman"] = MetricRule(label=f"value rank corr.{who}")
+        if not calibrated:
+            continue
+        out[f"{prefix}/mae"] = MetricRule(label=f"value error (steps){who}")
+        for b in bin_names():
+            out[f"{prefix}/mae@{b}"] = MetricRule(label=f"value error, d {b}{who}", allow_nan=True)
+            out[f"{prefix}/median@{b}"] = MetricRule(
+                label=f"median estimate, d {b}{who}", allow_nan=True
+            )
+        out[f"{prefix}/traj_mae_opt"] = MetricRule(label=f"in-episode error vs optimal{who}")
+        out[f"{prefix}/traj_mae_offset"] = MetricRule(label=f"in-episode error vs data{who}")
+        out[f"{prefix}/traj_mean"] = MetricRule(label=f"in-episode mean estimate{who}")
+    if calibrated:
+        for b in bin_names():
+            out[f"value/exact_median@{b}"] = MetricRule(label=f"median d, d {b}", allow_nan=True)
+        out["value/traj_mean_opt"] = MetricRule(label="in-episode mean optimal distance")
+        out["value/traj_mean_offset"] = MetricRule(label="in-episode mean data steps")
+    return out
+
+
+Estimator = Callable[[Any, Env, jax.Array, jax.Array, jax.Array], jax.Array]
+"""``estimate(state, env, states [n, S], goals [n, G], actions [n, A]) -> d_hat [n]``: a
+read-out of an algorithm's implied distance from its training state (``actions``: the dataset
+action at each state)."""
+
+
+def diagnostics(readouts: Mapping[str, Estimator], calibrated: bool):
+    """An `rlx.algorithm.Algorithm.diagnostics` function: the `scores` of every read-out and
+    the `pair_figures`, or no metrics when the run has no ``"distances"`` asset or no
+    validation split."""
 
     def run(state: Any, env: Env, assets: Mapping[str, Any] | None, key: jax.Array) -> dict:
         assets = assets or {}
-        if "distances" not in assets or assets["dataset"]["val_observations"].shape[0] == 0:
+        data = assets.get("dataset", {})
+        if "distances" not in assets or data["val_actions"].shape[0] == 0:
             return {}
-        layout = require_goal_layout(env, "value accuracy")
-        states, goal_states = held_out_pairs(jnp.asarray(assets["dataset"]["val_observations"]))
-        goals = layout.goal_of(goal_states)
-        exact = jax.vmap(lambda s, g: env.exact_distance(assets["distances"], s, g))(states, goals)
-        return scores(estimate(state, env, states, goals), exact, calibrated)
+        pairs = held_out(data, env, assets["distances"])
+        out = pair_figures(pairs) if calibrated else {}
+        for index, (name, estimate) in enumerate(readouts.items()):
+            d_hat = estimate(state, env, pairs.states, pairs.goals, pairs.actions)
+            out.update(scores(d_hat, pairs, calibrated, prefix_of(index, name)))
+        return out
 
     return run

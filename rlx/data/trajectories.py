@@ -16,7 +16,8 @@ it as the validation split when present. Observations are the env's *state* part
 `load` returns the arrays the learners sample from (`Trajectories` as a dict): the training
 fields, ``valid`` (the rows that are not an episode's last, from which a transition and a later
 goal in the same episode can be drawn), ``traj_end`` (each row's episode's last row) and
-``val_observations`` (possibly empty).
+``val_observations``, ``val_actions`` and ``val_traj_end`` (the validation split's states,
+actions and episode ends; possibly empty: the value read-outs score held-out pairs from them).
 """
 
 from __future__ import annotations
@@ -70,10 +71,14 @@ def trajectory_ends(terminals: np.ndarray) -> np.ndarray:
     return ends[np.searchsorted(ends, np.arange(n))].astype(np.int32)
 
 
-def arrays(train: Mapping[str, np.ndarray], val_observations: np.ndarray | None) -> dict:
+def arrays(
+    train: Mapping[str, np.ndarray], val_observations: np.ndarray | None,
+    val: Mapping[str, np.ndarray] | None = None,
+) -> dict:  # fmt: skip
     """The sampling arrays of a training split (the fields of `rlx.data.datasets.FIELDS`) and
-    optional validation states: the fields plus ``valid``, ``traj_end`` and
-    ``val_observations``; raises RlxError if every episode is one row long."""
+    optional validation states: the fields plus ``valid``, ``traj_end``, ``val_observations``,
+    and, from the validation split `val` when given, ``val_actions`` and ``val_traj_end``
+    (empty otherwise); raises RlxError if every episode is one row long."""
     ends = trajectory_ends(np.asarray(train["terminals"]))
     valid = np.nonzero(np.arange(len(ends)) < ends)[0].astype(np.int32)
     if len(valid) == 0:
@@ -81,8 +86,16 @@ def arrays(train: Mapping[str, np.ndarray], val_observations: np.ndarray | None)
     obs = np.asarray(train["observations"], np.float32)
     if val_observations is None:
         val_observations = np.zeros((0, obs.shape[1]), np.float32)
+    actions = np.asarray(train["actions"], np.float32)
+    if val is None or len(val["actions"]) != len(val_observations):
+        val_actions = np.zeros((0, actions.shape[1]), np.float32)
+        val_ends = np.zeros((0,), np.int32)
+    else:
+        val_actions = np.asarray(val["actions"], np.float32)
+        val_ends = trajectory_ends(np.asarray(val["terminals"]))
     return {**{k: np.asarray(v, np.float32) for k, v in train.items()}, "valid": valid,
-            "traj_end": ends, "val_observations": np.asarray(val_observations, np.float32)}  # fmt: skip
+            "traj_end": ends, "val_observations": np.asarray(val_observations, np.float32),
+            "val_actions": val_actions, "val_traj_end": val_ends}  # fmt: skip
 
 
 def load(path: Path) -> dict[str, np.ndarray]:
@@ -92,9 +105,9 @@ def load(path: Path) -> dict[str, np.ndarray]:
     if not train_path.is_file():
         raise RlxError(f"dataset file {str(train_path)!r} does not exist.")
     train = load_dataset(train_path)
-    val = load_dataset(val_path)["observations"] if val_path else None
+    val = load_dataset(val_path) if val_path else None
     try:
-        return arrays(train, val)
+        return arrays(train, val["observations"] if val else None, val)
     except RlxError as err:
         raise RlxError(f"{str(train_path)!r}: {err}") from None
 
@@ -105,7 +118,8 @@ def check(data: Mapping[str, np.ndarray], env: Env, config: Any) -> None:
     layout = require_goal_layout(env, "an offline goal-conditioned algorithm")
     check_widths(data, env, {"observations": ("state", layout.state_size),
                              "val_observations": ("state", layout.state_size),
-                             "actions": ("action", env.action_size)})  # fmt: skip
+                             "actions": ("action", env.action_size),
+                             "val_actions": ("action", env.action_size)})  # fmt: skip
 
 
 DATASET = AssetSpec(

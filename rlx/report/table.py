@@ -2,9 +2,12 @@
 
 `rlx table DIR` writes table.md, table.csv and table.tex; `rlx plot DIR` writes
 learning_curves.png and performance_profile.png. A row is one grid point of one cell
-(algorithm x environment): per-seed final scores (the last evaluation point) summarised as
-mean ± std and as the interquartile mean with a stratified-bootstrap 95% confidence interval.
-Runs that failed (NaN/Inf) are left out of the statistics and counted in the 'failed' column.
+(algorithm x environment): per-seed final scores (the last evaluation point, or the mean of the
+last ``final_evals`` points where the sweep file sets it) summarised as mean ± std and as the
+interquartile mean with a stratified-bootstrap 95% confidence interval. Runs that failed
+(NaN/Inf) are left out of the statistics and counted in the 'failed' column. Published figures
+(the sweep file's ``[reference]`` entries) never sit in these rows: they are listed apart, each
+with its own budget in full.
 """
 
 from __future__ import annotations
@@ -80,26 +83,96 @@ def metric_label(metric: str, rules: dict[str, MetricRule]) -> str:
     return f"{base} at eval {index}" if index is not None else base
 
 
-def run_value(run: dict[str, Any], metric: str) -> float:
-    """A run's score for a table metric: its final value, or with ``@K`` its value at
-    evaluation point K (NaN where the run has no such metric or point)."""
+def final_value(run: dict[str, Any], name: str, final_evals: int = 1) -> float:
+    """A run's final value of metric `name`: the mean of its last `final_evals` evaluation
+    points (1: the last point, the record's ``final``); NaN where the run has no such metric
+    or fewer points."""
+    if final_evals == 1:
+        return run["final"].get(name, math.nan)
+    curve = run["curve"].get(name, [])
+    if len(curve) < final_evals:
+        return math.nan
+    return float(np.mean(np.asarray(curve[-final_evals:], dtype=np.float64)))
+
+
+def run_value(run: dict[str, Any], metric: str, final_evals: int = 1) -> float:
+    """A run's score for a table metric: its final value (`final_value`), or with ``@K`` its
+    value at evaluation point K (NaN where the run has no such metric or point)."""
     name, index = split_point(metric)
     if index is None:
-        return run["final"].get(name, math.nan)
+        return final_value(run, name, final_evals)
     curve = run["curve"].get(name, [])
     return curve[index] if index < len(curve) else math.nan
 
 
-def shown_reference(ref: dict[str, Any] | None, quick: bool) -> dict[str, Any] | None:
-    """The published figure a table row shows: the reference's ``quick_value`` in a --quick
-    table where one was read at that budget, else its ``value``; with the ``steps`` it holds
-    at (None if not given) and its source."""
-    if not ref:
-        return None
-    if quick and "quick_value" in ref:
-        return {"value": ref["quick_value"], "steps": ref.get("quick_steps"),
-                "source": ref.get("quick_source", ref.get("source", ""))}  # fmt: skip
-    return {"value": ref["value"], "steps": ref.get("steps"), "source": ref.get("source", "")}
+def final_rule(meta: dict[str, Any], records: list[dict[str, Any]]) -> str:
+    """How a run's score is read, for the table's budget line: its last evaluation, or the
+    mean of its last K with the steps they were taken at."""
+    k = int(meta.get("final_evals", 1))
+    if k == 1:
+        return "the score of a run is its last evaluation"
+    axis = record.axis(records[0])
+    steps = records[0]["runs"][0]["curve"].get(axis, [])[-k:]
+    at = f" (at {', '.join(steps_text(int(x)) for x in steps)} {axis.replace('_', ' ')})"
+    return f"the score of a run is the mean of its last {k} evaluations{at if steps else ''}"
+
+
+PUBLISHED_TITLE = "Published figures (their budget, not comparable to ours)"
+BUDGET_LABELS = {
+    "steps": "steps",
+    "batch": "batch",
+    "network": "network",
+    "seeds": "seeds",
+    "episodes": "eval episodes",
+    "evaluation": "evaluation",
+    "data": "data",
+    "gamma": "gamma",
+}
+"""Column labels of a reference's budget fields (`rlx.sweep.REFERENCE_BUDGET`), in order."""
+
+
+def published_figures(meta: dict[str, Any]) -> list[dict[str, Any]]:
+    """The sweep's published figures, one per reference (and a second where it gives a
+    ``quick_value``, read at ``quick_steps``): algorithm, environment, metric (None: the
+    headline), value, source and its budget fields."""
+    out = []
+    for key, ref in (meta.get("references") or {}).items():
+        algo, _, env = key.partition("/")
+        budget = {k: ref[k] for k in BUDGET_LABELS if k in ref}
+        base = {"algorithm": algo, "environment": env, "metric": ref.get("metric"),
+                "value": ref["value"], "source": ref.get("source", ""), **budget}  # fmt: skip
+        out.append(base)
+        if "quick_value" in ref:
+            early = {k: v for k, v in base.items() if k != "steps"}
+            if "quick_steps" in ref:
+                early["steps"] = ref["quick_steps"]
+            early.update(value=ref["quick_value"],
+                         source=ref.get("quick_source", base["source"]))  # fmt: skip
+            out.append(early)
+    return out
+
+
+def published_lines(meta: dict[str, Any], rules: dict[str, MetricRule]) -> list[str]:
+    """The Markdown table of published figures (empty without references): each with its
+    budget in full, 'not stated' where the sweep file gives no field."""
+    figures = published_figures(meta)
+    if not figures:
+        return []
+    headline = (meta.get("table_metrics") or ["eval/return"])[0]
+    fields = [k for k in BUDGET_LABELS if any(k in f for f in figures)]
+    cols = ["algorithm", "environment", "metric", "value", "source"]
+    cols += [BUDGET_LABELS[k] for k in fields]
+    lines = [f"## {PUBLISHED_TITLE}", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for f in figures:
+        metric = f["metric"] or headline
+        percent = rules.get(split_point(metric)[0], MetricRule()).percent
+        value = _num(f["value"], metric, rules) if percent else f"{f['value']:g}"
+        cells = [f["algorithm"], f["environment"], metric_label(metric, rules), value, f["source"]]
+        for k in fields:
+            v = f.get(k)
+            cells.append("not stated" if v is None else steps_text(v) if k == "steps" else str(v))
+        lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
+    return lines
 
 
 def steps_text(steps: int) -> str:
@@ -113,14 +186,12 @@ def steps_text(steps: int) -> str:
 def rows(meta: dict[str, Any], records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per (cell, grid point) with the statistics of each table metric."""
     metrics = meta.get("table_metrics") or ["eval/return"]
+    last = int(meta.get("final_evals", 1))
     out = []
     for rec in records:
         groups: dict[str, list[dict[str, Any]]] = {}
         for run in rec["runs"]:
             groups.setdefault(record.grid_label(run["grid_point"]), []).append(run)
-        ref = shown_reference(
-            meta.get("references", {}).get(f"{rec['algo']}/{rec['env']}"), bool(meta.get("quick"))
-        )
         for label, runs in groups.items():
             ok = [r for r in runs if "failed" not in r]
             row: dict[str, Any] = {
@@ -138,10 +209,9 @@ def rows(meta: dict[str, Any], records: list[dict[str, Any]]) -> list[dict[str, 
                 "env_steps": rec["budget"]["total_steps_per_run"],
                 "wall_s": rec["timing"]["wall_s"],
                 "env_steps_per_s": record.rate(rec),
-                "reference": ref,
             }
             for m in metrics:
-                scores = np.array([run_value(r, m) for r in ok], dtype=np.float64)
+                scores = np.array([run_value(r, m, last) for r in ok], dtype=np.float64)
                 scores = scores[np.isfinite(scores)]
                 if scores.size == 0:
                     row[m] = None
@@ -175,7 +245,7 @@ def _cells(row: dict[str, Any], metrics: list[str], rules: dict[str, MetricRule]
     for i, m in enumerate(metrics):
         s = row[m]
         if s is None:
-            cells += ["n/a"] * (3 if i == 0 else 1)
+            cells += ["n/a"] * (2 if i == 0 else 1)
             continue
         d = _digits(s)
         fmt = lambda x, m=m, d=d: _num(x, m, rules, d)  # noqa: E731
@@ -184,12 +254,6 @@ def _cells(row: dict[str, Any], metrics: list[str], rules: dict[str, MetricRule]
                 f"{fmt(s['mean'])} ± {fmt(s['std'])}",
                 f"{fmt(s['iqm'])} [{fmt(s['ci'][0])}, {fmt(s['ci'][1])}]",
             ]
-            ref = row["reference"]
-            percent = rules.get(split_point(m)[0], MetricRule()).percent
-            text = (_num(ref["value"], m, rules) if percent else f"{ref['value']:g}") if ref else ""
-            if ref and ref["steps"] and not 0.8 <= ref["steps"] / row["env_steps"] <= 1.25:
-                text += f" (at {steps_text(ref['steps'])})"
-            cells.append(text)
         else:
             cells.append(
                 f"{fmt(s['mean'])} ± {fmt(s['std'])} [{fmt(s['ci'][0])}, {fmt(s['ci'][1])}]"
@@ -214,7 +278,7 @@ def _header_lines(meta: dict[str, Any], records: list[dict[str, Any]]) -> list[s
         f"{prov['matmul_precision']}",
         f"- budget: {'--quick profile' if meta.get('quick') else 'full budget'}; "
         f"{records[0]['budget']['num_evals']} evaluations of {records[0]['budget']['eval_episodes']} "
-        "deterministic episodes; the score of a run is its last evaluation",
+        f"deterministic episodes; {final_rule(meta, records)}",
     ]
 
 
@@ -225,7 +289,7 @@ def markdown(meta: dict[str, Any], records: list[dict[str, Any]]) -> str:
     unit = record.axis(records[0]).replace("_", " ")
     head = metric_label(metrics[0], rules)
     cols = ["algorithm", "environment", "setting", "seeds", f"{unit}/run",
-            f"{head} mean ± std", f"{head} IQM [95% CI]", "reference"]  # fmt: skip
+            f"{head} mean ± std", f"{head} IQM [95% CI]"]  # fmt: skip
     cols += [f"{metric_label(m, rules)} mean ± std [IQM 95% CI]" for m in metrics[1:]]
     cols += ["wall-clock s", f"{unit}/s"]
     lines = [f"# {meta['name']}", ""]
@@ -248,27 +312,20 @@ def markdown(meta: dict[str, Any], records: list[dict[str, Any]]) -> str:
         cells += [f"{row['wall_s']:.0f}", f"{row['env_steps_per_s']:,.0f}"]
         lines.append("| " + " | ".join(cells) + " |")
         notes += [f"- {row['algorithm']}/{row['environment']}: {d}" for d in row["failed_detail"]]
-    quick = bool(meta.get("quick"))
-    refs = [(k, shown_reference(r, quick)) for k, r in (meta.get("references") or {}).items()]
-    refs = [(k, r) for k, r in refs if r and r["source"]]
     lines.append("")
     lines.append(
         "IQM: interquartile mean over seeds; CI: 95% stratified-bootstrap percentile interval "
         f"(2,000 resamples). Wall-clock and {unit}/s are per cell (all its runs in one program)."
     )
-    if refs:
-        lines += ["", "References:"] + [
-            f"- {k}: {r['value']:g}"
-            + (f" at {steps_text(r['steps'])} steps" if r["steps"] else "")
-            + f" ({r['source']})"
-            for k, r in refs
-        ]
     if notes:
         lines += ["", "Failed runs (left out of the statistics):", *notes]
     missing = missing_cells(meta, records)
     if missing:
         lines += ["", f"Not finished yet ({len(missing)} of {len(meta['cells'])} cells, left out): "
                   + ", ".join(missing)]  # fmt: skip
+    published = published_lines(meta, rules)
+    if published:
+        lines += ["", *published]
     return "\n".join(lines) + "\n"
 
 
@@ -280,7 +337,7 @@ def csv_text(meta: dict[str, Any], records: list[dict[str, Any]]) -> str:
     head = ["algorithm", "environment", "setting", "seeds", "failed", "env_steps"]
     for m in metrics:
         head += [f"{m} mean", f"{m} std", f"{m} iqm", f"{m} ci_low", f"{m} ci_high"]
-    head += ["reference", "wall_s", "env_steps_per_s"]
+    head += ["wall_s", "env_steps_per_s"]
     writer.writerow(head)
     for row in rows(meta, records):
         line = [
@@ -289,11 +346,7 @@ def csv_text(meta: dict[str, Any], records: list[dict[str, Any]]) -> str:
         for m in metrics:
             s = row[m]
             line += [s["mean"], s["std"], s["iqm"], *s["ci"]] if s else [""] * 5
-        line += [
-            row["reference"]["value"] if row["reference"] else "",
-            row["wall_s"],
-            row["env_steps_per_s"],
-        ]
+        line += [row["wall_s"], row["env_steps_per_s"]]
         writer.writerow(line)
     return buf.getvalue()
 
@@ -359,6 +412,7 @@ def write_plots(directory: Path) -> list[Path]:
     meta, records = load_records(directory)
     metrics = meta.get("plot_metrics") or [meta.get("plot_metric") or "eval/return"]
     mark = meta.get("plot_mark")
+    last = int(meta.get("final_evals", 1))
     rules = metric_rules(records)
     paths = []
     for i, metric in enumerate(metrics):
@@ -380,8 +434,8 @@ def write_plots(directory: Path) -> list[Path]:
                     if "failed" in r:
                         scores[j] = math.nan
                 curves.setdefault(rec["env"], {})[label] = (steps, scores)
-                last = scores[:, -1]
-                finals.setdefault(label, {})[rec["env"]] = last[np.isfinite(last)]
+                final = scores[:, -last:].mean(axis=1)
+                finals.setdefault(label, {})[rec["env"]] = final[np.isfinite(final)]
         name = "learning_curves.png" if i == 0 else f"learning_curves_{_slug(metric)}.png"
         where = (mark["fraction"], mark["label"]) if mark else None
         paths.append(
@@ -414,15 +468,16 @@ def _bins(rec: dict[str, Any], prefix: str) -> list[tuple[str, float]]:
     return sorted(found, key=lambda item: item[1])
 
 
-def binned_curves(records: list[dict[str, Any]], prefix: str):
+def binned_curves(records: list[dict[str, Any]], prefix: str, final_evals: int = 1):
     """``curves[env][algorithm] = (bin centres, final values [runs, bins])`` of the binned
-    metric `prefix` (failed runs NaN); records without it are left out."""
+    metric `prefix` (final values by `final_value`; failed runs NaN); records without it are
+    left out."""
     curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
     for rec in records:
         bins = _bins(rec, prefix)
         if not bins:
             continue
-        scores = np.array([[r["final"].get(n, math.nan) if "failed" not in r else math.nan
+        scores = np.array([[final_value(r, n, final_evals) if "failed" not in r else math.nan
                             for n, _ in bins] for r in rec["runs"]], dtype=np.float64)  # fmt: skip
         curves.setdefault(rec["env"], {})[rec["algo"]] = (np.array([c for _, c in bins]), scores)
     return curves
@@ -433,7 +488,7 @@ def write_binned_plots(directory: Path, meta: dict[str, Any], records, rules) ->
     centre (e.g. value error against the exact distance), IQM and 95% CI over seeds."""
     paths = []
     for prefix in meta.get("plot_binned") or []:
-        curves = binned_curves(records, prefix)
+        curves = binned_curves(records, prefix, int(meta.get("final_evals", 1)))
         if not curves:
             continue
         label = rules.get(prefix, MetricRule()).label or prefix
