@@ -24,6 +24,17 @@ def test_resolved_horizon_is_the_farthest_contiguous_resolved_bin():
     assert horizon.resolved_horizon(EDGES, exact, exact) == 320.0
 
 
+def test_propagation_horizon_is_where_the_estimate_stops_rising():
+    exact = [5.0, 15.0, 30.0, 60.0, 120.0, 240.0, NAN]
+    scaled = [15.0, 45.0, 90.0, 180.0, 360.0, 720.0, NAN]  # 3x the distance: propagates all
+    assert horizon.propagation_horizon(EDGES, scaled, exact) == 320.0
+    assert horizon.resolved_horizon(EDGES, scaled, exact) == 0.0  # but is calibrated nowhere
+    saturated = [5.0, 15.0, 30.0, 50.0, 55.0, 56.0, NAN]  # 80-160 rises 5 < 30 (half of 60)
+    assert horizon.propagation_horizon(EDGES, saturated, exact) == 80.0
+    assert horizon.propagation_horizon(EDGES, [NAN, *scaled[1:]], [NAN, *exact[1:]]) == 320.0
+    assert horizon.propagation_horizon(EDGES, [NAN, *scaled[1:]], exact) == 0.0
+
+
 def _record(algo, tau, medians_by_step, seed=0):
     """A sweep cell record with one run whose curves hold the given medians per step."""
     steps = [0, *medians_by_step]
@@ -55,15 +66,13 @@ def test_write_tabulates_horizons_and_steps_to_reach(tmp_path):
         (tmp_path / "cells" / name).mkdir(parents=True)
         (tmp_path / "cells" / name / "record.json").write_text(json.dumps(rec))
     md, csv_path, png = horizon.write(tmp_path)
-    text = md.read_text()
-    assert (
-        "| pointmaze_medium | gciql | tau=0.005 | value | 40 | 40 | 160 | 1,000 | 4,000 | 4,000 |"
-        in text
-    )
-    assert (
-        "| pointmaze_medium | trl | tau=0.005 | value | 40 | 160 | 640 | 1,000 | 2,000 | 2,000 |"
-        in text
-    )
+    resolved, propagation = md.read_text().split("## Propagation horizon")
+    row = "| pointmaze_medium | {} | tau=0.005 | value | {} |"
+    assert row.format("gciql", "40 | 40 | 160 | 1,000 | 4,000 | 4,000") in resolved
+    assert row.format("trl", "40 | 160 | 640 | 1,000 | 2,000 | 2,000") in resolved
+    # The estimates rise with the distance up to the bin where they flatten out.
+    assert row.format("gciql", "40 | 40 | 160 | 1,000 | 4,000 | 4,000") in propagation
+    assert row.format("trl", "40 | 160 | 640 | 1,000 | 2,000 | 2,000") in propagation
     assert png.stat().st_size > 1000 and len(csv_path.read_text().splitlines()) == 7
 
 
