@@ -184,6 +184,8 @@ KINDS = {
     "rise (how far value has propagated, whatever its scale).",
 }
 """The two horizons of a row, with their table captions."""
+TITLES = {"horizon": "Resolved horizon", "propagation": "Propagation horizon"}
+"""Their section titles."""
 
 
 def _fmt_h(rows: list[dict[str, Any]], key: str) -> str:
@@ -271,7 +273,7 @@ def render(records: list[dict[str, Any]], rows: list[dict[str, Any]]) -> str:
              ""]  # fmt: skip
     for key in KINDS:
         lines += [
-            f"## {key.capitalize()} horizon",
+            f"## {TITLES[key]}",
             "",
             *_horizon_table(groups, log_points(steps), key),
         ]
@@ -316,8 +318,8 @@ def _panel(ax, groups: dict, maze: str, key: str, steps: np.ndarray, taus: list[
     for tau in taus:
         ax.plot(steps, steps * tau, ":", color="grey", lw=1)
         ax.annotate(f"N x {tau:g}", (steps[-1], steps[-1] * tau), fontsize=7, color="grey")
-    ax.set(xscale="log", yscale="log", title=f"{maze}: {key} horizon", xlabel="gradient steps",
-           ylabel=f"{key} horizon (env steps)", ylim=(FLOOR * 0.8, 700))  # fmt: skip
+    ax.set(xscale="log", yscale="log", title=f"{maze}: {TITLES[key].lower()}", xlabel="gradient steps",
+           ylabel=f"{TITLES[key].lower()} (env steps)", ylim=(FLOOR * 0.8, 700))  # fmt: skip
     ax.grid(True, which="both", alpha=0.3)
 
 
