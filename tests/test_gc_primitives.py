@@ -205,6 +205,9 @@ def test_value_scores_bin_the_errors_by_exact_distance():
     np.testing.assert_allclose(figures["value/traj_mean_offset"], 128 / 3)
     assert set(va.scores(estimate, pairs, calibrated=False)) == {"value/spearman"}
     assert "value_actor/mae" in va.scores(estimate, pairs, True, va.prefix_of(1, "actor"))
+    labels = {k: r.label for k, r in va.rules(["data", "actor"], calibrated=True).items()}
+    assert labels["value/mae"] == "value error (steps)"  # the primary read-out: no name
+    assert labels["value_actor/mae"] == "value error (steps) (actor)"
 
 
 def test_held_out_trajectory_pairs_stay_inside_their_episode():

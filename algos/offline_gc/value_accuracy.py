@@ -220,7 +220,9 @@ def rules(readouts: Sequence[str], calibrated: bool) -> dict[str, MetricRule]:
     may be NaN: an empty bin)."""
     out = {}
     for index, name in enumerate(readouts):
-        prefix, who = prefix_of(index, name), f" ({name})"
+        # The primary read-out's labels name no read-out: a table of several algorithms merges
+        # their rules, and each algorithm's primary read-out has its own name.
+        prefix, who = prefix_of(index, name), ("" if index == 0 else f" ({name})")
         out[f"{prefix}/spearman"] = MetricRule(label=f"value rank corr.{who}")
         if not calibrated:
             continue
