@@ -216,7 +216,8 @@ def _budget_lines(records: list[dict[str, Any]]) -> list[str]:
         f"- hardware: {hw.get('cpu') or hw.get('device_kind')}, {hw.get('cpu_cores')} cores "
         f"({hw['backend']}, {hw['device_count']} device(s))",
         f"- versions: {versions}",
-        f"- git {prov['git']}; started {prov['date']}",
+        f"- git {', '.join(sorted({r['provenance']['git'] for r in records}))} (each cell's "
+        f"record.json names its own); first cell started {prov['date']}",
         f"- budget: {cfg['total_steps']:,} gradient steps per run, evaluated every "
         f"{cfg['total_steps'] // first['budget']['num_evals']:,}; seeds {first['seeds']}; "
         + "; ".join(sorted(sizes)),
