@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_sweep import TINY
+from test_sweep import TINY, write_one_cell_sweep
 
 from rlx import sweep
 from rlx.errors import RlxError
@@ -26,20 +26,11 @@ def _sweep_dir(tmp_path: Path, final_evals: int | None, references: dict | None 
     """A results directory of one cell with two runs of `CURVES`."""
     runs = [{"run": i, "seed": i, "grid_point": {}, "final": {"eval/return": c[-1]},
              "curve": {"env_steps": STEPS, "eval/return": c}} for i, c in enumerate(CURVES)]  # fmt: skip
-    prov = {"git": "abc", "date": "2026-11-25T00:00:00+00:00", "matmul_precision": "default",
-            "versions": {k: "x" for k in ("python", "jax", "flax", "optax", "brax", "mujoco", "mujoco-mjx")},
-            "hardware": {"backend": "cpu", "cpu": "test cpu", "cpu_cores": 2, "device_count": 1}}  # fmt: skip
-    rec = {"config_hash": "h", "algo": "ppo", "env": "pendulum_swingup", "runs": runs, "provenance": prov,
-           "budget": {"total_steps_per_run": 500, "num_evals": 5, "eval_episodes": 10},
-           "timing": {"wall_s": 1.0, "env_steps_per_s": 50.0}}  # fmt: skip
-    (tmp_path / "cells" / "c").mkdir(parents=True)
-    (tmp_path / "cells" / "c" / "record.json").write_text(json.dumps(rec))
-    meta = {"name": "t", "cells": {"ppo/pendulum_swingup": {"dir": "c", "hash": "h"}},
-            "table_metrics": ["eval/return"], "references": references or {}}  # fmt: skip
+    extra = {"references": references or {}}
     if final_evals is not None:
-        meta["final_evals"] = final_evals
-    (tmp_path / "sweep.json").write_text(json.dumps(meta))
-    return tmp_path
+        extra["final_evals"] = final_evals
+    budget = {"total_steps_per_run": 500, "num_evals": 5, "eval_episodes": 10}
+    return write_one_cell_sweep(tmp_path, runs, budget, extra)
 
 
 def _write(tmp_path: Path, text: str) -> Path:

@@ -276,17 +276,9 @@ def test_table_statistics_against_hand_computed_values(tmp_path):
          "curve": {"env_steps": [0, 10], "eval/return": [0.0, v]}}
         for i, v in enumerate(finals)
     ]  # fmt: skip
-    prov = {"git": "abc", "date": "2026-11-25T00:00:00+00:00", "matmul_precision": "default",
-            "versions": {k: "x" for k in ("python", "jax", "flax", "optax", "brax", "mujoco", "mujoco-mjx")},
-            "hardware": {"backend": "cpu", "cpu": "test cpu", "cpu_cores": 2, "device_count": 1}}  # fmt: skip
-    rec = {"config_hash": "h", "algo": "ppo", "env": "pendulum_swingup", "runs": runs, "provenance": prov,
-           "budget": {"total_steps_per_run": 10, "num_evals": 1, "eval_episodes": 1},
-           "timing": {"wall_s": 1.0, "env_steps_per_s": 50.0}}  # fmt: skip
-    (tmp_path / "cells" / "c").mkdir(parents=True)
-    (tmp_path / "cells" / "c" / "record.json").write_text(json.dumps(rec))
-    meta = {"name": "t", "cells": {"ppo/pendulum_swingup": {"dir": "c", "hash": "h"}},
-            "table_metrics": ["eval/return"], "references": {"ppo/pendulum_swingup": {"value": -150, "source": "paper"}}}  # fmt: skip
-    (tmp_path / "sweep.json").write_text(json.dumps(meta))
+    write_one_cell_sweep(tmp_path, runs, {"total_steps_per_run": 10, "num_evals": 1,
+                                          "eval_episodes": 1},
+                         {"references": {"ppo/pendulum_swingup": {"value": -150, "source": "paper"}}})  # fmt: skip
     (row,) = table.rows(*table.load_records(tmp_path))
     s = row["eval/return"]
     assert s["mean"] == pytest.approx(22.0)
@@ -427,3 +419,19 @@ def test_bad_shards_are_refused(tmp_path, capsys, text):
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("rlx: error: bad --shard") and err.count("\n") == 1
     assert not out.exists()
+
+
+def write_one_cell_sweep(tmp_path: Path, runs: list, budget: dict, meta_extra: dict) -> Path:
+    """A results directory `tmp_path` of one PPO cell holding `runs` (record rows) with
+    `budget`, and a sweep.json with the headline eval/return plus `meta_extra`."""
+    prov = {"git": "abc", "date": "2026-11-25T00:00:00+00:00", "matmul_precision": "default",
+            "versions": {k: "x" for k in ("python", "jax", "flax", "optax", "brax", "mujoco", "mujoco-mjx")},
+            "hardware": {"backend": "cpu", "cpu": "test cpu", "cpu_cores": 2, "device_count": 1}}  # fmt: skip
+    rec = {"config_hash": "h", "algo": "ppo", "env": "pendulum_swingup", "runs": runs,
+           "provenance": prov, "budget": budget, "timing": {"wall_s": 1.0, "env_steps_per_s": 50.0}}  # fmt: skip
+    (tmp_path / "cells" / "c").mkdir(parents=True)
+    (tmp_path / "cells" / "c" / "record.json").write_text(json.dumps(rec))
+    meta = {"name": "t", "cells": {"ppo/pendulum_swingup": {"dir": "c", "hash": "h"}},
+            "table_metrics": ["eval/return"], **meta_extra}  # fmt: skip
+    (tmp_path / "sweep.json").write_text(json.dumps(meta))
+    return tmp_path
