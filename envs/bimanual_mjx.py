@@ -18,7 +18,9 @@ and whether the box has been lifted (1).
 Success (sparse, ``done = 1``, reward 1): the box has been lifted by at least ``LIFT`` and
 rests on the table, upright, within ``TOLERANCE`` of the target. Danger (``danger(state)``,
 for simulated interventions): the box in the air with a pad off its face or slipping down
-between the pads, or tilted by more than 25 degrees. The SFT policies fail mostly by carrying
+between the pads, or tilted by more than 25 degrees. Recovered (``recovered(state)``, when an
+expert that took over may hand back): not in danger, and the box upright and either held by
+both pads at its faces or resting on the table, still. The SFT policies fail mostly by carrying
 and placing, which these do not see; ``placement_danger=True`` adds a tube around the expert's
 path for those: a lifted box moving away from the target, or set down off it.
 
@@ -112,6 +114,9 @@ class BimanualSqueezeLift(Env):
     episode_metrics: tuple[str, ...] = ("goal_reached", "lifted")
     metric_labels: ClassVar[dict[str, str]] = {"lifted": "lift rate"}
     rate_metrics: tuple[str, ...] = ("lifted",)
+    ends_at_success = True
+    """``done = 1`` on the success step: an episode that succeeds ends there, so its last valid
+    step is its success step (HABC's credit relies on it)."""
 
     def __init__(self, level: int = 1, placement_danger: bool = False):
         """Pick the difficulty ``level`` (1, 2 or 3: module docstring); ``placement_danger``
@@ -225,6 +230,24 @@ class BimanualSqueezeLift(Env):
         astray = lifted & airborne & (closing < -AWAY_SPEED)
         misplaced = lifted & ~airborne & (dist > TOLERANCE)
         return danger | astray | misplaced
+
+    def recovered(self, state: State) -> jax.Array:
+        """Nothing is being lost, consistent with `danger` (works on batched states): not in
+        danger, and the box either held by both hands (each pad within 1 cm of its face, level
+        with the box and over it in y) and upright, or resting on the table (within 1 cm of it,
+        slower than 5 cm/s, upright)."""
+        obs = state.obs
+        hands, box = obs[..., 0:6], obs[..., 12:15]
+        speed = jnp.linalg.norm(obs[..., 15:18], axis=-1)
+        reach = self.w + PAD
+        at_l = jnp.abs(hands[..., 0] - (box[..., 0] - reach)) <= 0.01
+        at_r = jnp.abs(hands[..., 3] - (box[..., 0] + reach)) <= 0.01
+        over = [(jnp.abs(hands[..., i + 1] - box[..., 1]) < self.w)
+                & (jnp.abs(hands[..., i + 2] - box[..., 2]) < self.w) for i in (0, 3)]  # fmt: skip
+        upright = obs[..., 18] >= np.cos(np.deg2rad(25.0))
+        held = at_l & at_r & over[0] & over[1]
+        resting = (box[..., 2] <= self.w + 0.01) & (speed < 0.05)
+        return (held | resting) & upright & ~self.danger(state)
 
     # --- expert -----------------------------------------------------------------------------
 

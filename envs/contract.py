@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import jax
 import jax.numpy as jnp
@@ -701,11 +701,45 @@ def _brief(err: BaseException) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
+@runtime_checkable
+class InterventionEnv(Protocol):
+    """What HABC's simulated interventions (`rlx.algos.finetune.interventions`) need from an
+    env, beside the Brax `Env` interface: an expert that takes over, the predicates that say when
+    it takes over and when it may hand back, and episodes that end at success.
+
+    The env's ``State.metrics`` must also hold ``goal_reached`` (1 on a step where the goal is
+    reached, else 0): the episode outcome HABC's credit is built on. The squeeze-lift tasks
+    (`rlx.envs.squeeze_lift.SqueezeLift`, `rlx.envs.bimanual_mjx.BimanualSqueezeLift`) are
+    instances. ``isinstance(env, InterventionEnv)`` checks that the names exist, not their
+    behaviour (`check_env` steps them).
+    """
+
+    ends_at_success: bool
+    """True when ``done = 1`` on the success step, so a successful episode's last valid step is
+    its success step (HABC anchors its efficiency credit there)."""
+
+    def baseline_policy(self, obs: jax.Array) -> jax.Array:
+        """The expert's action in [-1, 1] (``[..., action_size]``) for one observation or a
+        batch (``[..., observation_size]``); pure JAX."""
+        ...
+
+    def danger(self, state: State) -> jax.Array:
+        """bool ``[...]``: the task is being lost now (the expert should take over), on one
+        State or a batch of States; pure JAX."""
+        ...
+
+    def recovered(self, state: State) -> jax.Array:
+        """bool ``[...]``: nothing is being lost, so an expert that took over may hand back
+        (implies ``~danger(state)``), on one State or a batch of States; pure JAX."""
+        ...
+
+
 __all__ = [
     "CAPABILITIES",
     "REQUIRED",
     "EnvReport",
     "Finding",
+    "InterventionEnv",
     "Item",
     "check_env",
     "contract_error",

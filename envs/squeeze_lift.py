@@ -19,20 +19,36 @@ Contact (a hand touches a side face while it is within the box's height, |z - b_
 
     p_l = clip(x_l - (b_x - w), 0, p_max),      p_r = clip((b_x + w) - x_r, 0, p_max),
 
-the hands' penetrations into the left and right faces, capped at ``p_max`` (a hand cannot push
-deeper). The squeeze holds the box when both penetrations reach ``p_grip`` (the stiffness times
-the smaller penetration, times twice the friction, carries the weight). A held box moves with
-the mean of the two hands' displacements; a box not held falls by ``fall_speed`` per step until
-it rests on the table.
+the hands' penetrations into their own faces (the left hand into the left face), capped at
+``p_max`` (a hand cannot push deeper). A hand only presses into the face on the side it comes
+from: one that was on its own side of the box's centre at the previous step is kept at most
+``p_max`` into its own face, one that was beyond the centre (a left hand right of b_x) stays
+outside the far face (x_l >= b_x + w), so a hand never passes through the box, and a hand
+beyond the centre never squeezes (p = 0). The squeeze holds the box when both penetrations reach
+``p_grip`` (the stiffness times the smaller penetration, times twice the friction, carries the
+weight). A held box moves with the mean of the two hands' displacements; a box not held falls by
+``fall_speed`` per step until it rests on the table.
 
 Success (sparse outcome, ``done = 1``): the box has been lifted (``lifted``) and rests on the
-table within ``tolerance`` of ``t_x``. Reward: 1 on the success step, else 0. Time-out
-(``episode_length = 150``) is left to the registry's wrapper. Metrics: ``goal_reached``
-(success), ``gripped``, ``dropped`` (1 on a step where a lifted box stops being held in the
-air), all episode metrics.
+table within ``tolerance`` of ``t_x`` (``ends_at_success``: the episode ends on its success
+step). Reward: 1 on the success step, else 0. Time-out (``episode_length = 150``) is left to
+the registry's wrapper. Metrics: ``goal_reached`` (success), ``gripped``, ``dropped`` (1 on a
+step where a lifted box stops being held in the air), all episode metrics.
 
-Danger predicate (``danger(state)``, for simulated interventions): the box is in the air and
-not held (falling), or is held with a squeeze within ``margin`` of losing it.
+Danger predicate (``danger(state)``, for simulated interventions): the box is being lost: in
+the air, not held, and let go, a hand more than ``release`` (default 0.06) from gripping its face
+(outside it, past ``p_max`` into it, or above or below it); with ``margin`` > 0 (default 0) also a
+box held in the air by a squeeze within ``margin`` of slipping. A box that slips and falls
+between hands that follow it is not in danger: the expert catches it or grasps it again on the
+table. Calibrated on the scripted expert with HABC's exploration noise (actions plus 0.1 N(0, 1),
+clipped; 256 episodes of 150 steps per level, up to success), which succeeds in 100/100/87% of
+episodes on levels 1/2/3 and trips this predicate in 0/0.4/0.8% of them. The earlier rule (any
+free box in the air, or a squeeze within 0.002 of p_grip) tripped in 41/85/100%, and any free box
+in the air alone in 23/57/98%: the noisy expert's box slips and is re-caught or re-grasped
+(about 5 times per successful level-3 episode).
+
+Recovered (``recovered(state)``, when an expert that took over may hand back): not in danger,
+and the box held in a squeeze or resting on the table.
 
 Difficulty (``level`` 1-3) stands in for HABC's three tasks: box half size w, the squeeze
 window [p_grip, p_max] a hand must hit, and the carry distance |t_x - b_x|::
@@ -80,16 +96,24 @@ class SqueezeLift(Env):
     fall_speed = 0.05
     tolerance = 0.05
     carry_height = 0.3
-    margin = 0.002
+    margin = 0.0
+    release = 0.06
+    ends_at_success = True
+    """``done = 1`` on the success step: an episode that succeeds ends there, so its last valid
+    step is its success step (HABC's credit relies on it)."""
 
-    def __init__(self, level: int = 1, margin: float = 0.002):
+    def __init__(self, level: int = 1, margin: float = 0.0, release: float = 0.06):
         """Pick the difficulty ``level`` (1, 2 or 3: module docstring) and the danger
-        predicate's squeeze ``margin`` (0: only a box that is not held counts)."""
+        predicate's knobs (`danger`): ``release``, how far (in x or z) a hand must be off its face
+        for a free box in the air to count as let go (0.06: 1.5 steps of a hand at full speed),
+        and ``margin``, the squeeze margin under which a held box in the air also counts (0: off;
+        0.002 was the earlier default, which fired on the exploration noise)."""
         if isinstance(level, bool) or level not in LEVELS:
             raise RlxError(f"level must be one of 1, 2, 3; got {level!r}.")
-        if isinstance(margin, bool) or not isinstance(margin, int | float) or margin < 0:
-            raise RlxError(f"margin must be a number >= 0, got {margin!r}.")
-        self.margin = float(margin)
+        for name, value in (("margin", margin), ("release", release)):
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise RlxError(f"{name} must be a number >= 0, got {value!r}.")
+        self.margin, self.release = float(margin), float(release)
         self.level = level
         spec = LEVELS[level]
         self.w, self.p_grip, self.p_max = spec["half_size"], spec["p_grip"], spec["p_max"]
@@ -118,17 +142,31 @@ class SqueezeLift(Env):
         return jnp.abs(hands[1] - box[1]) <= self.w, jnp.abs(hands[3] - box[1]) <= self.w
 
     def penetrations(self, hands: jax.Array, box: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """(p_l, p_r): each hand's depth into its side face, 0 when not level with the box."""
+        """(p_l, p_r): each hand's depth into its own side face; 0 when it is not level with the
+        box or is beyond the box's centre (a left hand right of b_x does not squeeze)."""
         level_l, level_r = self._level(hands, box)
-        p_l = jnp.where(level_l, jnp.clip(hands[0] - (box[0] - self.w), 0.0, None), 0.0)
-        p_r = jnp.where(level_r, jnp.clip(box[0] + self.w - hands[2], 0.0, None), 0.0)
+        own_l, own_r = hands[0] < box[0], hands[2] > box[0]
+        p_l = jnp.where(level_l & own_l, jnp.clip(hands[0] - (box[0] - self.w), 0.0, None), 0.0)
+        p_r = jnp.where(level_r & own_r, jnp.clip(box[0] + self.w - hands[2], 0.0, None), 0.0)
         return p_l, p_r
 
-    def _limit_hands(self, hands: jax.Array, box: jax.Array) -> jax.Array:
-        """Hands kept in the workspace and at most p_max deep in the faces they are level with."""
+    def _limit_hands(
+        self, hands: jax.Array, box: jax.Array, old_hands: jax.Array, old_box: jax.Array
+    ) -> jax.Array:
+        """Hands kept in the workspace and out of the box (module docstring, Contact): a hand
+        level with the box is held by the face on the side of the centre it was on at the
+        previous step, at most p_max deep in its own face, or outside the far face."""
         level_l, level_r = self._level(hands, box)
-        x_l = jnp.where(level_l, jnp.minimum(hands[0], box[0] - self.w + self.p_max), hands[0])
-        x_r = jnp.where(level_r, jnp.maximum(hands[2], box[0] + self.w - self.p_max), hands[2])
+        left, right = box[0] - self.w, box[0] + self.w
+        own_l, own_r = old_hands[0] <= old_box[0], old_hands[2] >= old_box[0]
+        x_l = jnp.where(
+            own_l, jnp.minimum(hands[0], left + self.p_max), jnp.maximum(hands[0], right)
+        )
+        x_r = jnp.where(
+            own_r, jnp.maximum(hands[2], right - self.p_max), jnp.minimum(hands[2], left)
+        )
+        x_l = jnp.where(level_l, x_l, hands[0])
+        x_r = jnp.where(level_r, x_r, hands[2])
         hands = jnp.stack([x_l, hands[1], x_r, hands[3]])
         return jnp.clip(hands, jnp.array([-1.0, 0.0, -1.0, 0.0]), 1.0)
 
@@ -169,7 +207,7 @@ class SqueezeLift(Env):
         fallen = box.at[1].add(-self.fall_speed)
         box = jnp.where(self.holds(old_hands, box), carried, fallen)
         box = box.at[1].set(jnp.maximum(box[1], self.w))
-        hands = self._limit_hands(hands, box)
+        hands = self._limit_hands(hands, box, old_hands, ps["box"])
         held = self.holds(hands, box)
         on_table = box[1] <= self.w + 1e-4
         lifted = (ps["flags"][1] > 0) | (box[1] >= 2.0 * self.w)
@@ -186,15 +224,31 @@ class SqueezeLift(Env):
         return state.replace(pipeline_state=new_ps, obs=self._obs(new_ps), reward=done,
                              done=done, metrics={**state.metrics, **metrics})  # fmt: skip
 
+    def _off_face(self, depth: jax.Array, dz: jax.Array) -> jax.Array:
+        """How far a hand is from gripping its face, given its depth into the face (negative:
+        outside) and its height off the box's centre: the larger of its distance outside the
+        face, its depth past ``p_max`` (on the far side, say) and its height past the face."""
+        return jnp.maximum(jnp.maximum(-depth, depth - self.p_max), jnp.abs(dz) - self.w)
+
     def danger(self, state: State) -> jax.Array:
-        """The box in the air and not held, or held with a squeeze within ``margin`` of
-        slipping (works on batched states)."""
+        """The box being lost (module docstring, Danger): in the air, not held, and let go by a
+        hand more than ``release`` off its face; or, with ``margin`` > 0, held in the air with a
+        squeeze within ``margin`` of slipping (works on batched states)."""
         obs = state.obs
         hands, box, gripped = obs[..., :4], obs[..., 4:6], obs[..., 7] > 0
         p_l, p_r = jax.vmap(self.penetrations)(hands.reshape(-1, 4), box.reshape(-1, 2))
         weak = (jnp.minimum(p_l, p_r) < self.p_grip + self.margin).reshape(gripped.shape)
+        off_l = self._off_face(hands[..., 0] - (box[..., 0] - self.w), hands[..., 1] - box[..., 1])
+        off_r = self._off_face(box[..., 0] + self.w - hands[..., 2], hands[..., 3] - box[..., 1])
+        let_go = jnp.maximum(off_l, off_r) > self.release
         airborne = box[..., 1] > self.w + 1e-4
-        return airborne & (~gripped | weak)
+        return airborne & jnp.where(gripped, (self.margin > 0) & weak, let_go)
+
+    def recovered(self, state: State) -> jax.Array:
+        """Nothing is being lost: the box held in a squeeze and not in `danger`, or resting on
+        the table (works on batched states; an expert that took over may hand back)."""
+        gripped, on_table = state.obs[..., 7] > 0, state.obs[..., 5] <= self.w + 1e-4
+        return (gripped | on_table) & ~self.danger(state)
 
     def baseline_policy(self, obs: jax.Array) -> jax.Array:
         """The scripted expert (module docstring); works on batched observations."""

@@ -34,7 +34,14 @@ class Settings:
     grid: dict[str, list[Any]]
 
 
+def _names(default: Any) -> bool:
+    """True for a tuple field of names (its default holds strings), not of ints."""
+    return isinstance(default, tuple) and any(isinstance(v, str) for v in default)
+
+
 def _kind(default: Any) -> str:
+    if _names(default):
+        return "comma-separated names"
     return "comma-separated ints" if isinstance(default, tuple) else type(default).__name__
 
 
@@ -50,7 +57,8 @@ def _from_text(default: Any, text: str) -> Any:
     if isinstance(default, float):
         return float(text)
     if isinstance(default, tuple):
-        return tuple(int(part) for part in text.strip("[]()").split(",") if part.strip())
+        parts = [part.strip().strip("'\"") for part in text.strip("[]()").split(",")]
+        return tuple(p if _names(default) else int(p) for p in parts if p)
     return text
 
 
@@ -75,8 +83,9 @@ def convert(config_cls: type, name: str, value: Any, owner: str = "") -> Any:
             if isinstance(value, int | float) and not isinstance(value, bool):
                 return float(value)
         elif isinstance(default, tuple):
+            kind = str if _names(default) else int
             if isinstance(value, list | tuple) and all(
-                isinstance(v, int) and not isinstance(v, bool) for v in value
+                isinstance(v, kind) and not isinstance(v, bool) for v in value
             ):
                 return tuple(value)
         elif isinstance(default, str):

@@ -1,6 +1,7 @@
 """The MJX bimanual squeeze-lift-place task: long random rollouts stay physical (no NaN, the box
 never sinks into the table, the pads never pass through it), the scripted expert succeeds from
-at least 95% of initial states, the danger predicate and its placement tube, bad levels refused."""
+at least 95% of initial states, the danger predicate and its placement tube, the recovered
+predicate, bad levels refused."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from rlx.envs.bimanual_mjx import PAD, BimanualSqueezeLift
+from rlx.envs.contract import InterventionEnv
 
 from rlx import envs
 from rlx.errors import RlxError
@@ -133,6 +135,35 @@ def test_placement_tube_fires_off_the_path_only_when_enabled():
         assert not bool(plain.danger(state)), name
     batch = SimpleNamespace(obs=jnp.stack([o for o, _ in cases.values()]))
     assert np.asarray(tube.danger(batch)).tolist() == [e for _, e in cases.values()]
+
+
+def test_recovered_when_held_or_resting_and_never_in_danger():
+    plain, tube = BimanualSqueezeLift(1), BimanualSqueezeLift(1, placement_danger=True)
+    w, target = plain.w, (0.3, 0.0)
+
+    def obs(box, velocity=(0, 0, 0), open_by=0.0, sag=0.0, up_z=1.0, lifted=1):
+        o = _obs(box, velocity, target, lifted, plain.w)
+        o = o.at[jnp.array([0, 6])].add(-open_by).at[jnp.array([3, 9])].add(open_by)
+        return o.at[jnp.array([2, 5, 8, 11])].add(sag).at[18].set(up_z)
+
+    cases = {  # name: (observation, recovered without the tube, with it)
+        "held in the air": (obs((0.2, 0.0, 0.2), (0.2, 0, 0)), True, True),
+        "held on the table": (obs((0.0, 0.0, w), lifted=0), True, True),
+        "resting, hands apart": (obs((0.0, 0.0, w), open_by=0.1, lifted=0), True, True),
+        "falling, pads 5 cm off": (obs((0.2, 0.0, 0.2), (0, 0, -0.5), open_by=0.05), False, False),
+        "slipping down between the pads": (obs((0.2, 0.0, 0.2), sag=0.04), False, False),
+        "held, tilted by 60 degrees": (obs((0.2, 0.0, 0.2), up_z=0.5), False, False),
+        "sliding on the table": (obs((0.0, 0.0, w), (0.3, 0, 0), open_by=0.1), False, False),
+        "set down 10 cm off target": (obs((0.2, 0.0, w)), True, False),
+    }
+    for name, (o, expected, with_tube) in cases.items():
+        state = SimpleNamespace(obs=o)
+        assert bool(plain.recovered(state)) == expected, name
+        assert bool(tube.recovered(state)) == with_tube, name
+        assert not (bool(tube.recovered(state)) and bool(tube.danger(state))), name
+    batch = SimpleNamespace(obs=jnp.stack([c[0] for c in cases.values()]))
+    assert np.asarray(plain.recovered(batch)).tolist() == [c[1] for c in cases.values()]
+    assert BimanualSqueezeLift.ends_at_success and isinstance(plain, InterventionEnv)
 
 
 def test_bad_level_and_registry():

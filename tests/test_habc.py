@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from rlx.algos.finetune import common, habc
+from rlx.envs.squeeze_lift import SqueezeLift
 
 from rlx import api, cli, envs
 from rlx.errors import RlxError
@@ -23,8 +24,18 @@ INTERVENED = B([0, 0, 1, 1, 0, 0, 0, 0], bool)
 VALID = B([1, 1, 1, 1, 1, 1, 1, 0], bool)
 
 
+def _credit(aware=True, success_step=6, reason=None, **kw):
+    config = _config(labels="aware" if aware else "naive", **kw)
+    return habc.episode_credit(INTERVENED, VALID, jnp.int32(success_step), jnp.float32(0.5),
+                               config, reason)  # fmt: skip
+
+
+def _config(**kw):
+    return habc.ALGORITHM.make_config(**kw)
+
+
 def test_aware_credit_ends_chains_at_segment_boundaries():
-    c = habc.episode_credit(INTERVENED, VALID, B(True), jnp.float32(0.5), aware=True)
+    c = _credit()
     np.testing.assert_array_equal(c.end, [0, 1, 0, 1, 0, 0, 1, 0])
     # The rescued segment ends with label 0, the final own segment with the outcome.
     np.testing.assert_array_equal(c.reward_v, [0, 0, 0, 0, 0, 0, 1, 0])
@@ -33,21 +44,41 @@ def test_aware_credit_ends_chains_at_segment_boundaries():
     np.testing.assert_allclose(c.efficiency.target, [0, 0, 0, 0, 0.25, 0.5, 1, 0])
 
 
+def test_random_take_over_leaves_the_segment_before_it_unlabelled_and_bootstrapped():
+    reason = INTERVENED.astype(jnp.int32) * habc.REASONS.index("random")
+    c = _credit(reason=reason)
+    # Steps 0-1 carry no label and no chain end: their advantage bootstraps from step 2's state.
+    np.testing.assert_array_equal(c.viability.labelled, [0, 0, 0, 0, 1, 1, 1, 0])
+    np.testing.assert_array_equal(c.end, [0, 0, 0, 1, 0, 0, 1, 0])
+    danger = INTERVENED.astype(jnp.int32) * habc.REASONS.index("danger")
+    np.testing.assert_array_equal(_credit(reason=danger).end, [0, 1, 0, 1, 0, 0, 1, 0])
+
+
+def test_credit_stops_at_the_success_step():
+    c = _credit(success_step=5)
+    np.testing.assert_array_equal(c.reward_e, [0, 0, 0, 0, 0, 1, 0, 0])
+    np.testing.assert_array_equal(c.own, [1, 1, 0, 0, 1, 1, 0, 0])
+    np.testing.assert_allclose(c.efficiency.target, [0, 0, 0, 0, 0.5, 1, 0, 0])
+
+
+def test_single_critic_targets_are_discounted_returns_of_every_step():
+    c = _credit(advantage="discounted_mc")
+    np.testing.assert_allclose(c.efficiency.target, 0.5 ** np.array([6, 5, 4, 3, 2, 1, 0, 0])
+                               * np.array([1, 1, 1, 1, 1, 1, 1, 0]))  # fmt: skip
+    np.testing.assert_array_equal(c.efficiency.labelled, VALID)
+
+
 def test_naive_credit_is_one_chain_to_the_episode_end():
-    c = habc.episode_credit(INTERVENED, VALID, B(True), jnp.float32(0.5), aware=False)
+    c = _credit(aware=False)
     np.testing.assert_array_equal(c.end, [0, 0, 0, 0, 0, 0, 1, 0])
     np.testing.assert_array_equal(c.reward_v, [0, 0, 0, 0, 0, 0, 1, 0])
     np.testing.assert_array_equal(c.viability.labelled, VALID)
 
 
 def test_failed_episode_gives_no_success_reward():
-    c = habc.episode_credit(INTERVENED, VALID, B(False), jnp.float32(0.5), aware=True)
+    c = _credit(success_step=-1)
     assert float(c.reward_v.sum()) == 0.0 and float(c.reward_e.sum()) == 0.0
     assert not bool(c.efficiency.labelled.any())
-
-
-def _config(**kw):
-    return habc.ALGORITHM.make_config(**kw)
 
 
 @pytest.mark.parametrize(
@@ -64,15 +95,12 @@ def test_gate_forms(gate, expected):
     np.testing.assert_allclose(habc.gate_value(_config(gate=gate), v), expected, rtol=1e-6)
 
 
-def _credit(aware=True):
-    return habc.episode_credit(INTERVENED, VALID, B(True), jnp.float32(0.5), aware)
-
-
 def test_monte_carlo_weights_by_hand():
     c = _credit()
     v = jnp.full((8,), 0.5)
     values = habc.Heads(v, jnp.zeros(8))
-    config = _config(advantage="monte_carlo", gate="none", beta=1.0, w_max=20.0, w_int=0.3)
+    config = _config(advantage="monte_carlo", gate="none", beta=1.0, w_max=20.0, w_int=0.3,
+                     normalize_weights=False)  # fmt: skip
     w = habc.step_weights(config, c, VALID, values, values)
     # A_v = label - 0.5 on own steps: -0.5, -0.5, 0.5, 0.5, 0.5 -> mean 0.1, std sqrt(0.24).
     a = np.array([-0.5, -0.5, 0.5, 0.5, 0.5])
@@ -87,13 +115,25 @@ def test_one_step_weights_by_hand():
     c = _credit()
     v = B([0.1, 0.2, 0.0, 0.0, 0.4, 0.6, 0.8, 0.0])
     nv = B([0.2, 0.3, 0.0, 0.0, 0.6, 0.8, 0.9, 0.0])
-    config = _config(gate="none", beta=2.0, w_max=1.5)
+    config = _config(gate="none", beta=2.0, w_max=1.5, normalize_weights=False)
     w = habc.step_weights(config, c, VALID, habc.Heads(v, v), habc.Heads(nv, nv))
     # Own steps: 0.2-0.1, end of a rescued segment 0-0.2, 0.6-0.4, 0.8-0.6, end 1-0.8.
     a = np.array([0.1, -0.2, 0.2, 0.2, 0.2])
     z = (a - a.mean()) / a.std()
     own = np.array([0, 1, 4, 5, 6])
-    np.testing.assert_allclose(np.asarray(w.weight)[own], np.minimum(np.exp(z / 2), 1.5), rtol=1e-5)
+    expected = np.minimum(np.exp(z / 2), 1.5)
+    np.testing.assert_allclose(np.asarray(w.weight)[own], expected, rtol=1e-5)
+    # Normalised (the default): the same weights over their mean on the policy's own steps.
+    w = habc.step_weights(_config(gate="none", beta=2.0, w_max=1.5), c, VALID,
+                          habc.Heads(v, v), habc.Heads(nv, nv))  # fmt: skip
+    np.testing.assert_allclose(np.asarray(w.weight)[own], expected / expected.mean(), rtol=1e-5)
+
+
+def test_relative_gate_opens_on_the_batchs_more_viable_half():
+    v = B([0.01, 0.02, 0.03, 0.04])
+    g = habc.gate_value(_config(gate="relative", kappa=1000.0), v, B([1, 1, 1, 1], bool))
+    np.testing.assert_array_equal(np.asarray(g) > 0.5, [False, False, True, True])
+    assert float(habc.gate_value(_config(), v).max()) < 0.01  # the absolute gate stays shut
 
 
 def test_uniform_weighting_is_plain_bc_on_valid_steps():
@@ -122,7 +162,10 @@ def test_draw_only_from_the_pool():
         ({"gate_threshold": 1.5}, "gate_threshold must be in [0, 1]"),
         ({"w_max": 0.5}, "w_max must be >= 1"),
         ({"beta": 0.0}, "beta must be > 0"),
-        ({"gate": "softmax"}, "gate must be one of sigmoid, power, fixed, none"),
+        ({"gate": "softmax"}, "gate must be one of sigmoid, relative, power, fixed, none"),
+        ({"release": "soon"}, "release must be one of steps, safe, recovered"),
+        ({"failure_reasons": ("tired",)}, "failure_reasons must name reasons among danger"),
+        ({"anchor": -1.0}, "anchor must be a number >= 0"),
         ({"labels": "smart"}, "labels must be one of aware, naive"),
         ({"total_steps": 100}, "multiple of num_envs=32"),
     ],
@@ -134,10 +177,20 @@ def test_bad_config_values_are_named(overrides, message):
 
 def test_env_without_an_expert_is_refused_when_interventions_are_on():
     env = envs.make("pointmaze_medium_singletask")
-    with pytest.raises(RlxError, match=r"baseline controller|goal_reached"):
+    with pytest.raises(RlxError, match=r"ends on its success step"):
         habc.check_env(env, _config())
-    with pytest.raises(RlxError, match="danger predicate"):
+    with pytest.raises(RlxError, match="ends on its success step"):
         habc.check_env(envs.make("pendulum_swingup"), _config())
+
+    class NoDanger(SqueezeLift):
+        danger = None
+        recovered = None
+
+    with pytest.raises(RlxError, match="danger predicate"):
+        habc.check_env(NoDanger(1), _config())
+    with pytest.raises(RlxError, match="recovered predicate"):
+        habc.check_env(NoDanger(1), _config(danger_trigger=False))
+    habc.check_env(NoDanger(1), _config(danger_trigger=False, release="steps"))
 
 
 # --- the pretrained asset, the CLI's bad inputs, learning -------------------------------------
@@ -170,7 +223,7 @@ def test_missing_or_corrupt_artifact(capsys, tmp_path):
 
 
 def test_pretrained_policy_of_other_sizes(capsys, tmp_path, sft):
-    other_env = ["train", "--algo", "habc", "--env", "pendulum_swingup", "--seeds", "1",
+    other_env = ["train", "--algo", "habc", "--env", "squeeze_lift_mjx_l1", "--seeds", "1",
                  "--set", "danger_trigger=false", "--set", "total_steps=32", "--num-evals", "1",
                  "--asset", f"pretrained={sft}"]  # fmt: skip
     _refused(capsys, other_env, tmp_path / "o", "observations of size 9, acts with size 4")

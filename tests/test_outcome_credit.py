@@ -22,6 +22,14 @@ ENDED_BY_EXPERT = _episode([0, 0, 0, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 0, 0, 0])
 OWN_ONLY = _episode([0, 0, 0, 0, 0, 0, 0, 0], [1, 1, 1, 1, 1, 0, 0, 0])
 
 
+SUCCESS_AT = {id(RESCUED_THEN_OWN): 6, id(ENDED_BY_EXPERT): 4, id(OWN_ONLY): 4}
+
+
+def _step(episode, success: bool) -> jax.Array:
+    """The episode's success step (its last valid step when it succeeds), -1 when it fails."""
+    return jnp.asarray(SUCCESS_AT[id(episode)] if success else -1, jnp.int32)
+
+
 def _maybe_jit(fn, jit, **static):
     bound = lambda *a: fn(*a, **static)  # noqa: E731
     return jax.jit(bound) if jit else bound
@@ -51,13 +59,13 @@ def test_segments_and_final_segment(jit):
     ],
 )
 def test_intervention_aware_outcome_labels(jit, episode, success, target, labelled):
-    labels = _maybe_jit(oc.outcome_labels, jit)(*episode, jnp.asarray(success))
+    labels = _maybe_jit(oc.outcome_labels, jit)(*episode, _step(episode, success))
     np.testing.assert_array_equal(labels.target, target)
     np.testing.assert_array_equal(labels.labelled, labelled)
 
 
 def test_naive_labels_cross_intervention_boundaries():
-    labels = oc.outcome_labels(*ENDED_BY_EXPERT, jnp.asarray(True), aware=False)
+    labels = oc.outcome_labels(*ENDED_BY_EXPERT, _step(ENDED_BY_EXPERT, True), aware=False)
     np.testing.assert_array_equal(labels.target, [1, 1, 1, 1, 1, 0, 0, 0])
     np.testing.assert_array_equal(labels.labelled, [1, 1, 1, 1, 1, 0, 0, 0])
 
@@ -66,11 +74,55 @@ def test_naive_labels_cross_intervention_boundaries():
 def test_efficiency_labels_count_steps_to_success_on_the_policys_final_run(jit):
     fn = _maybe_jit(oc.efficiency_labels, jit)
     g = jnp.float32(0.9)
-    labels = fn(*RESCUED_THEN_OWN, jnp.asarray(True), g)
+    labels = fn(*RESCUED_THEN_OWN, _step(RESCUED_THEN_OWN, True), g)
     np.testing.assert_allclose(labels.target, [0, 0, 0, 0, 0.81, 0.9, 1.0, 0], rtol=1e-6)
     np.testing.assert_array_equal(labels.labelled, [0, 0, 0, 0, 1, 1, 1, 0])
     for episode, success in ((RESCUED_THEN_OWN, False), (ENDED_BY_EXPERT, True)):
-        assert not np.asarray(fn(*episode, jnp.asarray(success), g).labelled).any()
+        assert not np.asarray(fn(*episode, _step(episode, success), g).labelled).any()
+
+
+def test_credit_is_anchored_at_the_success_step_not_the_last_valid_step():
+    # Eight valid own steps, success at step 3 (an env that went on after it).
+    intervened, valid = _episode(np.zeros(8), np.ones(8))
+    labels = oc.efficiency_labels(intervened, valid, jnp.int32(3), jnp.float32(0.5))
+    np.testing.assert_allclose(labels.target, [0.125, 0.25, 0.5, 1, 0, 0, 0, 0])
+    np.testing.assert_array_equal(labels.labelled, [1, 1, 1, 1, 0, 0, 0, 0])
+    viability = oc.outcome_labels(intervened, valid, jnp.int32(3))
+    np.testing.assert_array_equal(viability.labelled, [1, 1, 1, 1, 0, 0, 0, 0])
+    returns = oc.discounted_returns(valid, jnp.int32(3), jnp.float32(0.5))
+    np.testing.assert_allclose(returns.target, [0.125, 0.25, 0.5, 1, 0, 0, 0, 0])
+    np.testing.assert_array_equal(returns.labelled, [1, 1, 1, 1, 0, 0, 0, 0])
+
+
+def test_only_failure_take_overs_label_the_segment_before_them():
+    # Own 0-1, expert 2-3 (taken over at random), own 4-6: success at 6.
+    intervened, valid = RESCUED_THEN_OWN
+    not_failure = jnp.zeros(8, bool)
+    labels = oc.outcome_labels(intervened, valid, jnp.int32(6), True, not_failure)
+    np.testing.assert_array_equal(labels.labelled, [0, 0, 0, 0, 1, 1, 1, 0])
+    np.testing.assert_array_equal(labels.target, [0, 0, 0, 0, 1, 1, 1, 0])
+    danger = intervened  # the same take-over, for danger: the rescued segment gets 0
+    labels = oc.outcome_labels(intervened, valid, jnp.int32(6), True, danger)
+    np.testing.assert_array_equal(labels.labelled, [1, 1, 0, 0, 1, 1, 1, 0])
+    np.testing.assert_array_equal(labels.target, [0, 0, 0, 0, 1, 1, 1, 0])
+
+
+def test_discounted_returns_cross_interventions_and_are_zero_on_failure():
+    _, valid = ENDED_BY_EXPERT
+    returns = oc.discounted_returns(valid, jnp.int32(4), jnp.float32(0.5))
+    np.testing.assert_allclose(returns.target, [0.0625, 0.125, 0.25, 0.5, 1, 0, 0, 0])
+    failed = oc.discounted_returns(valid, jnp.int32(-1), jnp.float32(0.5))
+    np.testing.assert_array_equal(failed.target, np.zeros(8))
+    np.testing.assert_array_equal(failed.labelled, valid)
+
+
+def test_relative_threshold_and_mean_one_weights_by_hand():
+    v = jnp.array([0.1, 0.2, 0.3, 0.9])
+    mask = jnp.array([True, True, True, False])
+    assert float(oc.relative_threshold(v, mask, 0.5)) == pytest.approx(0.2)
+    assert float(oc.relative_threshold(v, jnp.zeros(4, bool), 0.5)) == pytest.approx(0.5)
+    w = oc.mean_one(jnp.array([1.0, 2.0, 3.0, 7.0]), mask)
+    np.testing.assert_allclose(w, [0.5, 1.0, 1.5, 7.0])
 
 
 def test_one_step_advantages_hand_cases():
@@ -118,7 +170,7 @@ def test_weights_clip_and_give_interventions_their_own_weight():
 def test_episode_primitives_vmap_over_a_batch_of_episodes():
     intervened = jnp.stack([RESCUED_THEN_OWN[0], ENDED_BY_EXPERT[0]])
     valid = jnp.stack([RESCUED_THEN_OWN[1], ENDED_BY_EXPERT[1]])
-    labels = jax.vmap(oc.outcome_labels)(intervened, valid, jnp.array([True, True]))
+    labels = jax.vmap(oc.outcome_labels)(intervened, valid, jnp.array([6, 4], jnp.int32))
     np.testing.assert_array_equal(labels.target[:, 4], [1, 0])
 
 

@@ -12,25 +12,30 @@ An episode is a fixed-length row of T steps (vmap over episodes):
 
 - ``valid[t]``: step t happened (a prefix of the row: the episode ended after its last valid
   step);
-- ``intervened[t]``: the expert acted at step t, not the policy;
-- ``success``: the episode's outcome z in {0, 1}.
+- ``intervened[t]``: the expert acted at step t, not the policy (``failure[t]``: and it took over
+  for a reason that stands for a failure, such as danger; not a random take-over);
+- ``success_step``: the step on which the episode succeeded, -1 when it failed; its outcome is
+  z = [success_step >= 0]. Credit is anchored there (`until_success`): steps after it, if the
+  env went on, carry no label.
 
 A *segment* is a maximal run of valid steps with one actor. Outcome labels
 (`outcome_labels`), intervention-aware:
 
 - the episode's final segment, if autonomous, gets z;
-- an autonomous segment that an intervention ended gets 0 (the policy needed rescue);
+- an autonomous segment that a failure take-over ended gets 0 (the policy needed rescue);
+- an autonomous segment ended by any other take-over (random, a person's own call) gets none:
+  nothing says it was failing;
 - intervention steps get no label (they are expert behaviour-cloning data).
 
 The naive ablation labels every valid step, of either actor, with z. The viability head is
 fitted to these labels (Monte Carlo; TD(0) within a segment is the other option). The
 efficiency head is fitted only on the final autonomous segment of a successful episode, to
 
-    V_e(s_t) = gamma_e^(t_end - t),   t_end the last valid step,
+    V_e(s_t) = gamma_e^(t_s - t),   t_s the success step,
 
 the discounted value of a reward 1 on the success transition. With one-step advantages
-(`one_step_advantage`), the gate g(s) = sigmoid(kappa (V_v(s) - c)) (or V_v(s)^p) merges
-them,
+(`one_step_advantage`), the gate g(s) = sigmoid(kappa (V_v(s) - c)) (or V_v(s)^p; c may be a
+quantile of the batch's V_v, `relative_threshold`) merges them,
 
     A_t = (1 - g_t) Ã_v,t + g_t Ã_e,t,     Ã = (A - mean) / std over the batch's labelled steps,
 
@@ -81,33 +86,82 @@ def in_final_segment(intervened: jax.Array, valid: jax.Array) -> jax.Array:
     return valid & (ids == jnp.max(ids))
 
 
+def until_success(valid: jax.Array, success_step: jax.Array) -> jax.Array:
+    """[T] bool: the valid steps up to and including the success step (all valid steps of a
+    failed episode, ``success_step = -1``): credit is anchored at success, whatever the env
+    did after it."""
+    chex.assert_rank([valid, success_step], [1, 0])
+    t = jnp.arange(valid.shape[0])
+    return valid & ((success_step < 0) | (t <= success_step))
+
+
+def failure_ended(
+    intervened: jax.Array, valid: jax.Array, failure: jax.Array | None = None
+) -> jax.Array:
+    """[T] bool: autonomous steps whose segment an intervention standing for a failure ended
+    (``failure[t]`` marks the expert's steps taken over for a failure reason; None: every
+    take-over stands for one)."""
+    ids = segment_ids(intervened, valid)
+    size = valid.shape[0]
+    failed = valid & intervened & (jnp.ones_like(valid) if failure is None else failure)
+    seg_failed = jax.ops.segment_max(failed.astype(jnp.int32), jnp.where(valid, ids, size),
+                                     num_segments=size + 1)  # fmt: skip
+    nxt = jnp.clip(ids + 1, 0, size)
+    return valid & ~intervened & (seg_failed[nxt] > 0) & (ids + 1 < size)
+
+
 def outcome_labels(
-    intervened: jax.Array, valid: jax.Array, success: jax.Array, aware: bool = True
+    intervened: jax.Array,
+    valid: jax.Array,
+    success_step: jax.Array,
+    aware: bool = True,
+    failure: jax.Array | None = None,
 ) -> Labels:
-    """Viability labels of one episode (module docstring): intervention-aware when `aware`
-    (the final autonomous segment gets z, autonomous segments ended by an intervention 0,
-    intervention steps none), else z on every valid step."""
+    """Viability labels of one episode (module docstring). Intervention-aware when `aware`:
+    the final autonomous segment gets z; an autonomous segment ended by a take-over standing for
+    a failure (`failure_ended`) gets 0; one ended by any other take-over (random, other) and the
+    expert's steps get none. Naive: z on every valid step. Steps after the success step
+    (`until_success`) get none either way."""
     _check_episode(intervened, valid)
-    chex.assert_rank(success, 0)
-    z = success.astype(jnp.float32)
+    chex.assert_rank(success_step, 0)
+    valid = until_success(valid, success_step)
+    z = (success_step >= 0).astype(jnp.float32)
     if not aware:
         return Labels(jnp.where(valid, z, 0.0), valid)
-    autonomous = valid & ~intervened
-    final = in_final_segment(intervened, valid)
-    return Labels(jnp.where(autonomous & final, z, 0.0), autonomous)
+    final = valid & ~intervened & in_final_segment(intervened, valid)
+    labelled = final | failure_ended(intervened, valid, failure)
+    return Labels(jnp.where(final, z, 0.0), labelled)
 
 
 def efficiency_labels(
-    intervened: jax.Array, valid: jax.Array, success: jax.Array, gamma: jax.Array
+    intervened: jax.Array,
+    valid: jax.Array,
+    success_step: jax.Array,
+    gamma: jax.Array,
+    aware: bool = True,
 ) -> Labels:
-    """Efficiency targets gamma^(t_end - t) on the final autonomous segment of a successful
-    episode (the policy's own run to success); no label elsewhere."""
+    """Efficiency targets gamma^(t_s - t), t_s the success step, on the final autonomous segment
+    of a successful episode (the policy's own run to success; every valid step up to t_s when
+    not `aware`); no label elsewhere."""
     _check_episode(intervened, valid)
-    chex.assert_rank([success, gamma], 0)
+    chex.assert_rank([success_step, gamma], 0)
+    valid = until_success(valid, success_step)
     t = jnp.arange(valid.shape[0])
-    labelled = success & valid & ~intervened & in_final_segment(intervened, valid)
-    to_go = jnp.maximum(last_step(valid) - t, 0).astype(jnp.float32)
+    own_run = ~intervened & in_final_segment(intervened, valid) if aware else True
+    labelled = (success_step >= 0) & valid & own_run
+    to_go = jnp.maximum(success_step - t, 0).astype(jnp.float32)
     return Labels(jnp.where(labelled, gamma**to_go, 0.0), labelled)
+
+
+def discounted_returns(valid: jax.Array, success_step: jax.Array, gamma: jax.Array) -> Labels:
+    """The Monte-Carlo discounted return of reward 1 on the success step, on every valid step:
+    G_t = z gamma^(t_s - t) (0 in a failed episode), whoever acted (the single-critic AWR
+    baseline's target)."""
+    chex.assert_rank([valid, success_step, gamma], [1, 0, 0])
+    valid = until_success(valid, success_step)
+    t = jnp.arange(valid.shape[0])
+    to_go = jnp.maximum(success_step - t, 0).astype(jnp.float32)
+    return Labels(jnp.where(valid & (success_step >= 0), gamma**to_go, 0.0), valid)
 
 
 def one_step_advantage(
@@ -128,6 +182,23 @@ def one_step_advantage(
 def sigmoid_gate(viability: jax.Array, kappa: jax.Array, threshold: jax.Array) -> jax.Array:
     """g = sigmoid(kappa (V_v - c)): near 0 while success is uncertain, near 1 once likely."""
     return jax.nn.sigmoid(kappa * (viability - threshold))
+
+
+def relative_threshold(viability: jax.Array, mask: jax.Array, quantile: jax.Array) -> jax.Array:
+    """The `quantile` of V_v over the `mask`ed entries (the relative gate's threshold c: the
+    gate opens on the batch's more viable states whatever the absolute level)."""
+    chex.assert_equal_shape([viability, mask])
+    q = jnp.nanquantile(jnp.where(mask, viability, jnp.nan), quantile)
+    return jnp.where(jnp.any(mask), q, 0.5)
+
+
+def mean_one(weights: jax.Array, mask: jax.Array) -> jax.Array:
+    """`weights` divided by their mean over the `mask`ed entries (mean 1 there; the scale of the
+    cloning loss then does not move with the advantages' spread)."""
+    chex.assert_equal_shape([weights, mask])
+    m = mask.astype(weights.dtype)
+    mean = jnp.sum(m * weights) / jnp.maximum(jnp.sum(m), 1.0)
+    return jnp.where(mask, weights / jnp.maximum(mean, 1e-12), weights)
 
 
 def power_gate(viability: jax.Array, power: jax.Array) -> jax.Array:
