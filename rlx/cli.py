@@ -1,5 +1,5 @@
-"""The `rlx` command: list, check-env, train, sweep, eval, table, plot, horizon, gradvar, dataset,
-bench.
+"""The `rlx` command: list, check-env, train, sweep, eval, finetune, table, plot, horizon,
+gradvar, dataset, bench.
 
 Every user error (bad name, value, budget) is one line on stderr, ``rlx: error: ...``, with exit
 code 2, no traceback, and nothing written.
@@ -337,6 +337,27 @@ def cmd_dataset(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_finetune(args: argparse.Namespace) -> int:
+    """Fine-tunes a policy artifact with HABC on an episode file; writes the result as an
+    artifact with a JSON summary (`rlx.algos.finetune.external.finetune_artifact`)."""
+    from rlx import files, spec
+
+    files.check_new(args.out, args.overwrite)  # before jax starts
+    overrides = spec.parse_pairs(args.set, "--set")
+    _setup_jax(args)
+    from rlx.algos.finetune import external
+
+    summary = external.finetune_artifact(args.episodes, args.policy, args.out, overrides,
+                                         updates=args.updates, seed=args.seed,
+                                         overwrite=args.overwrite)  # fmt: skip
+    last = summary["metrics"][-1]
+    print(f"fine-tuned {args.policy} on {summary['num_episodes']} episodes "
+          f"({summary['valid_steps']} steps, {100 * summary['success_rate']:.1f}% successful), "
+          f"{summary['updates']} HABC updates: loss/bc {last['loss/bc']:.4g}")  # fmt: skip
+    print(f"wrote {args.out} ({external.SUMMARY_FILE} inside)")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     """Runs one benchmark (`rlx.bench.command.run`) and prints its table."""
     from rlx.bench import command
@@ -528,6 +549,22 @@ def _add_dataset(sub) -> None:
     data.set_defaults(func=cmd_dataset)
 
 
+def _add_finetune(sub) -> None:
+    ft = sub.add_parser("finetune", help="fine-tune a policy artifact with HABC on an episode "
+                        "file collected elsewhere (docs: habc-external)")  # fmt: skip
+    ft.add_argument("--episodes", required=True,
+                    help="episode file (.npz, rlx.algos.finetune.episodes schema)")  # fmt: skip
+    ft.add_argument("--policy", required=True, help="policy artifact directory (bc-style)")
+    ft.add_argument("--out", required=True, help="artifact directory to write")
+    ft.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                    help="override an habc config field (repeatable)")  # fmt: skip
+    ft.add_argument("--updates", type=_positive_int, default=1,
+                    help="HABC updates on the episodes (default 1)")  # fmt: skip
+    ft.add_argument("--seed", type=int, default=0, help="PRNG seed of the heads and minibatches")
+    ft.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    ft.set_defaults(func=cmd_finetune)
+
+
 def _add_bench(sub) -> argparse.ArgumentParser:
     from rlx.bench import command
 
@@ -548,6 +585,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_reports(sub)
     grad = _add_gradvar(sub)
     _add_dataset(sub)
+    _add_finetune(sub)
     bench = _add_bench(sub)
     for p in (train, sweep, grad, bench):
         p.add_argument("--precision", choices=("default", "high", "highest"), default="default",
