@@ -41,3 +41,36 @@ def test_the_noisy_expert_is_judged_viable_on_every_level(level):
     metrics = expert_as_policy(level)
     assert metrics["habc/gate"] >= 0.5, metrics
     assert metrics["train/episode_goal_reached"] >= 0.85, metrics
+
+
+def _letting_go(env: SqueezeLift):
+    """A policy that carries like the expert but opens both hands once the box is above 0.2."""
+
+    def act(params, constants, obs):
+        high = (obs[..., 5] > 0.2)[..., None]
+        open_up = jax.numpy.broadcast_to(
+            jax.numpy.array([-1.0, 0.0, 1.0, 0.0]), (*obs.shape[:-1], 4)
+        )
+        return jax.numpy.where(high, open_up, env.baseline_policy(obs))
+
+    return act
+
+
+@pytest.mark.slow
+def test_the_expert_holds_until_the_box_is_held_again_or_resting():
+    env = SqueezeLift(1)
+    config = habc.ALGORITHM.make_config(policy_steps=0, critic_hidden=(16,), num_envs=16,
+                                        total_steps=16, explore_std=0.0)  # fmt: skip
+    state = habc.init_from(jax.random.PRNGKey(0), config, {}, None, normalizer.init(9), 9)
+    ep = jax.jit(lambda s: habc.collect(env, s, jax.random.PRNGKey(3), _letting_go(env)))(state)
+    intervened, valid, obs = (jax.device_get(x) for x in (ep.intervened, ep.valid, ep.obs))
+    handed_back = valid[:, 1:] & intervened[:, :-1] & ~intervened[:, 1:]
+    e, t = handed_back.nonzero()
+    assert len(e) >= 8, "the letting-go policy should be rescued and handed back in most episodes"
+    after = obs[e, t + 1]
+    held, resting = after[:, 7] > 0, after[:, 5] <= env.w + 1e-4
+    assert (held | resting).all(), after
+    # Every take-over was for danger and lasted at least hold_steps (10).
+    assert set(jax.device_get(ep.reason)[intervened].tolist()) == {habc.REASONS.index("danger")}
+    starts = ep.started.sum()
+    assert intervened.sum() >= 10 * int(starts)
